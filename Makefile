@@ -1,0 +1,48 @@
+# The two commands of the README, and the pieces they are made of. CI runs `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: up test install dev lint format typecheck pytest clean
+
+# Debian's python3 may lack ensurepip (package python3-venv): then make the venv without pip and
+# let the system pip install pip into it.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(PYTHON) -m venv --without-pip $(VENV) \
+		&& $(PYTHON) -m pip --python $(BIN)/python install pip; }
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+up: install
+	$(BIN)/awe db upgrade
+	$(BIN)/awe up
+
+lint: dev
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: dev
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+typecheck: dev
+	$(BIN)/mypy --strict src
+
+pytest: dev
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+"""awe: the AI Workflow Engine."""
+
+__version__ = "0.1.0"

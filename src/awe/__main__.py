@@ -1,0 +1,5 @@
+"""``python -m awe`` runs the CLI."""
+
+from awe.cli.main import main
+
+main()

@@ -1,0 +1,56 @@
+"""``awe config``: show the effective settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+from rich.table import Table
+
+from awe.cli.context import console, print_json, state
+from awe.core.config import Settings, masked_url, setting_env_names
+
+app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document.")]
+
+
+def effective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each setting's value (secrets and passwords masked) and the variables that set it."""
+    names = setting_env_names()
+    rows: dict[str, dict[str, Any]] = {}
+    for field_name in Settings.model_fields:
+        value: Any = getattr(settings, field_name)
+        if field_name == "database_url":
+            value = masked_url(settings.effective_database_url)
+        elif field_name == "log_format" and value is None:
+            value = f"auto ({settings.effective_log_format})"
+        elif isinstance(value, SecretStr):
+            value = "***" if value.get_secret_value() else ""
+        elif value is not None and not isinstance(value, bool | int | float | str):
+            value = str(value)
+        rows[field_name] = {
+            "env": names[field_name],
+            "value": value,
+            "set": field_name in settings.model_fields_set,
+        }
+    return rows
+
+
+@app.command("show")
+def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Print the effective settings, with secrets masked."""
+    rows = effective_settings(state(ctx).settings)
+    if as_json:
+        print_json({name: row["value"] for name, row in rows.items()})
+        return
+    table = Table("setting", "variable", "value", "from")
+    for row in rows.values():
+        table.add_row(
+            row["env"][0],
+            " / ".join(row["env"][1:]),
+            str(row["value"]),
+            "environment" if row["set"] else "default",
+        )
+    console.print(table)

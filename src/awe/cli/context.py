@@ -1,0 +1,60 @@
+"""What every command shares: lazily loaded settings and database, and the two output modes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from awe.core.config import Settings, load_settings
+from awe.core.logging import configure_logging
+from awe.storage.database import Database, create_database
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Per-invocation state, kept on the Typer context object."""
+
+    debug: bool = False
+    _settings: Settings | None = None
+    _db: Database | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings, read (and logging configured) on first use."""
+        if self._settings is None:
+            self._settings = load_settings()
+            level = "DEBUG" if self.debug else self._settings.log_level
+            configure_logging(level=level, fmt=self._settings.effective_log_format)
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        """The database handle, built on first use."""
+        if self._db is None:
+            self._db = create_database(self.settings)
+        return self._db
+
+    def close(self) -> None:
+        """Release the database's pooled connections."""
+        if self._db is not None:
+            self._db.dispose()
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The CliState of this invocation (created by the root callback)."""
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def print_json(payload: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

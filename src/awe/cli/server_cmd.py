@@ -1,0 +1,54 @@
+"""``awe up`` and ``awe serve``: run the engine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from awe.api.app import create_app
+from awe.cli.context import state
+from awe.core.logging import get_logger
+from awe.storage import migrate
+
+log = get_logger("server")
+
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Address to bind (default: AWE_HOST, 127.0.0.1).")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="Port to bind (default: AWE_PORT, 8000).")
+]
+
+
+def _serve(ctx: typer.Context, host: str | None, port: int | None, *, migrate_first: bool) -> None:
+    cli = state(ctx)
+    settings = cli.settings
+    if migrate_first:
+        migrate.upgrade(cli.db)
+    else:
+        cli.db.ping()
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    log.info(
+        f"awe is up: http://{bind_host}:{bind_port} (API docs at /docs)",
+        database=cli.db.describe(),
+    )
+    app = create_app(settings, db=cli.db)
+    # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
+    uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``up`` and ``serve`` to the root app."""
+
+    @app.command("up")
+    def up(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
+        """Migrate the database, then run the whole engine (API for now) in this process."""
+        _serve(ctx, host, port, migrate_first=True)
+
+    @app.command("serve")
+    def serve(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
+        """Run the API server only (scale-out: run several behind a proxy)."""
+        _serve(ctx, host, port, migrate_first=False)

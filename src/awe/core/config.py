@@ -1,0 +1,202 @@
+"""Settings, read from ``AWE_*`` environment variables, the older un-prefixed names, and ``.env``.
+
+Nothing is read at import: call :func:`load_settings` where a process starts and pass the result
+down. Every field's ``env`` names are listed by :func:`setting_env_names`, which the README's
+configuration table is checked against.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from awe.core.errors import ConfigurationError
+
+Environment = Literal["development", "staging", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["console", "json"]
+
+
+def _env(name: str, *older: str) -> AliasChoices:
+    """Accept ``AWE_<NAME>`` first, then any older name that means the same thing."""
+    return AliasChoices(f"AWE_{name}", *older)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one awe process."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Not populate_by_name: the bare field names (HOME, HOST, PORT) are common unrelated
+        # environment variables and must never be read. Overrides go through load_settings.
+        frozen=True,
+    )
+
+    home: Path = Field(
+        default=Path(".awe"),
+        validation_alias=_env("HOME"),
+        description="Folder for the SQLite database, logs and secrets.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=_env("DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; sqlite:///… or postgresql://…. Default: SQLite in AWE_HOME.",
+    )
+    environment: Environment = Field(
+        default="development",
+        validation_alias=_env("ENVIRONMENT", "ENVIRONMENT"),
+        description="development, staging or production.",
+    )
+    log_level: LogLevel = Field(
+        default="INFO",
+        validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"),
+        description="DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    )
+    log_format: LogFormat | None = Field(
+        default=None,
+        validation_alias=_env("LOG_FORMAT"),
+        description="console or json. Default: json in production, console otherwise.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        validation_alias=_env("DRY_RUN", "DRY_RUN"),
+        description="Preview operational commands and scripts without changing anything.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=_env("HOST"),
+        description="Address the API binds to.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=_env("PORT"),
+        description="Port the API binds to.",
+    )
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("DB_POOL_SIZE"),
+        description="PostgreSQL connections kept open per process.",
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        validation_alias=_env("DB_MAX_OVERFLOW"),
+        description="PostgreSQL connections allowed above the pool size under load.",
+    )
+    db_pool_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=_env("DB_POOL_TIMEOUT"),
+        description="Seconds to wait for a free pooled connection.",
+    )
+    db_connect_timeout: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("DB_CONNECT_TIMEOUT"),
+        description="Seconds to wait when opening a database connection.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        validation_alias=_env("SQLITE_BUSY_TIMEOUT_MS"),
+        description="Milliseconds SQLite waits for a lock before giving up.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("environment", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parse_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            url = make_url(value)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for bad URLs
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to ``$AWE_HOME/awe.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'awe.db').resolve()}"
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        """JSON in production unless told otherwise; console lines elsewhere."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "console"
+
+
+def setting_env_names() -> dict[str, list[str]]:
+    """Each setting's field name mapped to the environment variables that set it, AWE_* first."""
+    names: dict[str, list[str]] = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        names[field_name] = [str(choice) for choice in alias.choices]
+    return names
+
+
+def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set."""
+    field_name = str(error["loc"][0]) if error["loc"] else "?"
+    candidates = setting_env_names().get(field_name, [field_name])
+    upper_environ = {key.upper(): key for key in environ}
+    variable = next((name for name in candidates if name in upper_environ), candidates[0])
+    shown = environ.get(upper_environ.get(variable, variable), error.get("input"))
+    message = str(error["msg"])
+    ctx = error.get("ctx") or {}
+    if error["type"] == "literal_error" and "expected" in ctx:
+        message = f"must be one of {ctx['expected']}"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return f"{variable}={shown!r} is invalid: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment and ``.env``; raise ConfigurationError if invalid.
+
+    ``overrides`` are field names (``home=…``) and win over the environment; ``_env_file=None``
+    ignores ``.env``.
+    """
+    names = setting_env_names()
+    values = {
+        (key if key.startswith("_") else names[key][0]): value for key, value in overrides.items()
+    }
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = [_describe_error(err, os.environ) for err in exc.errors()]
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password replaced by ``***``."""
+    parsed = make_url(url)
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)

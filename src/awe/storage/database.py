@@ -1,0 +1,176 @@
+"""The database handle: an SQLAlchemy engine plus the rules for using it on each backend.
+
+SQLite (one machine): WAL so readers never block the writer, a busy timeout so a waiting writer
+retries instead of failing, foreign keys on, and one write path — every write transaction starts
+with ``BEGIN IMMEDIATE`` (it takes the write lock up front, so two writers never deadlock trying to
+upgrade read locks) and, within a process, writers queue on one lock rather than spinning on
+SQLITE_BUSY. PostgreSQL (many machines): psycopg 3 with a pool sized by the settings.
+
+Transactions belong to the caller: helpers take a ``Connection`` and do not commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from awe.core.config import Settings
+from awe.core.errors import ConfigurationError, ConnectionFailed
+
+_BEGIN_OPTION = "awe_sqlite_begin"
+
+
+class Database:
+    """One engine and how to open read and write transactions on it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url: URL = engine.url
+        self.dialect: str = engine.dialect.name
+        # Process-local queue for SQLite writers; PostgreSQL handles concurrency itself.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when this is the embedded SQLite backend."""
+        return self.dialect == "sqlite"
+
+    def describe(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    def connect(self) -> Connection:
+        """Open a connection, turning an unreachable database into a one-line ConnectionFailed."""
+        try:
+            return self.engine.connect()
+        except OperationalError as exc:
+            raise connection_error(self.url, exc) from None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends without an exception."""
+        if self._write_lock is None:
+            with self.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (on SQLite, a deferred one that takes no write lock)."""
+        with self.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in a write transaction, committed when the block ends cleanly."""
+        with self.write() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            yield session
+            session.flush()
+
+    def ping(self) -> None:
+        """Raise ConnectionFailed unless the database answers ``SELECT 1``."""
+        try:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise connection_error(self.url, exc) from None
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def connection_error(url: URL, exc: DBAPIError) -> ConnectionFailed:
+    """A one-line message naming where the database was expected and why it did not answer."""
+    reason = _first_reason(exc)
+    if url.get_backend_name() == "sqlite":
+        return ConnectionFailed(f"cannot open the SQLite database {url.database}: {reason}")
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return ConnectionFailed(
+        f"cannot connect to PostgreSQL at {where} (database {url.database!r}): {reason}"
+    )
+
+
+def _first_reason(exc: DBAPIError) -> str:
+    lines = [line.strip() for line in str(exc.orig).splitlines() if line.strip()]
+    if not lines:
+        return type(exc.orig).__name__
+    # psycopg says 'connection failed: connection to server at "h", port p failed: <reason>'.
+    return lines[0].rsplit(": ", 1)[-1]
+
+
+def create_database(settings: Settings, *, url: str | None = None) -> Database:
+    """Build the Database for ``url`` (default: the settings' database URL)."""
+    return Database(build_engine(url or settings.effective_database_url, settings=settings))
+
+
+def build_engine(raw_url: str, *, settings: Settings) -> Engine:
+    """An SQLAlchemy engine configured for the URL's backend."""
+    url = make_url(raw_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, settings)
+    if backend == "postgresql":
+        return _postgres_engine(url, settings)
+    raise ConfigurationError(
+        f"DATABASE_URL uses {backend!r}; awe supports sqlite:/// and postgresql:// URLs"
+    )
+
+
+def _sqlite_engine(url: URL, settings: Settings) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        connect_args={
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+            "check_same_thread": False,
+        },
+    )
+    busy_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so our BEGIN is the one used.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Durable at every checkpoint; with WAL, NORMAL cannot corrupt the database on a crash.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgres_engine(url: URL, settings: Settings) -> Engine:
+    return create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # A server restart leaves dead sockets in the pool; check before handing one out.
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )

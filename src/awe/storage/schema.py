@@ -1,0 +1,9 @@
+"""The complete schema: importing this module registers every table on ``Base.metadata``."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from awe.storage import models
+
+metadata: MetaData = models.Base.metadata

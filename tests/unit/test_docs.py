@@ -1,0 +1,70 @@
+"""The README stays honest: its settings table and command list match the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer.main
+
+from awe.cli.main import app
+from awe.core.config import Settings, setting_env_names
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# Defaults that are computed or depend on the environment, shown in words.
+SPECIAL_DEFAULTS = {
+    "home": "`.awe`",
+    "database_url": "SQLite at `$AWE_HOME/awe.db`",
+    "log_format": "auto",
+}
+
+
+def expected_settings_rows() -> list[str]:
+    """The settings table rows as core/config.py defines them."""
+    names = setting_env_names()
+    rows = []
+    for field_name, field in Settings.model_fields.items():
+        env = names[field_name]
+        default = SPECIAL_DEFAULTS.get(field_name, f"`{field.default}`")
+        older = ", ".join(f"`{name}`" for name in env[1:])
+        rows.append(f"| `{env[0]}` | {older} | {default} | {field.description} |")
+    return rows
+
+
+def test_settings_table_matches_config() -> None:
+    """The README's configuration table lists exactly the settings, names and defaults in code."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- settings:start -->")[1].split("<!-- settings:end -->")[0]
+    rows = [line for line in block.strip().splitlines()[2:] if line.startswith("|")]
+    expected = expected_settings_rows()
+    assert rows == expected, "README settings table is stale; it should read:\n" + "\n".join(
+        expected
+    )
+
+
+def _command_paths(group: Any, prefix: str = "awe") -> list[str]:
+    # Typer vendors its own click, so groups are recognised by having sub-commands.
+    paths = []
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}"
+        if hasattr(command, "commands"):
+            paths.extend(_command_paths(command, path))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_command_is_in_readme() -> None:
+    """Each `awe …` command the CLI has appears in the README's command table."""
+    text = README.read_text(encoding="utf-8")
+    root = typer.main.get_command(app)
+    assert hasattr(root, "commands")
+    missing = [path for path in _command_paths(root) if f"`{path}" not in text]
+    assert missing == []
+
+
+def test_readme_first_screen_names_both_commands() -> None:
+    """The first 30 lines give `make up`, `make test`, the URL and where the data lives."""
+    head = "\n".join(README.read_text(encoding="utf-8").splitlines()[:30])
+    for needle in ("make up", "make test", "http://127.0.0.1:8000", "./.awe/"):
+        assert needle in head
