@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ from sqlalchemy import Column, Integer, MetaData, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from awe.core.config import Settings
-from awe.core.errors import ConnectionFailed
+from awe.core.errors import ConnectionFailed, DependencyError
 from awe.services import health
 from awe.storage import migrate
 from awe.storage.database import Database, create_database
@@ -174,3 +175,14 @@ def test_utc_column_refuses_naive_datetimes(database: Database) -> None:
     now = datetime.now(UTC)
     with database.session() as session:
         session.add(User(id="u3", email="c@example.com", created_at=now, updated_at=now))
+
+
+def test_missing_postgres_driver_is_a_dependency_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without psycopg installed, a PostgreSQL URL fails with exit 2 and says what to install."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # makes `import psycopg` raise ImportError
+    with pytest.raises(DependencyError) as info:
+        create_database(settings, url="postgresql://u@h/d")
+    assert info.value.exit_code == 2
+    assert "awe[postgres]" in info.value.message

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from awe.core.config import Settings
-from awe.core.errors import ConfigurationError, ConnectionFailed
+from awe.core.errors import ConfigurationError, ConnectionFailed, DependencyError
 
 _BEGIN_OPTION = "awe_sqlite_begin"
 
@@ -165,6 +165,13 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
 
 
 def _postgres_engine(url: URL, settings: Settings) -> Engine:
+    try:
+        import psycopg  # noqa: F401 - only to say clearly when the driver is missing
+    except ImportError:
+        raise DependencyError(
+            "DATABASE_URL points at PostgreSQL but its driver is not installed;"
+            " install it with: pip install 'awe[postgres]'"
+        ) from None
     return create_engine(
         url.set(drivername="postgresql+psycopg"),
         pool_size=settings.db_pool_size,
