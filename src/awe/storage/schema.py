@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from awe.storage import models
+from awe.storage import engine_models, models
 
 metadata: MetaData = models.Base.metadata
+
+__all__ = ["engine_models", "metadata", "models"]

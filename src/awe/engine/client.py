@@ -1,0 +1,338 @@
+"""The engine's Python API: submit, cancel, requeue, resume, fork, and reading what happened."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from awe.core.clock import Clock, SystemClock
+from awe.core.errors import Conflict, NotFound, ValidationFailed
+from awe.engine import states, transitions
+from awe.engine.records import EventRecord, RunRecord, StepRecord
+from awe.engine.registry import Registry, default_registry
+from awe.engine.spec import normalise_spec
+from awe.storage.database import Database
+from awe.storage.engine_models import Queue, Run, RunEvent, Step
+
+_wakeups: dict[int, threading.Event] = {}
+# Whole-table selects as plain columns (a Connection hands back rows, not ORM objects).
+_RUNS = Run.__table__
+_STEPS = Step.__table__
+_EVENTS = RunEvent.__table__
+
+
+def local_wakeup(db: Database) -> threading.Event:
+    """The in-process signal set when work becomes ready on ``db`` (SQLite's fast path)."""
+    return _wakeups.setdefault(id(db.engine), threading.Event())
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead steps to select; every field given must match."""
+
+    queue: str | None = None
+    category: str | None = None
+    workflow: str | None = None
+    older_than: timedelta | None = None
+    run_id: str | None = None
+
+
+class Engine:
+    """Durable runs on one database. Thread-safe; cheap to create."""
+
+    def __init__(
+        self, db: Database, *, clock: Clock | None = None, registry: Registry | None = None
+    ) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.registry = registry or default_registry
+
+    # ------------------------------------------------------------------------- writing
+
+    def submit(
+        self,
+        spec: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        trace_id: str | None = None,
+        project_id: str | None = None,
+        workflow_version: int | None = None,
+    ) -> str:
+        """Create a run of ``spec``; with an idempotency key already used, return that run."""
+        normalised = normalise_spec(spec, known_kind=self.registry.knows)
+        if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
+            return existing
+        try:
+            with self.db.write() as conn:
+                run_id = transitions.create_run(
+                    conn,
+                    spec=normalised,
+                    inputs=dict(inputs or {}),
+                    now=self.clock.now(),
+                    queue=queue,
+                    priority=priority,
+                    idempotency_key=idempotency_key,
+                    trace_id=trace_id,
+                    project_id=project_id,
+                    workflow_version=workflow_version,
+                )
+        except IntegrityError:
+            # A concurrent submit with the same key won the race: theirs is the run.
+            if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
+                return existing
+            raise
+        local_wakeup(self.db).set()
+        return run_id
+
+    def _by_key(self, key: str) -> str | None:
+        with self.db.read() as conn:
+            found = conn.execute(select(Run.id).where(Run.idempotency_key == key)).scalar()
+        return str(found) if found is not None else None
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run: waiting steps at once; running ones see it on their next heartbeat."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            run = transitions.lock_run(conn, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.status in states.RUN_FINAL:
+                raise Conflict(f"run {run_id} is already {run.status}")
+            waiting = conn.execute(
+                update(Step)
+                .where(Step.run_id == run_id, Step.status.in_([states.PENDING, states.QUEUED]))
+                .values(status=states.CANCELLED, finished_at=now, error_category="cancelled")
+                .returning(Step.step_key)
+            ).all()
+            conn.execute(
+                update(Step)
+                .where(Step.run_id == run_id, Step.status == states.RUNNING)
+                .values(cancel_requested=True)
+            )
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
+            )
+            events = [
+                transitions._state_event(run_id, r.step_key, states.CANCELLED, now) for r in waiting
+            ]
+            events.append(transitions._state_event(run_id, None, states.RUN_CANCELLED, now))
+            transitions.add_events(conn, events)
+        return self.get_run(run_id)
+
+    def requeue(self, step_ids: list[str] | None = None, *, where: DeadLetterFilter | None = None) -> list[str]:  # fmt: skip
+        """Put dead steps back in the queue with fresh attempts; returns the ids requeued."""
+        if step_ids is None and where is None:
+            raise ValidationFailed("requeue needs step ids or a filter")
+        ids = step_ids if step_ids is not None else [s.id for s in self.dead_letters(where)]
+        requeued: list[str] = []
+        now = self.clock.now()
+        with self.db.write() as conn:
+            runs = conn.execute(
+                select(Step.run_id).where(Step.id.in_(ids)).distinct()
+            ).scalars().all()  # fmt: skip
+            for run_id in sorted(runs):
+                requeued += self._reopen(conn, run_id, now, step_ids=set(ids))
+        local_wakeup(self.db).set()
+        return requeued
+
+    def resume(self, run_id: str) -> list[str]:
+        """Re-queue a run's dead and cancelled steps (and un-skip what they blocked)."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            if transitions.lock_run(conn, run_id) is None:
+                raise NotFound(f"no run {run_id}")
+            reopened = self._reopen(conn, run_id, now, step_ids=None)
+        if not reopened:
+            raise Conflict(f"run {run_id} has no dead or cancelled step to resume")
+        local_wakeup(self.db).set()
+        return reopened
+
+    def _reopen(self, conn: Connection, run_id: str, now: datetime, *, step_ids: set[str] | None) -> list[str]:  # fmt: skip
+        transitions.lock_run(conn, run_id)
+        rows = conn.execute(
+            select(Step.id, Step.step_key, Step.status, Step.needs).where(Step.run_id == run_id)
+        ).all()
+        targets = [
+            r for r in rows
+            if r.status in (states.DEAD, states.CANCELLED) and (step_ids is None or r.id in step_ids)
+        ]  # fmt: skip
+        if not targets:
+            return []
+        target_keys = {r.step_key for r in targets}
+        # Everything downstream that was skipped or cancelled because of them waits again.
+        downstream = _downstream(target_keys, {r.step_key: r.needs for r in rows})
+        reset = [r for r in rows if r.step_key in downstream and r.status in (states.SKIPPED, states.CANCELLED)]  # fmt: skip
+        conn.execute(
+            update(Step)
+            .where(Step.id.in_([r.id for r in targets]))
+            .values(status=states.PENDING, attempt=0, finished_at=None, cancel_requested=False)
+        )
+        if reset:
+            conn.execute(
+                update(Step)
+                .where(Step.id.in_([r.id for r in reset]))
+                .values(status=states.PENDING, finished_at=None, cancel_requested=False)
+            )
+        conn.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(status=states.RUN_RUNNING, finished_at=None, error=None, outputs=None)
+        )
+        transitions.add_events(
+            conn,
+            [transitions._state_event(run_id, None, "resumed", now, steps=sorted(target_keys))],
+        )
+        transitions.advance(conn, run_id, now=now)
+        return [r.id for r in targets]
+
+    def fork(self, run_id: str, from_step: str) -> str:
+        """A new run of the same spec and inputs that reuses every output not downstream of
+        ``from_step``; ``from_step`` and what depends on it run again."""
+        run = self.get_run(run_id)
+        keys = {s.step_key: s for s in run.steps}
+        if from_step not in keys:
+            raise NotFound(f"run {run_id} has no step {from_step!r}")
+        again = _downstream({from_step}, {k: s.needs for k, s in keys.items()})
+        reused = {
+            k: s.output for k, s in keys.items() if k not in again and s.status == states.SUCCEEDED
+        }
+        with self.db.write() as conn:
+            new_id = transitions.create_run(
+                conn,
+                spec=run.spec,
+                inputs=run.inputs,
+                now=self.clock.now(),
+                queue=run.queue,
+                priority=run.priority,
+                project_id=run.project_id,
+                parent_run_id=run_id,
+                forked_from_step=from_step,
+                reused=reused,
+            )
+        local_wakeup(self.db).set()
+        return new_id
+
+    def set_queue_limits(
+        self, name: str, *, concurrency: int | None = None, rate_per_second: float | None = None,
+        burst: float | None = None,
+    ) -> None:  # fmt: skip
+        """Set (or clear, with None) a queue's concurrency limit and rate limit."""
+        with self.db.write() as conn:
+            exists = conn.execute(select(Queue.name).where(Queue.name == name)).scalar()
+            values = {
+                "concurrency_limit": concurrency,
+                "rate_per_second": rate_per_second,
+                "burst": burst if burst is not None else max(1.0, rate_per_second or 1.0),
+                "tokens_at": None,
+            }
+            if exists:
+                conn.execute(update(Queue).where(Queue.name == name).values(**values))
+            else:
+                conn.execute(Queue.__table__.insert().values(name=name, tokens=0.0, **values))
+
+    # ------------------------------------------------------------------------- reading
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run with its steps; NotFound if there is none."""
+        with self.db.read() as conn:
+            run = conn.execute(select(_RUNS).where(Run.id == run_id)).one_or_none()
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            steps = conn.execute(
+                select(_STEPS).where(Step.run_id == run_id).order_by(Step.created_at, Step.id)
+            ).all()
+        order = {step["id"]: i for i, step in enumerate(run.spec["steps"])}
+        records = sorted((StepRecord.from_row(s._mapping) for s in steps),
+                         key=lambda s: order.get(s.step_key, len(order)))  # fmt: skip
+        return RunRecord.from_row(run._mapping, records)
+
+    def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, queue: str | None = None,
+        limit: int = 50, before: str | None = None, project_id: str | None = None,
+    ) -> list[RunRecord]:  # fmt: skip
+        """Runs newest first, filtered; ``before`` is a run id to page from."""
+        statement = select(_RUNS).order_by(Run.id.desc()).limit(limit)
+        for column, value in ((Run.status, status), (Run.workflow_name, workflow),
+                              (Run.queue, queue), (Run.project_id, project_id)):  # fmt: skip
+            if value is not None:
+                statement = statement.where(column == value)
+        if before is not None:
+            statement = statement.where(Run.id < before)
+        with self.db.read() as conn:
+            rows = conn.execute(statement).all()
+        return [RunRecord.from_row(r._mapping, None) for r in rows]
+
+    def dead_letters(self, where: DeadLetterFilter | None = None, *, limit: int = 1000) -> list[StepRecord]:  # fmt: skip
+        """Dead steps (the dead-letter queue), oldest first, filtered."""
+        where = where or DeadLetterFilter()
+        statement = (
+            select(_STEPS)
+            .join(Run, Run.id == Step.run_id)
+            .where(Step.status == states.DEAD)
+            .order_by(Step.finished_at, Step.id)
+            .limit(limit)
+        )
+        conditions = []
+        if where.queue:
+            conditions.append(Step.queue == where.queue)
+        if where.category:
+            conditions.append(Step.error_category == where.category)
+        if where.workflow:
+            conditions.append(Run.workflow_name == where.workflow)
+        if where.run_id:
+            conditions.append(Step.run_id == where.run_id)
+        if where.older_than is not None:
+            conditions.append(Step.finished_at <= self.clock.now() - where.older_than)
+        if conditions:
+            statement = statement.where(and_(*conditions))
+        with self.db.read() as conn:
+            return [StepRecord.from_row(r._mapping) for r in conn.execute(statement).all()]
+
+    def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
+        """A run's events with id greater than ``after``, in order."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(_EVENTS)
+                .where(RunEvent.run_id == run_id, RunEvent.id > after)
+                .order_by(RunEvent.id)
+                .limit(limit)
+            ).all()
+        return [EventRecord.from_row(r._mapping) for r in rows]
+
+    def follow(self, run_id: str, *, after: int = 0, poll: float = 0.2) -> Iterator[EventRecord]:
+        """Yield a run's events as they are written, until the run is finished and drained."""
+        import time
+
+        while True:
+            batch = self.events(run_id, after=after)
+            yield from batch
+            if batch:
+                after = batch[-1].id
+                continue
+            if self.get_run(run_id).status in states.RUN_FINAL and not self.events(run_id, after=after):  # fmt: skip
+                return
+            time.sleep(poll)
+
+
+def _downstream(roots: set[str], needs: dict[str, list[str]]) -> set[str]:
+    """``roots`` and every step that depends on any of them, directly or not."""
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for key, deps in needs.items():
+            if key not in found and found.intersection(deps):
+                found.add(key)
+                changed = True
+    return found

@@ -1,0 +1,57 @@
+"""What a step kind is given: who it is, how to log and report progress, and whether to stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from awe.engine.errors import StepCancelled
+
+EventSink = Callable[[str, str, str, dict[str, Any] | None], None]  # type, level, message, data
+
+
+@dataclass
+class StepContext:
+    """The context of one attempt of one step."""
+
+    run_id: str
+    step_id: str
+    step_key: str
+    attempt: int
+    inputs: dict[str, Any]
+    dry_run: bool
+    #: time.monotonic() value after which the step has timed out; None for no timeout.
+    deadline: float | None
+    timeout: float | None
+    emit: EventSink
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def idempotency_key(self) -> str:
+        """``{run_id}/{step_key}``: the same on every attempt; pass it to external side effects."""
+        return f"{self.run_id}/{self.step_key}"
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was cancelled (seen on the worker's next heartbeat)."""
+        return self.cancel_event.is_set()
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, or None."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """Raise StepCancelled if the run was cancelled; long-running kinds call this."""
+        if self.cancelled:
+            raise StepCancelled()
+
+    def log(self, message: str, *, level: str = "info", **data: Any) -> None:
+        """Append a log line to the run's events."""
+        self.emit("log", level, message, data or None)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress from 0 to 1."""
+        self.emit("progress", "info", message, {"fraction": max(0.0, min(1.0, fraction))})

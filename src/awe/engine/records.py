@@ -1,0 +1,121 @@
+"""Frozen views of rows, handed out by the engine (never live ORM objects)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+
+def _pick(cls: type, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {f.name: row[f.name] for f in fields(cls) if f.name in row}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a run."""
+
+    id: str
+    run_id: str
+    step_key: str
+    kind: str
+    status: str
+    needs: list[str]
+    queue: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    input: Any
+    output: Any
+    error_category: str | None
+    error_message: str | None
+    errors: list[dict[str, Any]]
+    lease_owner: str | None
+    run_after: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+        """Build from a ``steps`` row mapping."""
+        return cls(**_pick(cls, row))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(_jsonable(asdict(self)))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run, with its steps when read one at a time."""
+
+    id: str
+    workflow_name: str
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    spec: dict[str, Any]
+    queue: str
+    priority: int
+    idempotency_key: str | None
+    project_id: str | None
+    parent_run_id: str | None
+    forked_from_step: str | None
+    trace_id: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: tuple[StepRecord, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], steps: list[StepRecord] | None) -> RunRecord:
+        """Build from a ``runs`` row mapping and its step records."""
+        return cls(**_pick(cls, row), steps=tuple(steps or ()))
+
+    def step(self, key: str) -> StepRecord:
+        """The step called ``key``."""
+        return next(s for s in self.steps if s.step_key == key)
+
+    def as_dict(self, *, with_spec: bool = False) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
+        if not with_spec:
+            data.pop("spec")
+        data["steps"] = [s.as_dict() for s in self.steps]
+        return dict(_jsonable(data))
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event of a run."""
+
+    id: int
+    run_id: str
+    step_key: str | None
+    type: str
+    level: str
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EventRecord:
+        """Build from a ``run_events`` row mapping."""
+        return cls(**_pick(cls, row))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(_jsonable(asdict(self)))

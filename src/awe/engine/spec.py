@@ -1,0 +1,162 @@
+"""Checking a workflow spec (a plain dict) before any row is written.
+
+Workflow files (parsed with positions) build on this; the engine checks every spec it is given
+again, whatever its source, so an API client cannot submit a DAG the engine cannot run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from awe.engine.errors import SpecInvalid
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+STEP_KEYS = frozenset(
+    {"id", "kind", "needs", "with", "when", "for_each", "retry", "timeout", "on_failure",
+     "queue", "priority", "description", "name"}
+)  # fmt: skip
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
+    """One cycle in the needs graph as a list of ids ending where it started, or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in needs.get(node, []):
+            if dep not in needs:
+                continue
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in needs:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def normalise_spec(spec: Any, *, known_kind: Callable[[str], bool]) -> dict[str, Any]:
+    """Check ``spec`` and return it with defaults filled; raise SpecInvalid listing every problem."""
+    problems: list[str] = []
+    if not isinstance(spec, dict):
+        raise SpecInvalid("a workflow spec must be a mapping with 'name' and 'steps'")
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.append(f"name {name!r} must match [a-z0-9][a-z0-9-]*")
+    raw_steps = spec.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        problems.append("steps must be a non-empty list")
+        raw_steps = []
+    steps: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_steps):
+        step = _normalise_step(raw, index, problems, known_kind)
+        if step is None:
+            continue
+        if step["id"] in seen:
+            problems.append(f"step id {step['id']!r} is used twice")
+            continue
+        seen.add(step["id"])
+        steps.append(step)
+    ids = {s["id"] for s in steps}
+    for step in steps:
+        for need in step["needs"]:
+            if need not in ids:
+                problems.append(
+                    f"step {step['id']!r} needs {need!r}, which is not a step id"
+                    + did_you_mean(need, ids)
+                )
+    cycle = find_cycle({s["id"]: s["needs"] for s in steps})
+    if cycle:
+        problems.append("the steps' needs form a cycle: " + " -> ".join(cycle))
+    if not isinstance(spec.get("priority", 0), int):
+        problems.append("priority must be an integer")
+    if problems:
+        raise SpecInvalid("; ".join(problems))
+    return {
+        **spec,
+        "queue": spec.get("queue") or "default",
+        "priority": spec.get("priority", 0),
+        "inputs": spec.get("inputs") or {},
+        "outputs": spec.get("outputs") or {},
+        "steps": steps,
+    }
+
+
+def _normalise_step(
+    raw: Any, index: int, problems: list[str], known_kind: Callable[[str], bool]
+) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        problems.append(f"steps[{index}] must be a mapping")
+        return None
+    step_id = raw.get("id")
+    if not isinstance(step_id, str) or not STEP_ID_RE.match(step_id):
+        problems.append(f"steps[{index}].id {step_id!r} must be an identifier ([a-z_][a-z0-9_]*)")
+        return None
+    where = f"step {step_id!r}"
+    for key in raw:
+        if key not in STEP_KEYS:
+            problems.append(f"{where}: unknown key {key!r}" + did_you_mean(key, STEP_KEYS))
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or not known_kind(kind):
+        problems.append(f"{where}: unknown kind {kind!r}")
+    needs = raw.get("needs", [])
+    if isinstance(needs, str):
+        needs = [needs]
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        problems.append(f"{where}: needs must be a list of step ids")
+        needs = []
+    retry = raw.get("retry") or {}
+    _check_retry(where, retry, problems)
+    timeout = raw.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        problems.append(f"{where}: timeout must be a number of seconds > 0, not {timeout!r}")
+    on_failure = raw.get("on_failure", "fail")
+    if on_failure not in ("fail", "continue"):
+        problems.append(f"{where}: on_failure must be 'fail' or 'continue', not {on_failure!r}")
+    priority = raw.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        problems.append(f"{where}: priority must be an integer")
+    return {
+        **raw,
+        "needs": list(dict.fromkeys(needs)),
+        "with": raw.get("with") if raw.get("with") is not None else {},
+        "retry": retry if isinstance(retry, dict) else {},
+        "on_failure": on_failure,
+    }
+
+
+def _check_retry(where: str, retry: Any, problems: list[str]) -> None:
+    if not isinstance(retry, dict):
+        problems.append(f"{where}: retry must be a mapping")
+        return
+    max_attempts = retry.get("max_attempts", 1)
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        problems.append(f"{where}: retry.max_attempts must be an integer >= 1")
+    backoff = retry.get("backoff", [])
+    if not isinstance(backoff, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in backoff
+    ):
+        problems.append(f"{where}: retry.backoff must be a list of seconds >= 0")
+    jitter = retry.get("jitter", 0)
+    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
+        problems.append(f"{where}: retry.jitter must be a fraction from 0 to 1")

@@ -1,0 +1,30 @@
+"""Built-in kinds ``noop`` (returns its parameters) and ``sleep``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from awe.core.errors import ValidationFailed
+from awe.engine.context import StepContext
+from awe.engine.errors import StepTimeout
+
+
+def noop(ctx: StepContext, params: Any) -> Any:
+    """Do nothing; the output is the parameters, so a noop can pass values along."""
+    return params if params != {} else None
+
+
+def sleep(ctx: StepContext, params: Any) -> dict[str, float]:
+    """Sleep ``with: {seconds: N}``, waking early to honour cancellation and the timeout."""
+    seconds = params.get("seconds") if isinstance(params, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValidationFailed(f"sleep needs with.seconds as a number >= 0, not {seconds!r}")
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ctx.check()
+        remaining = ctx.remaining()
+        if remaining is not None and remaining <= 0:
+            raise StepTimeout(ctx.timeout or 0)
+        time.sleep(min(left, 0.05))
+    return {"slept": float(seconds)}

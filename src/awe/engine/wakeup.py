@@ -1,0 +1,60 @@
+"""Waking idle workers: PostgreSQL LISTEN/NOTIFY on a direct connection.
+
+SQLite has no cross-process notification: workers poll every ``poll_seconds`` (50 ms by
+default), and a submit in the same process sets an in-process event. Polling stays on with
+PostgreSQL too, as the fallback when a notification is missed or the listener is reconnecting.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from awe.core.logging import get_logger
+from awe.storage.database import Database
+
+CHANNEL = "awe_steps"
+log = get_logger("wakeup")
+
+
+class Listener:
+    """A thread that LISTENs and sets ``event`` on every notification."""
+
+    def __init__(self, db: Database, event: threading.Event) -> None:
+        self.db = db
+        self.event = event
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="awe-listen", daemon=True)
+
+    @classmethod
+    def start_for(cls, db: Database, event: threading.Event) -> Listener | None:
+        """A running listener for PostgreSQL; None for SQLite."""
+        if db.dialect != "postgresql":
+            return None
+        listener = cls(db, event)
+        listener._thread.start()
+        return listener
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        import psycopg
+
+        # A direct connection (not a pooled one, and not through pgbouncer in transaction mode):
+        # LISTEN belongs to a session.
+        conninfo = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.event.set()
+            except psycopg.Error as exc:
+                log.warning(f"listener disconnected; reconnecting in {delay:.1f} s", error=str(exc)[:200])
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)

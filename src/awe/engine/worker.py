@@ -1,0 +1,328 @@
+"""A worker: claims ready steps, runs them on threads, heartbeats leases, reaps lost ones.
+
+Any worker reaps: a step whose lease expired (its worker was killed) goes back to the queue on
+the next heartbeat of any live worker, with no restart of the dead one. Every database call is
+retried with backoff when the database is unreachable, so workers ride out a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from awe.core.clock import Clock, SystemClock
+from awe.core.errors import ConnectionFailed
+from awe.core.ids import new_id
+from awe.core.logging import bind_context, get_logger
+from awe.engine import transitions
+from awe.engine.client import local_wakeup
+from awe.engine.context import StepContext
+from awe.engine.errors import LeaseLost
+from awe.engine.executor import Outcome, execute
+from awe.engine.registry import Registry, default_registry
+from awe.engine.wakeup import Listener
+from awe.storage import queue as queue_sql
+from awe.storage.database import Database
+from awe.storage.engine_models import Worker as WorkerRow
+
+log = get_logger("worker")
+T = TypeVar("T")
+DB_ERRORS = (OperationalError, DBAPIError, ConnectionFailed)
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker behaves."""
+
+    queues: list[str] = field(default_factory=lambda: ["default"])
+    concurrency: int = 4
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float | None = None  # default: a third of the lease
+    poll_seconds: float = 0.05
+    shutdown_grace: float = 30.0
+    dry_run: bool = False
+
+
+@dataclass
+class _InFlight:
+    claimed: queue_sql.ClaimedStep
+    ctx: StepContext
+    future: Future[None] | None = None
+
+
+class Worker:
+    """Runs steps from the database until stopped (or, in burst mode, until nothing is ready)."""
+
+    def __init__(
+        self,
+        db: Database,
+        options: WorkerOptions | None = None,
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.options = options or WorkerOptions()
+        self.clock = clock or SystemClock()
+        self.registry = registry or default_registry
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self._stopping = threading.Event()
+        self._wake = local_wakeup(db)
+        self._inflight: dict[str, _InFlight] = {}
+        self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+        self._events_lock = threading.Lock()
+        self.executed = 0
+
+    # --------------------------------------------------------------------------- control
+
+    def stop(self) -> None:
+        """Stop claiming; running steps finish (or are released after the grace period)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def drain(self) -> int:
+        """Run in this process until no step is ready and none is running; return steps run."""
+        self.run(burst=True)
+        return self.executed
+
+    def run(self, *, burst: bool = False) -> None:
+        """The main loop."""
+        heartbeat = self.options.heartbeat_seconds or self.options.lease_seconds / 3
+        with bind_context(worker_id=self.id):
+            self._retrying(self._register, "register")
+            pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="awe-step")
+            beat = threading.Thread(target=self._beat_loop, args=(heartbeat,), daemon=True)
+            beat.start()
+            listener = None if burst else Listener.start_for(self.db, self._wake)
+            log.info("worker started", queues=",".join(self.options.queues),
+                     concurrency=self.options.concurrency)  # fmt: skip
+            try:
+                self._loop(pool, burst=burst)
+            finally:
+                self._shutdown(pool)
+                if listener is not None:
+                    listener.stop()
+                self._stopping.set()
+                beat.join(timeout=heartbeat + 5)
+                self._retrying(self._flush_events, "flush events", attempts=5)
+                self._retrying(self._unregister, "unregister", attempts=5)
+                log.info("worker stopped", executed=self.executed)
+
+    def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
+        while not self._stopping.is_set():
+            free = self.options.concurrency - len(self._inflight)
+            claimed: list[queue_sql.ClaimedStep] = []
+            if free > 0:
+                claimed = self._retrying(lambda: self._claim(free), "claim") or []
+                for step in claimed:
+                    self._start(pool, step)
+            if claimed and len(claimed) == free:
+                continue  # there may be more: claim again at once when a slot frees
+            if burst and not claimed and not self._inflight:
+                return
+            self._wake.wait(self.options.poll_seconds)
+            self._wake.clear()
+
+    def _claim(self, limit: int) -> list[queue_sql.ClaimedStep]:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            claimed = queue_sql.claim(conn, owner=self.id, queues=self.options.queues, limit=limit,
+                                      now=now, lease_seconds=self.options.lease_seconds)  # fmt: skip
+            transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
+        return claimed
+
+    # ------------------------------------------------------------------------ executing
+
+    def _start(self, pool: ThreadPoolExecutor, step: queue_sql.ClaimedStep) -> None:
+        timeout = step.definition.get("timeout")
+        ctx = StepContext(
+            run_id=step.run_id,
+            step_id=step.id,
+            step_key=step.step_key,
+            attempt=step.attempt,
+            inputs={},
+            dry_run=self.options.dry_run,
+            deadline=time.monotonic() + float(timeout) if timeout else None,
+            timeout=float(timeout) if timeout else None,
+            emit=self._emitter(step),
+        )
+        entry = _InFlight(step, ctx)
+        with self._lock:
+            self._inflight[step.id] = entry
+        entry.future = pool.submit(self._execute, entry)
+
+    def _execute(self, entry: _InFlight) -> None:
+        step = entry.claimed
+        try:
+            with bind_context(run_id=step.run_id, step_id=step.step_key):
+                self._emit_state(step, "running", attempt=step.attempt, worker=self.id)
+                outcome = execute(self.registry, step.kind, entry.ctx, step.input)
+                self._flush_events()
+                self._report(step, outcome)
+        finally:
+            with self._lock:
+                self._inflight.pop(step.id, None)
+            self.executed += 1
+            self._wake.set()
+
+    def _report(self, step: queue_sql.ClaimedStep, outcome: Outcome) -> None:
+        def write() -> None:
+            now = self.clock.now()
+            with self.db.write() as conn:
+                if outcome.failure is None:
+                    transitions.complete(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
+                                         attempt=step.attempt, output=outcome.output, now=now)  # fmt: skip
+                else:
+                    transitions.fail(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
+                                     attempt=step.attempt, failure=outcome.failure, now=now)  # fmt: skip
+
+        try:
+            self._retrying(write, "report result", forever=True)
+        except LeaseLost as exc:
+            log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
+        else:
+            if outcome.failure is not None:
+                log.warning("step failed", step=step.step_key, category=outcome.failure.category,
+                            error=outcome.failure.message[:500])  # fmt: skip
+        self._wake.set()
+
+    # ------------------------------------------------------------------------ heartbeat
+
+    def _beat_loop(self, interval: float) -> None:
+        next_flush = 0.0
+        next_beat = 0.0
+        while not self._stopping.is_set() or self._inflight:
+            now = time.monotonic()
+            if now >= next_flush:
+                self._retrying(self._flush_events, "flush events", attempts=1)
+                next_flush = now + 0.25
+            if now >= next_beat:
+                self._retrying(self._heartbeat, "heartbeat", attempts=1)
+                self._retrying(self._reap, "reap", attempts=1)
+                next_beat = now + interval
+            time.sleep(min(0.05, interval))
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            entries = dict(self._inflight)
+        now = self.clock.now()
+        with self.db.write() as conn:
+            held = queue_sql.heartbeat(conn, owner=self.id, step_ids=list(entries), now=now,
+                                       lease_seconds=self.options.lease_seconds)  # fmt: skip
+            conn.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now))
+        for step_id, entry in entries.items():
+            # Cancel requested for its run, or lease lost (its result would be refused): stop.
+            if held.get(step_id, True):
+                entry.ctx.cancel_event.set()
+
+    def _reap(self) -> None:
+        now = self.clock.now()
+        with self.db.read() as conn:
+            expired = queue_sql.expired_leases(conn, now=now)
+        for step_id in expired:
+            with self.db.write() as conn:
+                status = transitions.reap_one(conn, step_id=step_id, now=now)
+            if status is not None:
+                log.warning("lease expired: step returned to the queue", step_id=step_id,
+                            now_status=status)  # fmt: skip
+                self._wake.set()
+
+    # --------------------------------------------------------------------------- events
+
+    def _emitter(self, step: queue_sql.ClaimedStep) -> Callable[[str, str, str, dict[str, Any] | None], None]:  # fmt: skip
+        def emit(kind: str, level: str, message: str, data: dict[str, Any] | None) -> None:
+            with self._events_lock:
+                self._events.append({"run_id": step.run_id, "step_key": step.step_key,
+                                     "type": kind, "level": level, "message": message,
+                                     "data": data, "created_at": self.clock.now()})  # fmt: skip
+
+        return emit
+
+    def _emit_state(self, step: queue_sql.ClaimedStep, status: str, **data: Any) -> None:
+        with self._events_lock:
+            self._events.append(transitions._state_event(step.run_id, step.step_key, status,
+                                                          self.clock.now(), **data))  # fmt: skip
+
+    def _flush_events(self) -> None:
+        with self._events_lock:
+            batch, self._events = self._events, []
+        if not batch:
+            return
+        try:
+            with self.db.write() as conn:
+                transitions.add_events(conn, batch)
+        except BaseException:
+            with self._events_lock:
+                self._events[:0] = batch  # keep them for the next flush
+            raise
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def _register(self) -> None:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            conn.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+            conn.execute(WorkerRow.__table__.insert().values(
+                id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.options.queues,
+                concurrency=self.options.concurrency, status="running", started_at=now,
+                heartbeat_at=now))  # fmt: skip
+
+    def _unregister(self) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(WorkerRow).where(WorkerRow.id == self.id)
+                         .values(status="stopped", heartbeat_at=self.clock.now()))  # fmt: skip
+
+    def _shutdown(self, pool: ThreadPoolExecutor) -> None:
+        deadline = time.monotonic() + self.options.shutdown_grace
+        while self._inflight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            leftover = list(self._inflight.values())
+        for entry in leftover:
+            entry.ctx.cancel_event.set()
+            step = entry.claimed
+            self._retrying(
+                lambda s=step: self._release(s), "release lease", attempts=3  # type: ignore[misc]
+            )
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _release(self, step: queue_sql.ClaimedStep) -> None:
+        with self.db.write() as conn:
+            transitions.release(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
+                                attempt=step.attempt, now=self.clock.now())  # fmt: skip
+
+    def _retrying(self, action: Callable[[], T], what: str, *, attempts: int = 0,
+                  forever: bool = False) -> T | None:  # fmt: skip
+        """Run ``action``; on a database outage retry with backoff (``attempts`` 0: until stopped)."""
+        delay = 0.2
+        tried = 0
+        while True:
+            try:
+                return action()
+            except DB_ERRORS as exc:
+                tried += 1
+                if attempts and tried >= attempts:
+                    log.warning(f"database unavailable during {what}", error=_short(exc))
+                    return None
+                if self._stopping.is_set() and not forever and tried >= 3:
+                    return None
+                log.warning(f"database unavailable during {what}; retrying in {delay:.1f} s",
+                            error=_short(exc))  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(getattr(exc, "orig", None) or exc)
+    return str(text).splitlines()[0][:300] if text else type(exc).__name__
