@@ -121,6 +121,8 @@ class Worker:
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
         while not self._stopping.is_set():
+            # Read before claiming: a step finishing during the claim may have readied others.
+            busy_before = bool(self._inflight)
             free = self.options.concurrency - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
             if free > 0:
@@ -129,7 +131,7 @@ class Worker:
                     self._start(pool, step)
             if claimed and len(claimed) == free:
                 continue  # there may be more: claim again at once when a slot frees
-            if burst and not claimed and not self._inflight:
+            if burst and not claimed and not busy_before and not self._inflight:
                 return
             self._wake.wait(self.options.poll_seconds)
             self._wake.clear()
@@ -170,6 +172,10 @@ class Worker:
                 outcome = execute(self.registry, step.kind, entry.ctx, step.input)
                 self._flush_events()
                 self._report(step, outcome)
+        except Exception:
+            # A bug in reporting must not vanish inside a thread-pool future; the lease expires
+            # and the step is reaped and re-run.
+            log.exception("could not record a step's result", step=step.step_key)
         finally:
             with self._lock:
                 self._inflight.pop(step.id, None)

@@ -52,7 +52,7 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
     )
     tails = {"stdout": deque[str](maxlen=TAIL_LINES), "stderr": deque[str](maxlen=TAIL_LINES)}
     readers = [
-        threading.Thread(target=_pump, args=(ctx, proc.stdout, name, tails[name]), daemon=True)
+        threading.Thread(target=_pump, args=(ctx, getattr(proc, name), name, tails[name]), daemon=True)
         for name in ("stdout", "stderr")
     ]
     for reader in readers:
@@ -74,6 +74,9 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
     code = proc.wait()
     for reader in readers:
         reader.join(timeout=2)  # a background child may hold the pipe open; do not wait on it
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
     if stop is not None:
         raise stop
     output = {

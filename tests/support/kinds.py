@@ -1,0 +1,34 @@
+"""Functions test workflows call through the built-in ``python`` kind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+_lock = threading.Lock()
+_running: dict[str, int] = {}
+peak: dict[str, int] = {}
+
+
+def track(group: str, seconds: float = 0.05) -> dict[str, Any]:
+    """Count how many calls of ``group`` run at once; remember the highest count."""
+    with _lock:
+        _running[group] = _running.get(group, 0) + 1
+        peak[group] = max(peak.get(group, 0), _running[group])
+    try:
+        time.sleep(seconds)
+    finally:
+        with _lock:
+            _running[group] -= 1
+    return {"group": group}
+
+
+def not_json() -> set[int]:
+    """Return something JSON cannot hold."""
+    return {1, 2}
+
+
+def boom(message: str = "boom") -> None:
+    """Raise a plain exception (a retryable failure)."""
+    raise RuntimeError(message)
