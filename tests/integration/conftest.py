@@ -6,22 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from awe.engine.client import Engine
 from awe.engine.worker import Worker, WorkerOptions
 from awe.storage.database import Database
 from tests.support.clock import ManualClock
-
-
-@pytest.fixture
-def engine(database: Database) -> Engine:
-    """An Engine on a fresh database (SQLite and PostgreSQL), on the wall clock."""
-    return Engine(database)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """A clock moved by hand."""
-    return ManualClock()
 
 
 Drain = Callable[..., int]

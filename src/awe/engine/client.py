@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
 from awe.engine import states, transitions
-from awe.engine.records import EventRecord, RunRecord, StepRecord
+from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
 from awe.engine.spec import normalise_spec
 from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
+from awe.storage.engine_models import Worker as WorkerRow
 
 _wakeups: dict[int, threading.Event] = {}
 # Whole-table selects as plain columns (a Connection hands back rows, not ORM objects).
@@ -298,6 +299,22 @@ class Engine:
             statement = statement.where(and_(*conditions))
         with self.db.read() as conn:
             return [StepRecord.from_row(r._mapping) for r in conn.execute(statement).all()]
+
+    def list_workers(self, *, stale_after: float = 90.0, include_stopped: bool = False) -> list[WorkerRecord]:  # fmt: skip
+        """Registered workers; a running one silent for ``stale_after`` seconds shows as 'lost'."""
+        statement = select(WorkerRow.__table__).order_by(WorkerRow.started_at)
+        if not include_stopped:
+            statement = statement.where(WorkerRow.status != "stopped")
+        with self.db.read() as conn:
+            rows = conn.execute(statement).all()
+        cutoff = self.clock.now() - timedelta(seconds=stale_after)
+        records = []
+        for row in rows:
+            record = WorkerRecord.from_row(row._mapping)
+            if record.status == "running" and record.heartbeat_at < cutoff:
+                record = WorkerRecord(**{**record.__dict__, "status": "lost"})
+            records.append(record)
+        return records
 
     def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
         """A run's events with id greater than ``after``, in order."""

@@ -119,3 +119,26 @@ class EventRecord:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dict(_jsonable(asdict(self)))
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A registered worker; ``status`` is 'lost' when a running one stopped heartbeating."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    status: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WorkerRecord:
+        """Build from a ``workers`` row mapping."""
+        return cls(**_pick(cls, row))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(_jsonable(asdict(self)))

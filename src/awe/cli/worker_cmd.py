@@ -1,0 +1,96 @@
+"""``awe worker``, ``awe scheduler`` and ``awe workers list``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from awe.cli.context import console, print_json, state
+from awe.engine.client import Engine
+from awe.engine.scheduler import Scheduler
+from awe.engine.worker import Worker, WorkerOptions
+
+workers_app = typer.Typer(help="Workers.", no_args_is_help=True)
+
+
+def _on_signals(stop: threading.Event, also: Worker | None = None) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if also is not None:
+            also.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``scheduler`` to the root app, and the ``workers`` group."""
+
+    @app.command("worker")
+    def worker(
+        ctx: typer.Context,
+        queues: Annotated[str, typer.Option("--queues", "-q", help="Comma-separated queues.")] = "default",
+        concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Steps at once.")] = 4,
+        lease_seconds: Annotated[float, typer.Option("--lease-seconds", min=0.5, help="Lease length; a dead worker's steps return after it.")] = 30.0,
+        burst: Annotated[bool, typer.Option("--burst", help="Exit when nothing is ready.")] = False,
+        scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler", help="Also take part in scheduler leader election.")] = True,
+        shutdown_grace: Annotated[float, typer.Option("--shutdown-grace", help="Seconds to let running steps finish on SIGTERM.")] = 30.0,
+    ) -> None:  # fmt: skip
+        """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
+        cli = state(ctx)
+        options = WorkerOptions(
+            queues=[q.strip() for q in queues.split(",") if q.strip()],
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            shutdown_grace=shutdown_grace,
+            dry_run=cli.settings.dry_run,
+        )
+        runner = Worker(cli.db, options)
+        stop = threading.Event()
+        _on_signals(stop, runner)
+        sched_thread = None
+        if scheduler and not burst:
+            sched = Scheduler(cli.db, lease_seconds=max(2.0, lease_seconds / 2))
+            sched_thread = threading.Thread(target=sched.run, args=(stop,), daemon=True)
+            sched_thread.start()
+        runner.run(burst=burst)
+        stop.set()
+        if sched_thread is not None:
+            sched_thread.join(timeout=5)
+
+    @app.command("scheduler")
+    def scheduler_cmd(
+        ctx: typer.Context,
+        interval: Annotated[float, typer.Option("--interval", min=0.05, help="Seconds between ticks.")] = 1.0,
+        lease_seconds: Annotated[float, typer.Option("--lease-seconds", min=0.5, help="Leader lease length.")] = 15.0,
+    ) -> None:  # fmt: skip
+        """Fire cron schedules (one leader at a time across every scheduler process)."""
+        cli = state(ctx)
+        stop = threading.Event()
+        _on_signals(stop)
+        Scheduler(cli.db, lease_seconds=lease_seconds).run(stop, interval=interval)
+
+    app.add_typer(workers_app, name="workers")
+
+
+@workers_app.command("list")
+def list_workers(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include stopped workers.")] = False,
+) -> None:
+    """Live workers: host, pid, queues, concurrency, last heartbeat."""
+    records = Engine(state(ctx).db).list_workers(include_stopped=all_)
+    if as_json:
+        print_json([r.as_dict() for r in records])
+        return
+    table = Table("id", "host", "pid", "queues", "concurrency", "status", "heartbeat")
+    for r in records:
+        table.add_row(r.id, r.host, str(r.pid), ",".join(r.queues), str(r.concurrency), r.status,
+                      r.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    console.print(table)

@@ -1,0 +1,158 @@
+"""Cron schedules: one leader at a time (a lease row), one run per fire time.
+
+A fire creates its run with the idempotency key ``schedule:{id}:{fire_time}``, so a leader that
+crashes between creating the run and moving ``next_fire_at`` on, or two leaders in a split
+second, still make one run. Fires missed while nothing ran collapse into one run at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from sqlalchemy import bindparam, select, text, update
+
+from awe.core.clock import Clock, SystemClock
+from awe.core.errors import NotFound, ValidationFailed
+from awe.core.ids import new_id
+from awe.core.logging import get_logger
+from awe.engine.client import Engine
+from awe.engine.spec import normalise_spec
+from awe.storage.database import Database
+from awe.storage.engine_models import Schedule
+from awe.storage.types import UTCDateTime
+
+log = get_logger("scheduler")
+LEASE_NAME = "scheduler"
+_TS = UTCDateTime()
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first fire time of ``cron`` (in ``timezone``) strictly after ``after``, in UTC."""
+    local = after.astimezone(ZoneInfo(timezone))
+    fire: datetime = croniter(cron, local).get_next(datetime)
+    return fire.astimezone(ZoneInfo("UTC"))
+
+
+def check_cron(cron: str, timezone: str) -> None:
+    """Raise ValidationFailed for a cron expression or timezone croniter and zoneinfo refuse."""
+    if not croniter.is_valid(cron):
+        raise ValidationFailed(
+            f"schedule {cron!r} is not a cron expression (5 fields like '0 3 * * *', or @daily)"
+        )
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(f"timezone {timezone!r} is not an IANA name like 'Europe/Paris'") from None
+
+
+class Scheduler:
+    """Fires due schedules while holding the leader lease."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+        owner: str | None = None,
+        lease_seconds: float = 15.0,
+    ) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.engine = engine or Engine(db, clock=self.clock)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.lease_seconds = lease_seconds
+
+    def create(
+        self, *, name: str, spec: dict[str, Any], cron: str, timezone: str = "UTC",
+        inputs: dict[str, Any] | None = None,
+    ) -> str:  # fmt: skip
+        """Add (or replace, by name) a schedule; its first fire is the next cron time from now."""
+        check_cron(cron, timezone)
+        normalised = normalise_spec(spec, known_kind=self.engine.registry.knows)
+        now = self.clock.now()
+        values = {"spec": normalised, "inputs": inputs or {}, "cron": cron, "timezone": timezone,
+                  "enabled": True, "next_fire_at": next_fire(cron, timezone, now)}  # fmt: skip
+        with self.db.write() as conn:
+            existing = conn.execute(select(Schedule.id).where(Schedule.name == name)).scalar()
+            if existing:
+                conn.execute(update(Schedule).where(Schedule.id == existing).values(**values))
+                return str(existing)
+            schedule_id = new_id()
+            conn.execute(Schedule.__table__.insert().values(id=schedule_id, name=name,
+                                                            created_at=now, **values))  # fmt: skip
+            return schedule_id
+
+    def set_enabled(self, schedule_id: str, enabled: bool) -> None:
+        """Pause or resume a schedule (resuming fires next at the next cron time from now)."""
+        with self.db.write() as conn:
+            row = conn.execute(select(Schedule.cron, Schedule.timezone).where(Schedule.id == schedule_id)).one_or_none()  # fmt: skip
+            if row is None:
+                raise NotFound(f"no schedule {schedule_id}")
+            values: dict[str, Any] = {"enabled": enabled}
+            if enabled:
+                values["next_fire_at"] = next_fire(row.cron, row.timezone, self.clock.now())
+            conn.execute(update(Schedule).where(Schedule.id == schedule_id).values(**values))
+
+    def is_leader(self) -> bool:
+        """Take or renew the leader lease; True while this scheduler holds it."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            conn.execute(
+                text("INSERT INTO leases (name, owner, expires_at) VALUES (:name, '', :past)"
+                     " ON CONFLICT (name) DO NOTHING").bindparams(bindparam("past", type_=_TS)),
+                {"name": LEASE_NAME, "past": now - timedelta(days=1)},
+            )  # fmt: skip
+            held = conn.execute(
+                text("UPDATE leases SET owner = :me, expires_at = :expires"
+                     " WHERE name = :name AND (owner = :me OR expires_at < :now)"  # ours, or free
+                     " RETURNING owner").bindparams(bindparam("expires", type_=_TS),
+                                                    bindparam("now", type_=_TS)),
+                {"me": self.owner, "name": LEASE_NAME, "now": now,
+                 "expires": now + timedelta(seconds=self.lease_seconds)},
+            ).first()  # fmt: skip
+        return held is not None
+
+    def tick(self) -> int:
+        """Fire every due schedule if this is the leader; returns how many runs were created."""
+        if not self.is_leader():
+            return 0
+        now = self.clock.now()
+        with self.db.read() as conn:
+            due = conn.execute(
+                select(Schedule.id, Schedule.name, Schedule.spec, Schedule.inputs, Schedule.cron,
+                       Schedule.timezone, Schedule.next_fire_at)
+                .where(Schedule.enabled.is_(True), Schedule.next_fire_at <= now)
+                .order_by(Schedule.next_fire_at)
+            ).all()  # fmt: skip
+        fired = 0
+        for row in due:
+            fire_time = row.next_fire_at
+            key = f"schedule:{row.id}:{fire_time.isoformat()}"
+            run_id = self.engine.submit(row.spec, row.inputs, idempotency_key=key)
+            # Missed fires collapse: the next fire is the first cron time after now.
+            following = next_fire(row.cron, row.timezone, max(now, fire_time))
+            with self.db.write() as conn:
+                conn.execute(update(Schedule)
+                             .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
+                             .values(next_fire_at=following, last_fire_at=fire_time))  # fmt: skip
+            log.info("schedule fired", schedule=row.name, fire_time=fire_time.isoformat(), run_id=run_id)
+            fired += 1
+        return fired
+
+    def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set; outages are logged and retried."""
+        from awe.engine.worker import DB_ERRORS
+
+        while not stop.is_set():
+            try:
+                self.tick()
+            except DB_ERRORS as exc:
+                log.warning("database unavailable; scheduler retries", error=str(exc).splitlines()[0][:200])
+            stop.wait(interval)
