@@ -21,16 +21,30 @@ class WorkerProcesses:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
-    def start(self, *extra: str, lease: float = 1.5, concurrency: int = 4) -> subprocess.Popen[bytes]:
+    def start(
+        self, *extra: str, lease: float = 1.5, concurrency: int = 4
+    ) -> subprocess.Popen[bytes]:
         """Start one worker; its output goes to a log file under the test's home."""
         log = self.home / f"worker-{len(self.procs)}.log"
         self.logs.append(log)
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [AWE, "worker", "--lease-seconds", str(lease), "--concurrency", str(concurrency),
-                 "--shutdown-grace", "2", *extra],
-                cwd=Path.cwd(), env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    AWE,
+                    "worker",
+                    "--lease-seconds",
+                    str(lease),
+                    "--concurrency",
+                    str(concurrency),
+                    "--shutdown-grace",
+                    "2",
+                    *extra,
+                ],
+                cwd=Path.cwd(),
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 

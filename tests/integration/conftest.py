@@ -10,7 +10,6 @@ from awe.engine.worker import Worker, WorkerOptions
 from awe.storage.database import Database
 from tests.support.clock import ManualClock
 
-
 Drain = Callable[..., int]
 
 

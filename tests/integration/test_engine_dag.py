@@ -20,8 +20,13 @@ def spec(*steps: dict[str, Any], name: str = "wf", **extra: Any) -> dict[str, An
 
 def shell(step_id: str, command: str, **extra: Any) -> dict[str, Any]:
     """A shell step that does not retry unless told."""
-    return {"id": step_id, "kind": "shell", "with": {"command": command},
-            "retry": {"max_attempts": 1}, **extra}  # fmt: skip
+    return {
+        "id": step_id,
+        "kind": "shell",
+        "with": {"command": command},
+        "retry": {"max_attempts": 1},
+        **extra,
+    }
 
 
 def test_diamond_passes_outputs_in_order(engine: Engine, drain: Drain) -> None:
@@ -29,14 +34,28 @@ def test_diamond_passes_outputs_in_order(engine: Engine, drain: Drain) -> None:
     run_id = engine.submit(
         spec(
             {"id": "a", "kind": "noop", "with": {"n": "{{ inputs.n }}"}},
-            {"id": "b", "kind": "noop", "needs": ["a"], "with": {"n": "{{ steps.a.output.n * 2 }}"}},
-            {"id": "c", "kind": "noop", "needs": ["a"], "with": {"n": "{{ steps.a.output.n + 1 }}"}},
-            {"id": "d", "kind": "noop", "needs": ["b", "c"],
-             "with": {"sum": "{{ steps.b.output.n + steps.c.output.n }}"}},
+            {
+                "id": "b",
+                "kind": "noop",
+                "needs": ["a"],
+                "with": {"n": "{{ steps.a.output.n * 2 }}"},
+            },
+            {
+                "id": "c",
+                "kind": "noop",
+                "needs": ["a"],
+                "with": {"n": "{{ steps.a.output.n + 1 }}"},
+            },
+            {
+                "id": "d",
+                "kind": "noop",
+                "needs": ["b", "c"],
+                "with": {"sum": "{{ steps.b.output.n + steps.c.output.n }}"},
+            },
             outputs={"total": "{{ steps.d.output.sum }}"},
         ),
         {"n": 5},
-    )  # fmt: skip
+    )
     assert drain() == 4
     run = engine.get_run(run_id)
     assert run.status == "succeeded"
@@ -49,11 +68,18 @@ def test_diamond_passes_outputs_in_order(engine: Engine, drain: Drain) -> None:
 
 def test_twenty_wide_fan_out_fan_in(engine: Engine, drain: Drain) -> None:
     """A 20-wide fan-out joins once, with all 20 outputs, and the join runs exactly once."""
-    branches = [{"id": f"b{i}", "kind": "noop", "needs": ["start"], "with": {"i": i}}
-                for i in range(20)]  # fmt: skip
-    join = {"id": "join", "kind": "noop", "needs": [b["id"] for b in branches],
-            "with": {"all": "{{ steps | dictsort | map(attribute=1) | map(attribute='output') "
-                            "| selectattr('i', 'defined') | map(attribute='i') | list }}"}}  # fmt: skip
+    branches = [
+        {"id": f"b{i}", "kind": "noop", "needs": ["start"], "with": {"i": i}} for i in range(20)
+    ]
+    join = {
+        "id": "join",
+        "kind": "noop",
+        "needs": [b["id"] for b in branches],
+        "with": {
+            "all": "{{ steps | dictsort | map(attribute=1) | map(attribute='output') "
+            "| selectattr('i', 'defined') | map(attribute='i') | list }}"
+        },
+    }
     run_id = engine.submit(spec({"id": "start", "kind": "noop"}, *branches, join))
     assert drain() == 22
     run = engine.get_run(run_id)
@@ -77,8 +103,13 @@ def test_failing_branch_fails_run_and_skips_downstream(engine: Engine, drain: Dr
     run = engine.get_run(run_id)
     assert run.status == "failed"
     statuses = {s.step_key: s.status for s in run.steps}
-    assert statuses == {"a": "succeeded", "bad": "dead", "good": "succeeded",
-                        "after": "skipped", "later": "skipped"}  # fmt: skip
+    assert statuses == {
+        "a": "succeeded",
+        "bad": "dead",
+        "good": "succeeded",
+        "after": "skipped",
+        "later": "skipped",
+    }
     bad = run.step("bad")
     assert bad.error_category == "exit_code:3"
     assert "nope" in (bad.error_message or "")
@@ -90,10 +121,14 @@ def test_failing_branch_with_continue(engine: Engine, drain: Drain) -> None:
     run_id = engine.submit(
         spec(
             shell("bad", "exit 5", on_failure="continue"),
-            {"id": "after", "kind": "noop", "needs": ["bad"],
-             "with": {"bad_status": "{{ steps.bad.status }}"}},
+            {
+                "id": "after",
+                "kind": "noop",
+                "needs": ["bad"],
+                "with": {"bad_status": "{{ steps.bad.status }}"},
+            },
         )
-    )  # fmt: skip
+    )
     drain()
     run = engine.get_run(run_id)
     assert run.status == "succeeded"
@@ -116,7 +151,11 @@ def test_skip_propagates(engine: Engine, drain: Drain) -> None:
     run = engine.get_run(run_id)
     assert run.status == "succeeded"
     assert {s.step_key: s.status for s in run.steps} == {
-        "a": "succeeded", "b": "skipped", "c": "skipped", "d": "succeeded"}  # fmt: skip
+        "a": "succeeded",
+        "b": "skipped",
+        "c": "skipped",
+        "d": "succeeded",
+    }
 
 
 def test_idempotency_key_returns_first_run(engine: Engine) -> None:
@@ -138,18 +177,27 @@ def test_priority_orders_claims(engine: Engine, drain: Drain) -> None:
 @pytest.mark.parametrize(
     ("bad", "expected"),
     [
-        (spec({"id": "a", "kind": "noop", "needs": ["b"]}, {"id": "b", "kind": "noop", "needs": ["a"]}),
-         "cycle: a -> b -> a"),
+        (
+            spec(
+                {"id": "a", "kind": "noop", "needs": ["b"]},
+                {"id": "b", "kind": "noop", "needs": ["a"]},
+            ),
+            "cycle: a -> b -> a",
+        ),
         (spec({"id": "a", "kind": "nosuchkind"}), "unknown kind 'nosuchkind'"),
-        (spec({"id": "search", "kind": "noop"}, {"id": "b", "kind": "noop", "needs": ["serch"]}),
-         "needs 'serch', which is not a step id (did you mean 'search'?)"),
+        (
+            spec({"id": "search", "kind": "noop"}, {"id": "b", "kind": "noop", "needs": ["serch"]}),
+            "needs 'serch', which is not a step id (did you mean 'search'?)",
+        ),
         (spec({"id": "a", "kind": "noop"}, {"id": "a", "kind": "noop"}), "used twice"),
         (spec({"id": "a", "kind": "noop", "retry": {"max_attempts": 0}}), "max_attempts"),
         ({"name": "Bad Name", "steps": []}, "must match"),
     ],
-)  # fmt: skip
-def test_bad_spec_refused_and_nothing_written(engine: Engine, bad: dict[str, Any], expected: str) -> None:  # fmt: skip
-    """Cycles, unknown kinds, unknown needs, duplicates and bad values are refused; no row written."""
+)
+def test_bad_spec_refused_and_nothing_written(
+    engine: Engine, bad: dict[str, Any], expected: str
+) -> None:
+    """Cycles, unknown kinds and needs, duplicates, bad values: refused, and no row written."""
     with pytest.raises(SpecInvalid) as info:
         engine.submit(bad)
     assert expected in info.value.message
@@ -161,8 +209,9 @@ def test_bad_spec_refused_and_nothing_written(engine: Engine, bad: dict[str, Any
 
 def test_non_json_output_is_a_validation_failure(engine: Engine, drain: Drain) -> None:
     """A step returning something JSON cannot hold goes dead with category validation, naming it."""
-    run_id = engine.submit(spec({"id": "a", "kind": "python",
-                                 "with": {"function": "tests.support.kinds:not_json"}}))  # fmt: skip
+    run_id = engine.submit(
+        spec({"id": "a", "kind": "python", "with": {"function": "tests.support.kinds:not_json"}})
+    )
     drain()
     step = engine.get_run(run_id).step("a")
     assert step.status == "dead"
@@ -171,11 +220,16 @@ def test_non_json_output_is_a_validation_failure(engine: Engine, drain: Drain) -
     assert step.attempt == 1  # not retried
 
 
-def test_missing_template_variable_names_step_field_and_variable(engine: Engine, drain: Drain) -> None:  # fmt: skip
+def test_missing_template_variable_names_step_field_and_variable(
+    engine: Engine, drain: Drain
+) -> None:
     """A template reading a missing variable fails the step, naming step, field and variable."""
-    run_id = engine.submit(spec({"id": "a", "kind": "noop"},
-                                {"id": "b", "kind": "noop", "needs": ["a"],
-                                 "with": {"q": "{{ inputs.question }}"}}))  # fmt: skip
+    run_id = engine.submit(
+        spec(
+            {"id": "a", "kind": "noop"},
+            {"id": "b", "kind": "noop", "needs": ["a"], "with": {"q": "{{ inputs.question }}"}},
+        )
+    )
     drain()
     run = engine.get_run(run_id)
     step = run.step("b")
@@ -192,8 +246,14 @@ def test_events_record_every_state_change(engine: Engine, drain: Drain) -> None:
     drain()
     events = engine.events(run_id)
     states_seen = [(e.step_key, e.data["status"]) for e in events if e.type == "state"]  # type: ignore[index]
-    assert states_seen == [(None, "queued"), ("a", "queued"), (None, "running"), ("a", "running"),
-                           ("a", "succeeded"), (None, "succeeded")]  # fmt: skip
+    assert states_seen == [
+        (None, "queued"),
+        ("a", "queued"),
+        (None, "running"),
+        ("a", "running"),
+        ("a", "succeeded"),
+        (None, "succeeded"),
+    ]
     assert [e.message for e in events if e.type == "log"] == ["hello", "world"]
     assert [e.id for e in events] == sorted(e.id for e in events)
     assert engine.events(run_id, after=events[2].id)[0].id == events[3].id

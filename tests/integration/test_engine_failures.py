@@ -27,7 +27,7 @@ from tests.support.clock import ManualClock
 
 def test_backoff_schedule_and_jitter_bounds() -> None:
     """Default delays are 1, 5, 25, 125 s (the last repeats), each within ±20 % jitter."""
-    policy = RetryPolicy(rng=random.Random(7))
+    policy = RetryPolicy(rng=random.Random(7))  # noqa: S311 - seeded for the test
     for attempt, base in [(1, 1), (2, 5), (3, 25), (4, 125), (5, 125), (9, 125)]:
         delays = [policy.delay(attempt) for _ in range(200)]
         assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
@@ -37,13 +37,16 @@ def test_backoff_schedule_and_jitter_bounds() -> None:
     assert not policy.can_retry(5)
 
 
-def test_retry_waits_out_backoff_on_injected_clock(database: Database, clock: ManualClock, drain: Drain, tmp_path: Path) -> None:  # fmt: skip
+def test_retry_waits_out_backoff_on_injected_clock(
+    database: Database, clock: ManualClock, drain: Drain, tmp_path: Path
+) -> None:
     """A failing step is retried only after its backoff has passed, and succeeds on attempt 3."""
     engine = Engine(database, clock=clock)
     marker = tmp_path / "count"
     command = f'echo x >> {marker}; [ "$AWE_ATTEMPT" -ge 3 ]'
-    run_id = engine.submit(spec(shell("flaky", command, retry={"backoff": [10, 20], "jitter": 0.2,
-                                                                "max_attempts": 5})))  # fmt: skip
+    run_id = engine.submit(
+        spec(shell("flaky", command, retry={"backoff": [10, 20], "jitter": 0.2, "max_attempts": 5}))
+    )
     assert drain(clock=clock) == 1
     step = engine.get_run(run_id).step("flaky")
     assert (step.status, step.attempt, step.error_category) == ("queued", 1, "exit_code:1")
@@ -69,21 +72,37 @@ def test_stale_worker_completion_is_refused(database: Database, clock: ManualClo
     engine = Engine(database, clock=clock)
     run_id = engine.submit(spec({"id": "a", "kind": "noop"}))
     with database.write() as conn:
-        (a_step,) = queue_sql.claim(conn, owner="A", queues=["default"], limit=1,
-                                    now=clock.now(), lease_seconds=5)  # fmt: skip
+        (a_step,) = queue_sql.claim(
+            conn, owner="A", queues=["default"], limit=1, now=clock.now(), lease_seconds=5
+        )
     clock.advance(6)
     with database.write() as conn:
         assert transitions.reap_one(conn, step_id=a_step.id, now=clock.now()) == "queued"
     with database.write() as conn:
-        (b_step,) = queue_sql.claim(conn, owner="B", queues=["default"], limit=1,
-                                    now=clock.now(), lease_seconds=5)  # fmt: skip
+        (b_step,) = queue_sql.claim(
+            conn, owner="B", queues=["default"], limit=1, now=clock.now(), lease_seconds=5
+        )
     assert b_step.attempt == 2
     with pytest.raises(LeaseLost), database.write() as conn:
-        transitions.complete(conn, run_id=run_id, step_id=a_step.id, owner="A", attempt=1,
-                             output={"by": "A"}, now=clock.now())  # fmt: skip
+        transitions.complete(
+            conn,
+            run_id=run_id,
+            step_id=a_step.id,
+            owner="A",
+            attempt=1,
+            output={"by": "A"},
+            now=clock.now(),
+        )
     with database.write() as conn:
-        transitions.complete(conn, run_id=run_id, step_id=b_step.id, owner="B", attempt=2,
-                             output={"by": "B"}, now=clock.now())  # fmt: skip
+        transitions.complete(
+            conn,
+            run_id=run_id,
+            step_id=b_step.id,
+            owner="B",
+            attempt=2,
+            output={"by": "B"},
+            now=clock.now(),
+        )
     run = engine.get_run(run_id)
     assert run.status == "succeeded"
     assert run.step("a").output == {"by": "B"}
@@ -97,7 +116,10 @@ def test_dead_letter_queue_filter_and_requeue(engine: Engine, drain: Drain, tmp_
     other = engine.submit(spec(shell("x", "exit 5"), name="other"))
     drain()
     dead = engine.dead_letters()
-    assert {(d.run_id, d.error_category) for d in dead} == {(first, "exit_code:3"), (other, "exit_code:5")}  # fmt: skip
+    assert {(d.run_id, d.error_category) for d in dead} == {
+        (first, "exit_code:3"),
+        (other, "exit_code:5"),
+    }
     only = engine.dead_letters(DeadLetterFilter(workflow="etl", category="exit_code:3"))
     assert [d.run_id for d in only] == [first]
     assert engine.dead_letters(DeadLetterFilter(older_than=timedelta(hours=1))) == []
@@ -115,8 +137,13 @@ def test_dead_letter_queue_filter_and_requeue(engine: Engine, drain: Drain, tmp_
 def test_resume_reruns_only_failed_part(engine: Engine, drain: Drain, tmp_path: Path) -> None:
     """resume re-queues the dead step and what it blocked; finished steps are not run again."""
     gate = tmp_path / "ok"
-    run_id = engine.submit(spec(shell("a", "echo a"), shell("b", f"test -f {gate} || exit 2", needs=["a"]),
-                                shell("c", "echo c", needs=["b"])))  # fmt: skip
+    run_id = engine.submit(
+        spec(
+            shell("a", "echo a"),
+            shell("b", f"test -f {gate} || exit 2", needs=["a"]),
+            shell("c", "echo c", needs=["b"]),
+        )
+    )
     drain()
     run = engine.get_run(run_id)
     assert (run.status, run.step("c").status) == ("failed", "skipped")
@@ -132,10 +159,18 @@ def test_resume_reruns_only_failed_part(engine: Engine, drain: Drain, tmp_path: 
 def test_fork_reuses_upstream_outputs(engine: Engine, drain: Drain, tmp_path: Path) -> None:
     """A fork from a middle step reuses earlier outputs (no re-execution) and re-runs the rest."""
     counter = tmp_path / "a-ran"
-    run_id = engine.submit(spec(shell("a", f"echo run >> {counter}; echo A"),
-                                {"id": "b", "kind": "noop", "needs": ["a"],
-                                 "with": {"from_a": "{{ steps.a.output.stdout | trim }}"}},
-                                {"id": "c", "kind": "noop", "needs": ["b"]}))  # fmt: skip
+    run_id = engine.submit(
+        spec(
+            shell("a", f"echo run >> {counter}; echo A"),
+            {
+                "id": "b",
+                "kind": "noop",
+                "needs": ["a"],
+                "with": {"from_a": "{{ steps.a.output.stdout | trim }}"},
+            },
+            {"id": "c", "kind": "noop", "needs": ["b"]},
+        )
+    )
     drain()
     fork_id = engine.fork(run_id, "b")
     assert drain() == 2
@@ -155,13 +190,14 @@ def _wait_for(predicate: object, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-def test_cancel_kills_process_tree_and_cancels_queued(engine: Engine, database: Database, tmp_path: Path) -> None:  # fmt: skip
+def test_cancel_kills_process_tree_and_cancels_queued(
+    engine: Engine, database: Database, tmp_path: Path
+) -> None:
     """Cancelling a run kills a running shell step's whole process group and cancels the rest."""
     pid_file = tmp_path / "child.pid"
     long = shell("long", f"sleep 300 & echo $! > {pid_file}; wait")
     long["with"]["kill_grace"] = 1
-    run_id = engine.submit(spec(long,
-                                {"id": "after", "kind": "noop", "needs": ["long"]}))  # fmt: skip
+    run_id = engine.submit(spec(long, {"id": "after", "kind": "noop", "needs": ["long"]}))
     worker = Worker(database, WorkerOptions(concurrency=2, lease_seconds=3, poll_seconds=0.02))
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -171,7 +207,12 @@ def test_cancel_kills_process_tree_and_cancels_queued(engine: Engine, database: 
         assert psutil.pid_exists(child)
         engine.cancel(run_id)
         _wait_for(lambda: engine.get_run(run_id).step("long").status == "cancelled")
-        _wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE)  # fmt: skip
+        _wait_for(
+            lambda: (
+                not psutil.pid_exists(child)
+                or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+            )
+        )
     finally:
         worker.stop()
         thread.join(timeout=30)
@@ -186,12 +227,24 @@ def test_queue_concurrency_limit_is_never_exceeded(engine: Engine, database: Dat
     """With a limit of 3 on a queue, two workers of 4 slots each never run more than 3 at once."""
     engine.set_queue_limits("limited", concurrency=3)
     for i in range(12):
-        engine.submit(spec({"id": "t", "kind": "python", "with": {
-            "function": "tests.support.kinds:track", "kwargs": {"group": f"limit-{database.dialect}",
-                                                               "seconds": 0.15}}}),
-                      queue="limited", idempotency_key=f"k{i}")  # fmt: skip
-    workers = [Worker(database, WorkerOptions(queues=["limited"], concurrency=4, poll_seconds=0.01))
-               for _ in range(2)]  # fmt: skip
+        engine.submit(
+            spec(
+                {
+                    "id": "t",
+                    "kind": "python",
+                    "with": {
+                        "function": "tests.support.kinds:track",
+                        "kwargs": {"group": f"limit-{database.dialect}", "seconds": 0.15},
+                    },
+                }
+            ),
+            queue="limited",
+            idempotency_key=f"k{i}",
+        )
+    workers = [
+        Worker(database, WorkerOptions(queues=["limited"], concurrency=4, poll_seconds=0.01))
+        for _ in range(2)
+    ]
     threads = [threading.Thread(target=w.drain) for w in workers]
     for t in threads:
         t.start()
@@ -211,8 +264,11 @@ def test_rate_limit_is_a_token_bucket(database: Database, clock: ManualClock) ->
 
     def claim() -> int:
         with database.write() as conn:
-            return len(queue_sql.claim(conn, owner="w", queues=["slow"], limit=10,
-                                       now=clock.now(), lease_seconds=30))  # fmt: skip
+            return len(
+                queue_sql.claim(
+                    conn, owner="w", queues=["slow"], limit=10, now=clock.now(), lease_seconds=30
+                )
+            )
 
     assert claim() == 2
     assert claim() == 0

@@ -15,7 +15,9 @@ from awe.engine.client import DeadLetterFilter, Engine
 from awe.engine.records import EventRecord, RunRecord
 
 runs_app = typer.Typer(help="Runs: list, show, cancel, resume, fork, events.", no_args_is_help=True)
-dlq_app = typer.Typer(help="The dead-letter queue: dead steps, and requeueing them.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="The dead-letter queue: dead steps, and requeueing them.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RunArg = Annotated[str, typer.Argument(help="Run id.")]
@@ -96,9 +98,11 @@ def resume(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> N
 def fork(
     ctx: typer.Context,
     run_id: RunArg,
-    from_step: Annotated[str, typer.Option("--from", help="Step to run again (with what depends on it).")],
+    from_step: Annotated[
+        str, typer.Option("--from", help="Step to run again (with what depends on it).")
+    ],
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """A new run that reuses every output not downstream of --from."""
     new_id = _engine(ctx).fork(run_id, from_step)
     if as_json:
@@ -112,21 +116,27 @@ def _print_event(event: EventRecord, as_json: bool) -> None:
         print_json(event.as_dict())
         return
     where = f"[{event.step_key}] " if event.step_key else ""
-    console.print(f"{_when(event.created_at)} {event.level:<7} {where}{event.message}", highlight=False)
+    console.print(
+        f"{_when(event.created_at)} {event.level:<7} {where}{event.message}", highlight=False
+    )
 
 
 @runs_app.command("events")
 def events(
     ctx: typer.Context,
     run_id: RunArg,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
     after: Annotated[int, typer.Option(help="Only events after this event id.")] = 0,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """A run's events: state changes, logs, progress."""
     engine = _engine(ctx)
     engine.get_run(run_id)  # NotFound before anything else
-    stream = engine.follow(run_id, after=after) if follow else iter(engine.events(run_id, after=after))
+    stream = (
+        engine.follow(run_id, after=after) if follow else iter(engine.events(run_id, after=after))
+    )
     for event in stream:
         _print_event(event, as_json)
 
@@ -144,21 +154,33 @@ def _age(value: str | None) -> timedelta | None:
     return timedelta(seconds=seconds)
 
 
-def _filter(queue: str | None, category: str | None, workflow: str | None, older_than: str | None) -> DeadLetterFilter:  # fmt: skip
-    return DeadLetterFilter(queue=queue, category=category, workflow=workflow, older_than=_age(older_than))
+def _filter(
+    queue: str | None, category: str | None, workflow: str | None, older_than: str | None
+) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        queue=queue, category=category, workflow=workflow, older_than=_age(older_than)
+    )
 
 
 QueueOpt = Annotated[str | None, typer.Option(help="Only this queue.")]
-CategoryOpt = Annotated[str | None, typer.Option(help="Only this error category, e.g. exit_code:3.")]
+CategoryOpt = Annotated[
+    str | None, typer.Option(help="Only this error category, e.g. exit_code:3.")
+]
 WorkflowOpt = Annotated[str | None, typer.Option(help="Only this workflow.")]
-AgeOpt = Annotated[str | None, typer.Option("--older-than", help="Only steps dead for longer, e.g. 30m, 2h.")]
+AgeOpt = Annotated[
+    str | None, typer.Option("--older-than", help="Only steps dead for longer, e.g. 30m, 2h.")
+]
 
 
 @dlq_app.command("list")
 def dlq_list(
-    ctx: typer.Context, queue: QueueOpt = None, category: CategoryOpt = None,
-    workflow: WorkflowOpt = None, older_than: AgeOpt = None, as_json: JsonOption = False,
-) -> None:  # fmt: skip
+    ctx: typer.Context,
+    queue: QueueOpt = None,
+    category: CategoryOpt = None,
+    workflow: WorkflowOpt = None,
+    older_than: AgeOpt = None,
+    as_json: JsonOption = False,
+) -> None:
     """Dead steps with their category, last error and attempts."""
     dead = _engine(ctx).dead_letters(_filter(queue, category, workflow, older_than))
     if as_json:
@@ -166,8 +188,15 @@ def dlq_list(
         return
     table = Table("step id", "run", "step", "queue", "category", "attempts", "error")
     for d in dead:
-        table.add_row(d.id, d.run_id, d.step_key, d.queue, d.error_category or "", str(d.attempt),
-                      (d.error_message or "")[:60])  # fmt: skip
+        table.add_row(
+            d.id,
+            d.run_id,
+            d.step_key,
+            d.queue,
+            d.error_category or "",
+            str(d.attempt),
+            (d.error_message or "")[:60],
+        )
     console.print(table)
 
 
@@ -175,14 +204,19 @@ def dlq_list(
 def dlq_requeue(
     ctx: typer.Context,
     step_ids: Annotated[list[str] | None, typer.Argument(help="Step ids (or use filters).")] = None,
-    queue: QueueOpt = None, category: CategoryOpt = None, workflow: WorkflowOpt = None,
-    older_than: AgeOpt = None, as_json: JsonOption = False,
-) -> None:  # fmt: skip
+    queue: QueueOpt = None,
+    category: CategoryOpt = None,
+    workflow: WorkflowOpt = None,
+    older_than: AgeOpt = None,
+    as_json: JsonOption = False,
+) -> None:
     """Put dead steps back in the queue with fresh attempts, by id or by filter."""
     engine = _engine(ctx)
     has_filter = any(v is not None for v in (queue, category, workflow, older_than))
     if not step_ids and not has_filter:
-        raise ValidationFailed("give step ids, or a filter (--queue, --category, --workflow, --older-than)")
+        raise ValidationFailed(
+            "give step ids, or a filter (--queue, --category, --workflow, --older-than)"
+        )
     if step_ids:
         requeued = engine.requeue(step_ids)
     else:

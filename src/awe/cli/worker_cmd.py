@@ -34,13 +34,34 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(
         ctx: typer.Context,
-        queues: Annotated[str, typer.Option("--queues", "-q", help="Comma-separated queues.")] = "default",
-        concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Steps at once.")] = 4,
-        lease_seconds: Annotated[float, typer.Option("--lease-seconds", min=0.5, help="Lease length; a dead worker's steps return after it.")] = 30.0,
+        queues: Annotated[
+            str, typer.Option("--queues", "-q", help="Comma-separated queues.")
+        ] = "default",
+        concurrency: Annotated[
+            int, typer.Option("--concurrency", "-c", min=1, help="Steps at once.")
+        ] = 4,
+        lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--lease-seconds",
+                min=0.5,
+                help="Lease length; a dead worker's steps return after it.",
+            ),
+        ] = 30.0,
         burst: Annotated[bool, typer.Option("--burst", help="Exit when nothing is ready.")] = False,
-        scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler", help="Also take part in scheduler leader election.")] = True,
-        shutdown_grace: Annotated[float, typer.Option("--shutdown-grace", help="Seconds to let running steps finish on SIGTERM.")] = 30.0,
-    ) -> None:  # fmt: skip
+        scheduler: Annotated[
+            bool,
+            typer.Option(
+                "--scheduler/--no-scheduler", help="Also take part in scheduler leader election."
+            ),
+        ] = True,
+        shutdown_grace: Annotated[
+            float,
+            typer.Option(
+                "--shutdown-grace", help="Seconds to let running steps finish on SIGTERM."
+            ),
+        ] = 30.0,
+    ) -> None:
         """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
         cli = state(ctx)
         options = WorkerOptions(
@@ -66,9 +87,13 @@ def register(app: typer.Typer) -> None:
     @app.command("scheduler")
     def scheduler_cmd(
         ctx: typer.Context,
-        interval: Annotated[float, typer.Option("--interval", min=0.05, help="Seconds between ticks.")] = 1.0,
-        lease_seconds: Annotated[float, typer.Option("--lease-seconds", min=0.5, help="Leader lease length.")] = 15.0,
-    ) -> None:  # fmt: skip
+        interval: Annotated[
+            float, typer.Option("--interval", min=0.05, help="Seconds between ticks.")
+        ] = 1.0,
+        lease_seconds: Annotated[
+            float, typer.Option("--lease-seconds", min=0.5, help="Leader lease length.")
+        ] = 15.0,
+    ) -> None:
         """Fire cron schedules (one leader at a time across every scheduler process)."""
         cli = state(ctx)
         stop = threading.Event()
@@ -91,6 +116,13 @@ def list_workers(
         return
     table = Table("id", "host", "pid", "queues", "concurrency", "status", "heartbeat")
     for r in records:
-        table.add_row(r.id, r.host, str(r.pid), ",".join(r.queues), str(r.concurrency), r.status,
-                      r.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+        table.add_row(
+            r.id,
+            r.host,
+            str(r.pid),
+            ",".join(r.queues),
+            str(r.concurrency),
+            r.status,
+            r.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     console.print(table)

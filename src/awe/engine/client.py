@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
@@ -131,7 +131,9 @@ class Engine:
             transitions.add_events(conn, events)
         return self.get_run(run_id)
 
-    def requeue(self, step_ids: list[str] | None = None, *, where: DeadLetterFilter | None = None) -> list[str]:  # fmt: skip
+    def requeue(
+        self, step_ids: list[str] | None = None, *, where: DeadLetterFilter | None = None
+    ) -> list[str]:
         """Put dead steps back in the queue with fresh attempts; returns the ids requeued."""
         if step_ids is None and where is None:
             raise ValidationFailed("requeue needs step ids or a filter")
@@ -139,9 +141,9 @@ class Engine:
         requeued: list[str] = []
         now = self.clock.now()
         with self.db.write() as conn:
-            runs = conn.execute(
-                select(Step.run_id).where(Step.id.in_(ids)).distinct()
-            ).scalars().all()  # fmt: skip
+            runs = (
+                conn.execute(select(Step.run_id).where(Step.id.in_(ids)).distinct()).scalars().all()
+            )
             for run_id in sorted(runs):
                 requeued += self._reopen(conn, run_id, now, step_ids=set(ids))
         local_wakeup(self.db).set()
@@ -159,21 +161,29 @@ class Engine:
         local_wakeup(self.db).set()
         return reopened
 
-    def _reopen(self, conn: Connection, run_id: str, now: datetime, *, step_ids: set[str] | None) -> list[str]:  # fmt: skip
+    def _reopen(
+        self, conn: Connection, run_id: str, now: datetime, *, step_ids: set[str] | None
+    ) -> list[str]:
         transitions.lock_run(conn, run_id)
         rows = conn.execute(
             select(Step.id, Step.step_key, Step.status, Step.needs).where(Step.run_id == run_id)
         ).all()
         targets = [
-            r for r in rows
-            if r.status in (states.DEAD, states.CANCELLED) and (step_ids is None or r.id in step_ids)
-        ]  # fmt: skip
+            r
+            for r in rows
+            if r.status in (states.DEAD, states.CANCELLED)
+            and (step_ids is None or r.id in step_ids)
+        ]
         if not targets:
             return []
         target_keys = {r.step_key for r in targets}
         # Everything downstream that was skipped or cancelled because of them waits again.
         downstream = _downstream(target_keys, {r.step_key: r.needs for r in rows})
-        reset = [r for r in rows if r.step_key in downstream and r.status in (states.SKIPPED, states.CANCELLED)]  # fmt: skip
+        reset = [
+            r
+            for r in rows
+            if r.step_key in downstream and r.status in (states.SKIPPED, states.CANCELLED)
+        ]
         conn.execute(
             update(Step)
             .where(Step.id.in_([r.id for r in targets]))
@@ -225,9 +235,13 @@ class Engine:
         return new_id
 
     def set_queue_limits(
-        self, name: str, *, concurrency: int | None = None, rate_per_second: float | None = None,
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate_per_second: float | None = None,
         burst: float | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Set (or clear, with None) a queue's concurrency limit and rate limit."""
         with self.db.write() as conn:
             exists = conn.execute(select(Queue.name).where(Queue.name == name)).scalar()
@@ -240,7 +254,7 @@ class Engine:
             if exists:
                 conn.execute(update(Queue).where(Queue.name == name).values(**values))
             else:
-                conn.execute(Queue.__table__.insert().values(name=name, tokens=0.0, **values))
+                conn.execute(insert(Queue).values(name=name, tokens=0.0, **values))
 
     # ------------------------------------------------------------------------- reading
 
@@ -254,18 +268,30 @@ class Engine:
                 select(_STEPS).where(Step.run_id == run_id).order_by(Step.created_at, Step.id)
             ).all()
         order = {step["id"]: i for i, step in enumerate(run.spec["steps"])}
-        records = sorted((StepRecord.from_row(s._mapping) for s in steps),
-                         key=lambda s: order.get(s.step_key, len(order)))  # fmt: skip
+        records = sorted(
+            (StepRecord.from_row(s._mapping) for s in steps),
+            key=lambda s: order.get(s.step_key, len(order)),
+        )
         return RunRecord.from_row(run._mapping, records)
 
     def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, queue: str | None = None,
-        limit: int = 50, before: str | None = None, project_id: str | None = None,
-    ) -> list[RunRecord]:  # fmt: skip
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+        project_id: str | None = None,
+    ) -> list[RunRecord]:
         """Runs newest first, filtered; ``before`` is a run id to page from."""
         statement = select(_RUNS).order_by(Run.id.desc()).limit(limit)
-        for column, value in ((Run.status, status), (Run.workflow_name, workflow),
-                              (Run.queue, queue), (Run.project_id, project_id)):  # fmt: skip
+        for column, value in (
+            (Run.status, status),
+            (Run.workflow_name, workflow),
+            (Run.queue, queue),
+            (Run.project_id, project_id),
+        ):
             if value is not None:
                 statement = statement.where(column == value)
         if before is not None:
@@ -274,7 +300,9 @@ class Engine:
             rows = conn.execute(statement).all()
         return [RunRecord.from_row(r._mapping, None) for r in rows]
 
-    def dead_letters(self, where: DeadLetterFilter | None = None, *, limit: int = 1000) -> list[StepRecord]:  # fmt: skip
+    def dead_letters(
+        self, where: DeadLetterFilter | None = None, *, limit: int = 1000
+    ) -> list[StepRecord]:
         """Dead steps (the dead-letter queue), oldest first, filtered."""
         where = where or DeadLetterFilter()
         statement = (
@@ -300,7 +328,9 @@ class Engine:
         with self.db.read() as conn:
             return [StepRecord.from_row(r._mapping) for r in conn.execute(statement).all()]
 
-    def list_workers(self, *, stale_after: float = 90.0, include_stopped: bool = False) -> list[WorkerRecord]:  # fmt: skip
+    def list_workers(
+        self, *, stale_after: float = 90.0, include_stopped: bool = False
+    ) -> list[WorkerRecord]:
         """Registered workers; a running one silent for ``stale_after`` seconds shows as 'lost'."""
         statement = select(WorkerRow.__table__).order_by(WorkerRow.started_at)
         if not include_stopped:
@@ -337,7 +367,9 @@ class Engine:
             if batch:
                 after = batch[-1].id
                 continue
-            if self.get_run(run_id).status in states.RUN_FINAL and not self.events(run_id, after=after):  # fmt: skip
+            if self.get_run(run_id).status in states.RUN_FINAL and not self.events(
+                run_id, after=after
+            ):
                 return
             time.sleep(poll)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 
-def _pick(cls: type, row: Mapping[str, Any]) -> dict[str, Any]:
+def _pick(cls: type, row: Mapping[Any, Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in fields(cls) if f.name in row}
 
 
@@ -48,7 +48,7 @@ class StepRecord:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> StepRecord:
         """Build from a ``steps`` row mapping."""
         return cls(**_pick(cls, row))
 
@@ -81,7 +81,7 @@ class RunRecord:
     steps: tuple[StepRecord, ...] = ()
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], steps: list[StepRecord] | None) -> RunRecord:
+    def from_row(cls, row: Mapping[Any, Any], steps: list[StepRecord] | None) -> RunRecord:
         """Build from a ``runs`` row mapping and its step records."""
         return cls(**_pick(cls, row), steps=tuple(steps or ()))
 
@@ -112,7 +112,7 @@ class EventRecord:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EventRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> EventRecord:
         """Build from a ``run_events`` row mapping."""
         return cls(**_pick(cls, row))
 
@@ -135,7 +135,7 @@ class WorkerRecord:
     heartbeat_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WorkerRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> WorkerRecord:
         """Build from a ``workers`` row mapping."""
         return cls(**_pick(cls, row))
 

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import NotFound, ValidationFailed
@@ -48,7 +48,9 @@ def check_cron(cron: str, timezone: str) -> None:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"timezone {timezone!r} is not an IANA name like 'Europe/Paris'") from None
+        raise ValidationFailed(
+            f"timezone {timezone!r} is not an IANA name like 'Europe/Paris'"
+        ) from None
 
 
 class Scheduler:
@@ -70,29 +72,43 @@ class Scheduler:
         self.lease_seconds = lease_seconds
 
     def create(
-        self, *, name: str, spec: dict[str, Any], cron: str, timezone: str = "UTC",
+        self,
+        *,
+        name: str,
+        spec: dict[str, Any],
+        cron: str,
+        timezone: str = "UTC",
         inputs: dict[str, Any] | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """Add (or replace, by name) a schedule; its first fire is the next cron time from now."""
         check_cron(cron, timezone)
         normalised = normalise_spec(spec, known_kind=self.engine.registry.knows)
         now = self.clock.now()
-        values = {"spec": normalised, "inputs": inputs or {}, "cron": cron, "timezone": timezone,
-                  "enabled": True, "next_fire_at": next_fire(cron, timezone, now)}  # fmt: skip
+        values = {
+            "spec": normalised,
+            "inputs": inputs or {},
+            "cron": cron,
+            "timezone": timezone,
+            "enabled": True,
+            "next_fire_at": next_fire(cron, timezone, now),
+        }
         with self.db.write() as conn:
             existing = conn.execute(select(Schedule.id).where(Schedule.name == name)).scalar()
             if existing:
                 conn.execute(update(Schedule).where(Schedule.id == existing).values(**values))
                 return str(existing)
             schedule_id = new_id()
-            conn.execute(Schedule.__table__.insert().values(id=schedule_id, name=name,
-                                                            created_at=now, **values))  # fmt: skip
+            conn.execute(
+                insert(Schedule).values(id=schedule_id, name=name, created_at=now, **values)
+            )
             return schedule_id
 
     def set_enabled(self, schedule_id: str, enabled: bool) -> None:
         """Pause or resume a schedule (resuming fires next at the next cron time from now)."""
         with self.db.write() as conn:
-            row = conn.execute(select(Schedule.cron, Schedule.timezone).where(Schedule.id == schedule_id)).one_or_none()  # fmt: skip
+            row = conn.execute(
+                select(Schedule.cron, Schedule.timezone).where(Schedule.id == schedule_id)
+            ).one_or_none()
             if row is None:
                 raise NotFound(f"no schedule {schedule_id}")
             values: dict[str, Any] = {"enabled": enabled}
@@ -105,18 +121,25 @@ class Scheduler:
         now = self.clock.now()
         with self.db.write() as conn:
             conn.execute(
-                text("INSERT INTO leases (name, owner, expires_at) VALUES (:name, '', :past)"
-                     " ON CONFLICT (name) DO NOTHING").bindparams(bindparam("past", type_=_TS)),
+                text(
+                    "INSERT INTO leases (name, owner, expires_at) VALUES (:name, '', :past)"
+                    " ON CONFLICT (name) DO NOTHING"
+                ).bindparams(bindparam("past", type_=_TS)),
                 {"name": LEASE_NAME, "past": now - timedelta(days=1)},
-            )  # fmt: skip
+            )
             held = conn.execute(
-                text("UPDATE leases SET owner = :me, expires_at = :expires"
-                     " WHERE name = :name AND (owner = :me OR expires_at < :now)"  # ours, or free
-                     " RETURNING owner").bindparams(bindparam("expires", type_=_TS),
-                                                    bindparam("now", type_=_TS)),
-                {"me": self.owner, "name": LEASE_NAME, "now": now,
-                 "expires": now + timedelta(seconds=self.lease_seconds)},
-            ).first()  # fmt: skip
+                text(
+                    "UPDATE leases SET owner = :me, expires_at = :expires"
+                    " WHERE name = :name AND (owner = :me OR expires_at < :now)"  # ours, or free
+                    " RETURNING owner"
+                ).bindparams(bindparam("expires", type_=_TS), bindparam("now", type_=_TS)),
+                {
+                    "me": self.owner,
+                    "name": LEASE_NAME,
+                    "now": now,
+                    "expires": now + timedelta(seconds=self.lease_seconds),
+                },
+            ).first()
         return held is not None
 
     def tick(self) -> int:
@@ -126,11 +149,18 @@ class Scheduler:
         now = self.clock.now()
         with self.db.read() as conn:
             due = conn.execute(
-                select(Schedule.id, Schedule.name, Schedule.spec, Schedule.inputs, Schedule.cron,
-                       Schedule.timezone, Schedule.next_fire_at)
+                select(
+                    Schedule.id,
+                    Schedule.name,
+                    Schedule.spec,
+                    Schedule.inputs,
+                    Schedule.cron,
+                    Schedule.timezone,
+                    Schedule.next_fire_at,
+                )
                 .where(Schedule.enabled.is_(True), Schedule.next_fire_at <= now)
                 .order_by(Schedule.next_fire_at)
-            ).all()  # fmt: skip
+            ).all()
         fired = 0
         for row in due:
             fire_time = row.next_fire_at
@@ -139,10 +169,14 @@ class Scheduler:
             # Missed fires collapse: the next fire is the first cron time after now.
             following = next_fire(row.cron, row.timezone, max(now, fire_time))
             with self.db.write() as conn:
-                conn.execute(update(Schedule)
-                             .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
-                             .values(next_fire_at=following, last_fire_at=fire_time))  # fmt: skip
-            log.info("schedule fired", schedule=row.name, fire_time=fire_time.isoformat(), run_id=run_id)
+                conn.execute(
+                    update(Schedule)
+                    .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
+                    .values(next_fire_at=following, last_fire_at=fire_time)
+                )
+            log.info(
+                "schedule fired", schedule=row.name, fire_time=fire_time.isoformat(), run_id=run_id
+            )
             fired += 1
         return fired
 
@@ -154,5 +188,7 @@ class Scheduler:
             try:
                 self.tick()
             except DB_ERRORS as exc:
-                log.warning("database unavailable; scheduler retries", error=str(exc).splitlines()[0][:200])
+                log.warning(
+                    "database unavailable; scheduler retries", error=str(exc).splitlines()[0][:200]
+                )
             stop.wait(interval)

@@ -16,9 +16,22 @@ from awe.engine.errors import SpecInvalid
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 STEP_KEYS = frozenset(
-    {"id", "kind", "needs", "with", "when", "for_each", "retry", "timeout", "on_failure",
-     "queue", "priority", "description", "name"}
-)  # fmt: skip
+    {
+        "id",
+        "kind",
+        "needs",
+        "with",
+        "when",
+        "for_each",
+        "retry",
+        "timeout",
+        "on_failure",
+        "queue",
+        "priority",
+        "description",
+        "name",
+    }
+)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -53,7 +66,7 @@ def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
 
 
 def normalise_spec(spec: Any, *, known_kind: Callable[[str], bool]) -> dict[str, Any]:
-    """Check ``spec`` and return it with defaults filled; raise SpecInvalid listing every problem."""
+    """Return ``spec`` with defaults filled; raise SpecInvalid listing every problem."""
     problems: list[str] = []
     if not isinstance(spec, dict):
         raise SpecInvalid("a workflow spec must be a mapping with 'name' and 'steps'")

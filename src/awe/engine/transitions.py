@@ -28,11 +28,15 @@ NOTIFY_CHANNEL = "awe_steps"
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """Append events (dicts with run_id, type, message and optional step_key, level, data)."""
     if events:
-        conn.execute(insert(RunEvent), [{"level": "info", "step_key": None, "data": None, **e}
-                                         for e in events])  # fmt: skip
+        conn.execute(
+            insert(RunEvent),
+            [{"level": "info", "step_key": None, "data": None, **e} for e in events],
+        )
 
 
-def _state_event(run_id: str, step_key: str | None, status: str, now: datetime, **data: Any) -> dict[str, Any]:  # fmt: skip
+def _state_event(
+    run_id: str, step_key: str | None, status: str, now: datetime, **data: Any
+) -> dict[str, Any]:
     what = f"step {step_key}" if step_key else "run"
     return {
         "run_id": run_id,
@@ -50,8 +54,9 @@ def notify(conn: Connection, queue_names: set[str]) -> None:
     if conn.dialect.name != "postgresql":
         return
     for name in sorted(queue_names):
-        conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(queue)s)",
-                             {"channel": NOTIFY_CHANNEL, "queue": name})  # fmt: skip
+        conn.exec_driver_sql(
+            "SELECT pg_notify(%(channel)s, %(queue)s)", {"channel": NOTIFY_CHANNEL, "queue": name}
+        )
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -144,9 +149,17 @@ def advance(conn: Connection, run_id: str, *, now: datetime) -> None:
     if run is None or run.status in states.RUN_FINAL:
         return
     rows = conn.execute(
-        select(Step.id, Step.step_key, Step.status, Step.needs, Step.definition,
-               Step.on_failure, Step.output, Step.queue).where(Step.run_id == run_id)
-    ).all()  # fmt: skip
+        select(
+            Step.id,
+            Step.step_key,
+            Step.status,
+            Step.needs,
+            Step.definition,
+            Step.on_failure,
+            Step.output,
+            Step.queue,
+        ).where(Step.run_id == run_id)
+    ).all()
     steps = {row.step_key: dict(row._mapping) for row in rows}
     events: list[dict[str, Any]] = []
     woken: set[str] = set()
@@ -163,8 +176,15 @@ def advance(conn: Connection, run_id: str, *, now: datetime) -> None:
             changed = True
             blocked = next((d for d in deps if _blocks(d)), None)
             if blocked is not None:
-                _set_status(conn, step, states.SKIPPED, now, events, run_id,
-                            reason=f"upstream step {blocked['step_key']} {blocked['status']}")  # fmt: skip
+                _set_status(
+                    conn,
+                    step,
+                    states.SKIPPED,
+                    now,
+                    events,
+                    run_id,
+                    reason=f"upstream step {blocked['step_key']} {blocked['status']}",
+                )
                 continue
             if context is None:
                 context = template_context(run.inputs, steps)
@@ -180,7 +200,7 @@ def _blocks(dep: dict[str, Any]) -> bool:
     """Whether a finished upstream step stops its dependents (they get skipped)."""
     if dep["status"] in (states.SKIPPED, states.CANCELLED):
         return True
-    return dep["status"] == states.DEAD and dep["on_failure"] != "continue"
+    return bool(dep["status"] == states.DEAD and dep["on_failure"] != "continue")
 
 
 def template_context(inputs: dict[str, Any], steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -215,8 +235,9 @@ def _ready(
         if has_template(params):
             params = render(params, context, where=f"step {key}: with")
     except StepError as exc:
-        _set_status(conn, step, states.DEAD, now, events, run_id,
-                    category=exc.category, message=exc.message)  # fmt: skip
+        _set_status(
+            conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
+        )
         return
     conn.execute(
         update(Step)
@@ -256,7 +277,9 @@ def _finish_run(
     now: datetime,
     events: list[dict[str, Any]],
 ) -> None:
-    failed = [s for s in steps.values() if s["status"] == states.DEAD and s["on_failure"] != "continue"]  # fmt: skip
+    failed = [
+        s for s in steps.values() if s["status"] == states.DEAD and s["on_failure"] != "continue"
+    ]
     error = None
     outputs: dict[str, Any] = {}
     if failed:
@@ -276,7 +299,9 @@ def _finish_run(
     events.append(_state_event(run.id, None, status, now, **({"error": error} if error else {})))
 
 
-def _outputs(spec: dict[str, Any], inputs: dict[str, Any], steps: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def _outputs(
+    spec: dict[str, Any], inputs: dict[str, Any], steps: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     declared = spec.get("outputs") or {}
     if declared:
         rendered = render(declared, template_context(inputs, steps), where="outputs")
@@ -284,7 +309,11 @@ def _outputs(spec: dict[str, Any], inputs: dict[str, Any], steps: dict[str, dict
         return rendered
     # Nothing declared: the outputs of the steps nothing else needs.
     needed = {n for s in steps.values() for n in s["needs"]}
-    return {k: s["output"] for k, s in steps.items() if k not in needed and s["status"] == states.SUCCEEDED}  # fmt: skip
+    return {
+        k: s["output"]
+        for k, s in steps.items()
+        if k not in needed and s["status"] == states.SUCCEEDED
+    }
 
 
 # ----------------------------------------------------------------------------- step results
@@ -304,7 +333,14 @@ def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None
 
 
 def complete(
-    conn: Connection, *, run_id: str, step_id: str, owner: str, attempt: int, output: Any, now: datetime
+    conn: Connection,
+    *,
+    run_id: str,
+    step_id: str,
+    owner: str,
+    attempt: int,
+    output: Any,
+    now: datetime,
 ) -> None:
     """Record a step's output, if this worker still holds its lease; then advance the run."""
     lock_run(conn, run_id)
@@ -313,10 +349,17 @@ def complete(
     key = conn.execute(
         update(Step)
         .where(Step.id == step_id)
-        .values(status=states.SUCCEEDED, output=output, finished_at=now,
-                lease_owner=None, lease_expires_at=None, error_category=None, error_message=None)
+        .values(
+            status=states.SUCCEEDED,
+            output=output,
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            error_category=None,
+            error_message=None,
+        )
         .returning(Step.step_key)
-    ).scalar_one()  # fmt: skip
+    ).scalar_one()
     add_events(conn, [_state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
     advance(conn, run_id, now=now)
 
@@ -337,19 +380,29 @@ def fail(
     ``owner`` None is the reaper's call for an expired lease (checked by the caller).
     """
     lock_run(conn, run_id)
-    if owner is not None and not queue_sql.guard_lease(conn, step_id=step_id, owner=owner, attempt=attempt):  # fmt: skip
+    if owner is not None and not queue_sql.guard_lease(
+        conn, step_id=step_id, owner=owner, attempt=attempt
+    ):
         raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
     row = conn.execute(
-        select(Step.step_key, Step.errors, Step.definition, Step.cancel_requested).where(Step.id == step_id)
-    ).one()  # fmt: skip
+        select(Step.step_key, Step.errors, Step.definition, Step.cancel_requested).where(
+            Step.id == step_id
+        )
+    ).one()
     policy = policy or RetryPolicy.from_definition(row.definition.get("retry"))
-    history = [*(row.errors or []), {"attempt": attempt, "category": failure.category,
-               "message": failure.message[:2000], "at": now.isoformat()}]  # fmt: skip
+    history = [
+        *(row.errors or []),
+        {
+            "attempt": attempt,
+            "category": failure.category,
+            "message": failure.message[:2000],
+            "at": now.isoformat(),
+        },
+    ]
     retry = failure.retryable and policy.can_retry(attempt) and not row.cancel_requested
+    status = states.QUEUED if retry else states.DEAD
     if row.cancel_requested:
         status = states.CANCELLED
-    else:
-        status = states.QUEUED if retry else states.DEAD
     values: dict[str, Any] = {
         "status": status,
         "errors": history,
@@ -358,7 +411,11 @@ def fail(
         "lease_owner": None,
         "lease_expires_at": None,
     }
-    data: dict[str, Any] = {"attempt": attempt, "category": failure.category, "error": failure.message}
+    data: dict[str, Any] = {
+        "attempt": attempt,
+        "category": failure.category,
+        "error": failure.message,
+    }
     if retry:
         delay = policy.delay(attempt)
         values["run_after"] = now + timedelta(seconds=delay)
@@ -374,7 +431,9 @@ def fail(
     return status
 
 
-def release(conn: Connection, *, run_id: str, step_id: str, owner: str, attempt: int, now: datetime) -> None:  # fmt: skip
+def release(
+    conn: Connection, *, run_id: str, step_id: str, owner: str, attempt: int, now: datetime
+) -> None:
     """Give a lease back unfinished (worker shutdown): the attempt does not count."""
     lock_run(conn, run_id)
     if not queue_sql.guard_lease(conn, step_id=step_id, owner=owner, attempt=attempt):
@@ -382,11 +441,23 @@ def release(conn: Connection, *, run_id: str, step_id: str, owner: str, attempt:
     key = conn.execute(
         update(Step)
         .where(Step.id == step_id)
-        .values(status=states.QUEUED, attempt=Step.attempt - 1, run_after=now,
-                lease_owner=None, lease_expires_at=None)
+        .values(
+            status=states.QUEUED,
+            attempt=Step.attempt - 1,
+            run_after=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
         .returning(Step.step_key, Step.queue)
-    ).one()  # fmt: skip
-    add_events(conn, [_state_event(run_id, key.step_key, states.QUEUED, now, reason="released by a stopping worker")])  # fmt: skip
+    ).one()
+    add_events(
+        conn,
+        [
+            _state_event(
+                run_id, key.step_key, states.QUEUED, now, reason="released by a stopping worker"
+            )
+        ],
+    )
     notify(conn, {key.queue})
 
 
@@ -397,14 +468,27 @@ def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
         return None
     lock_run(conn, row.run_id)
     current = conn.execute(
-        select(Step.status, Step.lease_expires_at, Step.lease_owner, Step.attempt, Step.queue)
-        .where(Step.id == step_id)
-    ).one()  # fmt: skip
-    if current.status != states.RUNNING or current.lease_expires_at is None or current.lease_expires_at >= now:  # fmt: skip
+        select(
+            Step.status, Step.lease_expires_at, Step.lease_owner, Step.attempt, Step.queue
+        ).where(Step.id == step_id)
+    ).one()
+    if (
+        current.status != states.RUNNING
+        or current.lease_expires_at is None
+        or current.lease_expires_at >= now
+    ):
         return None  # completed or heartbeated meanwhile
     failure = Failure("lease_lost", f"worker {current.lease_owner} stopped heartbeating", True)
-    status = fail(conn, run_id=row.run_id, step_id=step_id, owner=None, attempt=current.attempt,
-                  failure=failure, now=now, policy=_no_wait_policy(conn, step_id))  # fmt: skip
+    status = fail(
+        conn,
+        run_id=row.run_id,
+        step_id=step_id,
+        owner=None,
+        attempt=current.attempt,
+        failure=failure,
+        now=now,
+        policy=_no_wait_policy(conn, step_id),
+    )
     if status == states.QUEUED:
         notify(conn, {current.queue})
     return status

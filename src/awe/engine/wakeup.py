@@ -55,6 +55,8 @@ class Listener:
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.event.set()
             except psycopg.Error as exc:
-                log.warning(f"listener disconnected; reconnecting in {delay:.1f} s", error=str(exc)[:200])
+                log.warning(
+                    f"listener disconnected; reconnecting in {delay:.1f} s", error=str(exc)[:200]
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)

@@ -7,6 +7,7 @@ retried with backoff when the database is unreachable, so workers ride out a res
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from awe.core.clock import Clock, SystemClock
@@ -105,8 +106,11 @@ class Worker:
             beat = threading.Thread(target=self._beat_loop, args=(heartbeat,), daemon=True)
             beat.start()
             listener = None if burst else Listener.start_for(self.db, self._wake)
-            log.info("worker started", queues=",".join(self.options.queues),
-                     concurrency=self.options.concurrency)  # fmt: skip
+            log.info(
+                "worker started",
+                queues=",".join(self.options.queues),
+                concurrency=self.options.concurrency,
+            )
             try:
                 self._loop(pool, burst=burst)
             finally:
@@ -126,7 +130,7 @@ class Worker:
             free = self.options.concurrency - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
             if free > 0:
-                claimed = self._retrying(lambda: self._claim(free), "claim") or []
+                claimed = self._retrying(functools.partial(self._claim, free), "claim") or []
                 for step in claimed:
                     self._start(pool, step)
             if claimed and len(claimed) == free:
@@ -139,8 +143,14 @@ class Worker:
     def _claim(self, limit: int) -> list[queue_sql.ClaimedStep]:
         now = self.clock.now()
         with self.db.write() as conn:
-            claimed = queue_sql.claim(conn, owner=self.id, queues=self.options.queues, limit=limit,
-                                      now=now, lease_seconds=self.options.lease_seconds)  # fmt: skip
+            claimed = queue_sql.claim(
+                conn,
+                owner=self.id,
+                queues=self.options.queues,
+                limit=limit,
+                now=now,
+                lease_seconds=self.options.lease_seconds,
+            )
             transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
         return claimed
 
@@ -187,11 +197,25 @@ class Worker:
             now = self.clock.now()
             with self.db.write() as conn:
                 if outcome.failure is None:
-                    transitions.complete(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
-                                         attempt=step.attempt, output=outcome.output, now=now)  # fmt: skip
+                    transitions.complete(
+                        conn,
+                        run_id=step.run_id,
+                        step_id=step.id,
+                        owner=self.id,
+                        attempt=step.attempt,
+                        output=outcome.output,
+                        now=now,
+                    )
                 else:
-                    transitions.fail(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
-                                     attempt=step.attempt, failure=outcome.failure, now=now)  # fmt: skip
+                    transitions.fail(
+                        conn,
+                        run_id=step.run_id,
+                        step_id=step.id,
+                        owner=self.id,
+                        attempt=step.attempt,
+                        failure=outcome.failure,
+                        now=now,
+                    )
 
         try:
             self._retrying(write, "report result", forever=True)
@@ -199,8 +223,12 @@ class Worker:
             log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
         else:
             if outcome.failure is not None:
-                log.warning("step failed", step=step.step_key, category=outcome.failure.category,
-                            error=outcome.failure.message[:500])  # fmt: skip
+                log.warning(
+                    "step failed",
+                    step=step.step_key,
+                    category=outcome.failure.category,
+                    error=outcome.failure.message[:500],
+                )
         self._wake.set()
 
     # ------------------------------------------------------------------------ heartbeat
@@ -224,8 +252,13 @@ class Worker:
             entries = dict(self._inflight)
         now = self.clock.now()
         with self.db.write() as conn:
-            held = queue_sql.heartbeat(conn, owner=self.id, step_ids=list(entries), now=now,
-                                       lease_seconds=self.options.lease_seconds)  # fmt: skip
+            held = queue_sql.heartbeat(
+                conn,
+                owner=self.id,
+                step_ids=list(entries),
+                now=now,
+                lease_seconds=self.options.lease_seconds,
+            )
             conn.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now))
         for step_id, entry in entries.items():
             # Cancel requested for its run, or lease lost (its result would be refused): stop.
@@ -240,25 +273,39 @@ class Worker:
             with self.db.write() as conn:
                 status = transitions.reap_one(conn, step_id=step_id, now=now)
             if status is not None:
-                log.warning("lease expired: step returned to the queue", step_id=step_id,
-                            now_status=status)  # fmt: skip
+                log.warning(
+                    "lease expired: step returned to the queue", step_id=step_id, now_status=status
+                )
                 self._wake.set()
 
     # --------------------------------------------------------------------------- events
 
-    def _emitter(self, step: queue_sql.ClaimedStep) -> Callable[[str, str, str, dict[str, Any] | None], None]:  # fmt: skip
+    def _emitter(
+        self, step: queue_sql.ClaimedStep
+    ) -> Callable[[str, str, str, dict[str, Any] | None], None]:
         def emit(kind: str, level: str, message: str, data: dict[str, Any] | None) -> None:
             with self._events_lock:
-                self._events.append({"run_id": step.run_id, "step_key": step.step_key,
-                                     "type": kind, "level": level, "message": message,
-                                     "data": data, "created_at": self.clock.now()})  # fmt: skip
+                self._events.append(
+                    {
+                        "run_id": step.run_id,
+                        "step_key": step.step_key,
+                        "type": kind,
+                        "level": level,
+                        "message": message,
+                        "data": data,
+                        "created_at": self.clock.now(),
+                    }
+                )
 
         return emit
 
     def _emit_state(self, step: queue_sql.ClaimedStep, status: str, **data: Any) -> None:
         with self._events_lock:
-            self._events.append(transitions._state_event(step.run_id, step.step_key, status,
-                                                          self.clock.now(), **data))  # fmt: skip
+            self._events.append(
+                transitions._state_event(
+                    step.run_id, step.step_key, status, self.clock.now(), **data
+                )
+            )
 
     def _flush_events(self) -> None:
         with self._events_lock:
@@ -279,15 +326,26 @@ class Worker:
         now = self.clock.now()
         with self.db.write() as conn:
             conn.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
-            conn.execute(WorkerRow.__table__.insert().values(
-                id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.options.queues,
-                concurrency=self.options.concurrency, status="running", started_at=now,
-                heartbeat_at=now))  # fmt: skip
+            conn.execute(
+                insert(WorkerRow).values(
+                    id=self.id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    queues=self.options.queues,
+                    concurrency=self.options.concurrency,
+                    status="running",
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
 
     def _unregister(self) -> None:
         with self.db.write() as conn:
-            conn.execute(update(WorkerRow).where(WorkerRow.id == self.id)
-                         .values(status="stopped", heartbeat_at=self.clock.now()))  # fmt: skip
+            conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == self.id)
+                .values(status="stopped", heartbeat_at=self.clock.now())
+            )
 
     def _shutdown(self, pool: ThreadPoolExecutor) -> None:
         deadline = time.monotonic() + self.options.shutdown_grace
@@ -298,19 +356,24 @@ class Worker:
         for entry in leftover:
             entry.ctx.cancel_event.set()
             step = entry.claimed
-            self._retrying(
-                lambda s=step: self._release(s), "release lease", attempts=3  # type: ignore[misc]
-            )
+            self._retrying(functools.partial(self._release, step), "release lease", attempts=3)
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, step: queue_sql.ClaimedStep) -> None:
         with self.db.write() as conn:
-            transitions.release(conn, run_id=step.run_id, step_id=step.id, owner=self.id,
-                                attempt=step.attempt, now=self.clock.now())  # fmt: skip
+            transitions.release(
+                conn,
+                run_id=step.run_id,
+                step_id=step.id,
+                owner=self.id,
+                attempt=step.attempt,
+                now=self.clock.now(),
+            )
 
-    def _retrying(self, action: Callable[[], T], what: str, *, attempts: int = 0,
-                  forever: bool = False) -> T | None:  # fmt: skip
-        """Run ``action``; on a database outage retry with backoff (``attempts`` 0: until stopped)."""
+    def _retrying(
+        self, action: Callable[[], T], what: str, *, attempts: int = 0, forever: bool = False
+    ) -> T | None:
+        """Run ``action``, retrying with backoff while the database is out (attempts 0: no cap)."""
         delay = 0.2
         tried = 0
         while True:
@@ -323,8 +386,10 @@ class Worker:
                     return None
                 if self._stopping.is_set() and not forever and tried >= 3:
                     return None
-                log.warning(f"database unavailable during {what}; retrying in {delay:.1f} s",
-                            error=_short(exc))  # fmt: skip
+                log.warning(
+                    f"database unavailable during {what}; retrying in {delay:.1f} s",
+                    error=_short(exc),
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -100,7 +100,9 @@ def claim(
             _spend_tokens(conn, row, len(got), now)
             claimed.extend(got)
     if free_queues and len(claimed) < limit:
-        claimed.extend(_claim_from(conn, owner, free_queues, limit - len(claimed), now, lease_seconds))
+        claimed.extend(
+            _claim_from(conn, owner, free_queues, limit - len(claimed), now, lease_seconds)
+        )
     return claimed
 
 

@@ -15,7 +15,7 @@ from awe.engine.context import StepContext
 
 
 def run_python(ctx: StepContext, params: Any) -> Any:
-    """Import ``with.function`` and call it with ``args`` and ``kwargs``; its return is the output."""
+    """Call ``with.function`` with ``args`` and ``kwargs``; what it returns is the output."""
     if not isinstance(params, dict) or not isinstance(params.get("function"), str):
         raise ValidationFailed("python needs with.function as 'module:name'")
     target = params["function"]

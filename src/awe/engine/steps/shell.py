@@ -8,6 +8,7 @@ group, then SIGKILL after ``kill_grace`` seconds (default 5).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,7 +53,9 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
     )
     tails = {"stdout": deque[str](maxlen=TAIL_LINES), "stderr": deque[str](maxlen=TAIL_LINES)}
     readers = [
-        threading.Thread(target=_pump, args=(ctx, getattr(proc, name), name, tails[name]), daemon=True)
+        threading.Thread(
+            target=_pump, args=(ctx, getattr(proc, name), name, tails[name]), daemon=True
+        )
         for name in ("stdout", "stderr")
     ]
     for reader in readers:
@@ -106,11 +109,7 @@ def _terminate(proc: subprocess.Popen[str], grace: float) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive the shell: kill what is left
-    except ProcessLookupError:
-        pass
