@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -9,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from awe.api.app import create_app
 from awe.core.config import Settings
+from awe.engine.client import Engine
+from awe.storage.database import create_database
 from tests.e2e.conftest import awe_env, running_server
 
 
@@ -27,6 +30,27 @@ def test_up_migrates_and_answers_health(tmp_path: Path) -> None:
         assert missing.headers["content-type"] == "application/problem+json"
         assert missing.json()["status"] == 404
     assert (tmp_path / "awe.db").is_file()
+
+
+def test_up_runs_submitted_work(tmp_path: Path, settings: Settings) -> None:
+    """The worker inside awe up runs a run submitted to its database, with no other process."""
+    with running_server("up", home=tmp_path, env=awe_env(tmp_path)):
+        db = create_database(settings, url=f"sqlite:///{tmp_path / 'awe.db'}")
+        try:
+            engine = Engine(db)
+            run_id = engine.submit(
+                {
+                    "name": "hello",
+                    "steps": [{"id": "a", "kind": "shell", "with": {"command": "echo up"}}],
+                }
+            )
+            deadline = time.monotonic() + 30
+            while engine.get_run(run_id).status != "succeeded":
+                assert time.monotonic() < deadline, engine.get_run(run_id).status
+                time.sleep(0.1)
+            assert engine.get_run(run_id).step("a").output["stdout"] == "up\n"
+        finally:
+            db.dispose()
 
 
 def test_serve_on_each_backend(tmp_path: Path, db_url: str) -> None:

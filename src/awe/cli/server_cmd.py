@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import typer
@@ -10,6 +11,8 @@ import uvicorn
 from awe.api.app import create_app
 from awe.cli.context import state
 from awe.core.logging import get_logger
+from awe.engine.scheduler import Scheduler
+from awe.engine.worker import Worker, WorkerOptions
 from awe.storage import migrate
 
 log = get_logger("server")
@@ -22,7 +25,14 @@ PortOption = Annotated[
 ]
 
 
-def _serve(ctx: typer.Context, host: str | None, port: int | None, *, migrate_first: bool) -> None:
+def _serve(
+    ctx: typer.Context,
+    host: str | None,
+    port: int | None,
+    *,
+    migrate_first: bool,
+    with_engine: bool,
+) -> None:
     cli = state(ctx)
     settings = cli.settings
     if migrate_first:
@@ -36,8 +46,28 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, migrate_fi
         database=cli.db.describe(),
     )
     app = create_app(settings, db=cli.db)
-    # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
-    uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
+    stop = threading.Event()
+    worker: Worker | None = None
+    threads: list[threading.Thread] = []
+    if with_engine:
+        # The embedded shape: a worker and a scheduler candidate beside the API, one process.
+        options = WorkerOptions(concurrency=settings.worker_concurrency, dry_run=settings.dry_run)
+        worker = Worker(cli.db, options)
+        threads = [
+            threading.Thread(target=worker.run, name="awe-worker"),
+            threading.Thread(target=Scheduler(cli.db).run, args=(stop,), name="awe-scheduler"),
+        ]
+        for thread in threads:
+            thread.start()
+    try:
+        # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
+        uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.stop()
+        for thread in threads:
+            thread.join(timeout=60)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,10 +75,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("up")
     def up(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
-        """Migrate the database, then run the whole engine (API for now) in this process."""
-        _serve(ctx, host, port, migrate_first=True)
+        """Migrate the database, then run the API, a worker and the scheduler in this process."""
+        _serve(ctx, host, port, migrate_first=True, with_engine=True)
 
     @app.command("serve")
     def serve(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
         """Run the API server only (scale-out: run several behind a proxy)."""
-        _serve(ctx, host, port, migrate_first=False)
+        _serve(ctx, host, port, migrate_first=False, with_engine=False)

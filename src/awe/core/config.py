@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         validation_alias=_env("PORT"),
         description="Port the API binds to.",
     )
+    worker_concurrency: int = Field(
+        default=4,
+        ge=1,
+        validation_alias=_env("WORKER_CONCURRENCY"),
+        description="Steps the worker inside 'awe up' runs at once.",
+    )
     db_pool_size: int = Field(
         default=5,
         ge=1,

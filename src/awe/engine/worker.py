@@ -46,9 +46,10 @@ class WorkerOptions:
 
     queues: list[str] = field(default_factory=lambda: ["default"])
     concurrency: int = 4
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float | None = None  # default: a third of the lease
-    poll_seconds: float = 0.05
+    # A killed worker's steps run elsewhere within about lease + heartbeat seconds.
+    lease_seconds: float = 8.0
+    heartbeat_seconds: float | None = None  # default: a quarter of the lease
+    poll_seconds: float = 0.01
     shutdown_grace: float = 30.0
     dry_run: bool = False
 
@@ -99,7 +100,7 @@ class Worker:
 
     def run(self, *, burst: bool = False) -> None:
         """The main loop."""
-        heartbeat = self.options.heartbeat_seconds or self.options.lease_seconds / 3
+        heartbeat = self.options.heartbeat_seconds or self.options.lease_seconds / 4
         with bind_context(worker_id=self.id):
             self._retrying(self._register, "register")
             pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="awe-step")
@@ -124,21 +125,29 @@ class Worker:
                 log.info("worker stopped", executed=self.executed)
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
+        idle = False
         while not self._stopping.is_set():
             # Read before claiming: a step finishing during the claim may have readied others.
             busy_before = bool(self._inflight)
             free = self.options.concurrency - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
-            if free > 0:
+            # When idle, a read-only probe decides whether a (write) claim is worth it.
+            if free > 0 and (not idle or self._retrying(self._probe, "poll")):
                 claimed = self._retrying(functools.partial(self._claim, free), "claim") or []
                 for step in claimed:
                     self._start(pool, step)
+            idle = not claimed and not busy_before
             if claimed and len(claimed) == free:
                 continue  # there may be more: claim again at once when a slot frees
             if burst and not claimed and not busy_before and not self._inflight:
                 return
-            self._wake.wait(self.options.poll_seconds)
+            if self._wake.wait(self.options.poll_seconds):
+                idle = False  # told that work is ready: claim without probing
             self._wake.clear()
+
+    def _probe(self) -> bool:
+        with self.db.read() as conn:
+            return queue_sql.has_ready(conn, queues=self.options.queues, now=self.clock.now())
 
     def _claim(self, limit: int) -> list[queue_sql.ClaimedStep]:
         now = self.clock.now()

@@ -186,6 +186,15 @@ def _spend_tokens(conn: Connection, row: Any, spent: int, now: datetime) -> None
     )
 
 
+def has_ready(conn: Connection, *, queues: list[str], now: datetime) -> bool:
+    """A read-only probe: is any step of ``queues`` ready? Idle workers poll this, not claim."""
+    statement = text(
+        "SELECT 1 FROM steps WHERE status = 'queued' AND queue IN :queues AND run_after <= :now"
+        " LIMIT 1"
+    ).bindparams(bindparam("queues", expanding=True), bindparam("now", type_=_TS))
+    return conn.execute(statement, {"queues": queues, "now": now}).first() is not None
+
+
 def heartbeat(
     conn: Connection, *, owner: str, step_ids: list[str], now: datetime, lease_seconds: float
 ) -> dict[str, bool]:
