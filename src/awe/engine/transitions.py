@@ -7,6 +7,8 @@ other, so their join step is promoted exactly once), and never deadlock with eac
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,13 +27,34 @@ NOTIFY_CHANNEL = "awe_steps"
 # ---------------------------------------------------------------------------------- events
 
 
+EVENT_BUFFER = "awe_event_buffer"
+
+
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Append events (dicts with run_id, type, message and optional step_key, level, data)."""
-    if events:
+    """Append events (dicts with run_id, type, message and optional step_key, level, data).
+
+    Inside :func:`buffered_events` they are held and written in one statement at its end.
+    """
+    buffer = conn.info.get(EVENT_BUFFER)
+    if buffer is not None:
+        buffer.extend(events)
+    elif events:
         conn.execute(
             insert(RunEvent),
             [{"level": "info", "step_key": None, "data": None, **e} for e in events],
         )
+
+
+@contextmanager
+def buffered_events(conn: Connection) -> Iterator[None]:
+    """Collect the events added inside, and insert them all at once when the block ends."""
+    conn.info[EVENT_BUFFER] = []
+    try:
+        yield
+        events = conn.info[EVENT_BUFFER]
+    finally:
+        del conn.info[EVENT_BUFFER]
+    add_events(conn, events)
 
 
 def _state_event(
@@ -140,12 +163,12 @@ def create_run(
     return run_id
 
 
-def advance(conn: Connection, run_id: str, *, now: datetime) -> None:
+def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None) -> None:
     """Move the run forward: ready pending steps whose needs are met, skip blocked ones, finish.
 
-    The caller holds the run's lock (or has just created the run).
+    ``locked`` is the run's row when the caller has already locked it in this transaction.
     """
-    run = lock_run(conn, run_id)
+    run = locked if locked is not None else lock_run(conn, run_id)
     if run is None or run.status in states.RUN_FINAL:
         return
     rows = conn.execute(
@@ -343,12 +366,16 @@ def complete(
     now: datetime,
 ) -> None:
     """Record a step's output, if this worker still holds its lease; then advance the run."""
-    lock_run(conn, run_id)
-    if not queue_sql.guard_lease(conn, step_id=step_id, owner=owner, attempt=attempt):
-        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
+    run = lock_run(conn, run_id)
+    # The lease guard is part of the update: a stale worker (its lease taken over) matches no row.
     key = conn.execute(
         update(Step)
-        .where(Step.id == step_id)
+        .where(
+            Step.id == step_id,
+            Step.lease_owner == owner,
+            Step.attempt == attempt,
+            Step.status == states.RUNNING,
+        )
         .values(
             status=states.SUCCEEDED,
             output=output,
@@ -359,9 +386,11 @@ def complete(
             error_message=None,
         )
         .returning(Step.step_key)
-    ).scalar_one()
+    ).scalar()
+    if key is None:
+        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
     add_events(conn, [_state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
-    advance(conn, run_id, now=now)
+    advance(conn, run_id, now=now, locked=run)
 
 
 def fail(

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Connection, delete, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from awe.core.clock import Clock, SystemClock
@@ -85,6 +87,8 @@ class Worker:
         self._events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
         self.executed = 0
+        self._results: SimpleQueue[tuple[queue_sql.ClaimedStep, Outcome]] = SimpleQueue()
+        self._reporter_stop = threading.Event()
 
     # --------------------------------------------------------------------------- control
 
@@ -106,6 +110,8 @@ class Worker:
             pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="awe-step")
             beat = threading.Thread(target=self._beat_loop, args=(heartbeat,), daemon=True)
             beat.start()
+            reporter = threading.Thread(target=self._report_loop, name="awe-report", daemon=True)
+            reporter.start()
             listener = None if burst else Listener.start_for(self.db, self._wake)
             log.info(
                 "worker started",
@@ -116,6 +122,8 @@ class Worker:
                 self._loop(pool, burst=burst)
             finally:
                 self._shutdown(pool)
+                self._reporter_stop.set()
+                reporter.join(timeout=60)
                 if listener is not None:
                     listener.stop()
                 self._stopping.set()
@@ -161,6 +169,11 @@ class Worker:
                 lease_seconds=self.options.lease_seconds,
             )
             transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
+            # The 'running' events ride in the claim's transaction: no extra write per step.
+            transitions.add_events(conn, [
+                transitions._state_event(c.run_id, c.step_key, "running", now,
+                                         attempt=c.attempt, worker=self.id)
+                for c in claimed])  # fmt: skip
         return claimed
 
     # ------------------------------------------------------------------------ executing
@@ -185,60 +198,98 @@ class Worker:
 
     def _execute(self, entry: _InFlight) -> None:
         step = entry.claimed
+        recorded = False
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
-                self._emit_state(step, "running", attempt=step.attempt, worker=self.id)
                 outcome = execute(self.registry, step.kind, entry.ctx, step.input)
-                self._flush_events()
-                self._report(step, outcome)
-        except Exception:
-            # A bug in reporting must not vanish inside a thread-pool future; the lease expires
-            # and the step is reaped and re-run.
-            log.exception("could not record a step's result", step=step.step_key)
+            self._results.put((step, outcome))
+            recorded = True
         finally:
-            with self._lock:
-                self._inflight.pop(step.id, None)
-            self.executed += 1
-            self._wake.set()
+            if not recorded:  # the thread itself is dying; the lease will expire
+                self._forget(step)
 
-    def _report(self, step: queue_sql.ClaimedStep, outcome: Outcome) -> None:
+    def _forget(self, step: queue_sql.ClaimedStep) -> None:
+        with self._lock:
+            self._inflight.pop(step.id, None)
+        self.executed += 1
+        self._wake.set()
+
+    def _report_loop(self) -> None:
+        """Record outcomes in batches: one transaction for every result pending (group commit)."""
+        while True:
+            try:
+                batch = [self._results.get(timeout=0.05)]
+            except Empty:
+                if self._reporter_stop.is_set():
+                    return
+                continue
+            while len(batch) < 256:
+                try:
+                    batch.append(self._results.get_nowait())
+                except Empty:
+                    break
+            try:
+                self._record(batch)
+            except Exception:
+                # Never lose the loop to a bug; the leases of this batch expire and are re-run.
+                log.exception("could not record step results", steps=len(batch))
+            for step, _ in batch:
+                self._forget(step)
+
+    def _record(self, batch: list[tuple[queue_sql.ClaimedStep, Outcome]]) -> None:
+        # Runs are locked in id order, so two workers' batches never deadlock on PostgreSQL.
+        batch.sort(key=lambda item: (item[0].run_id, item[0].id))
+        logs = {step.id: self._take_events(step.id) for step, _ in batch}
+        refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
+
         def write() -> None:
+            refused.clear()
             now = self.clock.now()
-            with self.db.write() as conn:
-                if outcome.failure is None:
-                    transitions.complete(
-                        conn,
-                        run_id=step.run_id,
-                        step_id=step.id,
-                        owner=self.id,
-                        attempt=step.attempt,
-                        output=outcome.output,
-                        now=now,
-                    )
-                else:
-                    transitions.fail(
-                        conn,
-                        run_id=step.run_id,
-                        step_id=step.id,
-                        owner=self.id,
-                        attempt=step.attempt,
-                        failure=outcome.failure,
-                        now=now,
-                    )
+            with self.db.write() as conn, transitions.buffered_events(conn):
+                for step, outcome in batch:
+                    # A step's logs go in with its result, before its final state.
+                    transitions.add_events(conn, logs[step.id])
+                    try:
+                        self._apply(conn, step, outcome, now)
+                    except LeaseLost as exc:  # checked before any write of this step
+                        refused.append((step, exc))
 
-        try:
-            self._retrying(write, "report result", forever=True)
-        except LeaseLost as exc:
+        self._retrying(write, "record step results", forever=True)
+        for step, exc in refused:
             log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
-        else:
+        for step, outcome in batch:
             if outcome.failure is not None:
                 log.warning(
                     "step failed",
+                    run_id=step.run_id,
                     step=step.step_key,
                     category=outcome.failure.category,
                     error=outcome.failure.message[:500],
                 )
-        self._wake.set()
+
+    def _apply(
+        self, conn: Connection, step: queue_sql.ClaimedStep, outcome: Outcome, now: datetime
+    ) -> None:
+        if outcome.failure is None:
+            transitions.complete(
+                conn,
+                run_id=step.run_id,
+                step_id=step.id,
+                owner=self.id,
+                attempt=step.attempt,
+                output=outcome.output,
+                now=now,
+            )
+        else:
+            transitions.fail(
+                conn,
+                run_id=step.run_id,
+                step_id=step.id,
+                owner=self.id,
+                attempt=step.attempt,
+                failure=outcome.failure,
+                now=now,
+            )
 
     # ------------------------------------------------------------------------ heartbeat
 
@@ -296,6 +347,7 @@ class Worker:
             with self._events_lock:
                 self._events.append(
                     {
+                        "_step_id": step.id,
                         "run_id": step.run_id,
                         "step_key": step.step_key,
                         "type": kind,
@@ -308,13 +360,12 @@ class Worker:
 
         return emit
 
-    def _emit_state(self, step: queue_sql.ClaimedStep, status: str, **data: Any) -> None:
+    def _take_events(self, step_id: str) -> list[dict[str, Any]]:
         with self._events_lock:
-            self._events.append(
-                transitions._state_event(
-                    step.run_id, step.step_key, status, self.clock.now(), **data
-                )
-            )
+            mine = [e for e in self._events if e["_step_id"] == step_id]
+            if mine:
+                self._events = [e for e in self._events if e["_step_id"] != step_id]
+        return [_public(e) for e in mine]
 
     def _flush_events(self) -> None:
         with self._events_lock:
@@ -323,7 +374,7 @@ class Worker:
             return
         try:
             with self.db.write() as conn:
-                transitions.add_events(conn, batch)
+                transitions.add_events(conn, [_public(e) for e in batch])
         except BaseException:
             with self._events_lock:
                 self._events[:0] = batch  # keep them for the next flush
@@ -401,6 +452,10 @@ class Worker:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if not k.startswith("_")}
 
 
 def _short(exc: BaseException) -> str:

