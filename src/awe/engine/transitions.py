@@ -367,26 +367,9 @@ def complete(
 ) -> None:
     """Record a step's output, if this worker still holds its lease; then advance the run."""
     run = lock_run(conn, run_id)
-    # The lease guard is part of the update: a stale worker (its lease taken over) matches no row.
-    key = conn.execute(
-        update(Step)
-        .where(
-            Step.id == step_id,
-            Step.lease_owner == owner,
-            Step.attempt == attempt,
-            Step.status == states.RUNNING,
-        )
-        .values(
-            status=states.SUCCEEDED,
-            output=output,
-            finished_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-            error_category=None,
-            error_message=None,
-        )
-        .returning(Step.step_key)
-    ).scalar()
+    key = queue_sql.complete_step(
+        conn, step_id=step_id, owner=owner, attempt=attempt, output=output, now=now
+    )
     if key is None:
         raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
     add_events(conn, [_state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])

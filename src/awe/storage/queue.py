@@ -236,6 +236,32 @@ def guard_lease(conn: Connection, *, step_id: str, owner: str, attempt: int) -> 
     return row is not None
 
 
+def complete_step(
+    conn: Connection, *, step_id: str, owner: str, attempt: int, output: Any, now: datetime
+) -> str | None:
+    """Store a step's output and mark it succeeded; its key, or None if the lease was lost.
+
+    The lease guard is part of the statement: a stale worker, whose lease expired and whose step
+    another worker took over (a newer attempt), matches no row and cannot overwrite anything.
+    """
+    statement = text(
+        "UPDATE steps"
+        "   SET status = 'succeeded', output = :output, finished_at = :now,"
+        "       lease_owner = NULL, lease_expires_at = NULL,"
+        "       error_category = NULL, error_message = NULL"
+        " WHERE id = :id"
+        "   AND lease_owner = :owner"  # still ours
+        "   AND attempt = :attempt"  # and still the attempt we ran
+        "   AND status = 'running'"  # not cancelled or reaped meanwhile
+        " RETURNING step_key"
+    ).bindparams(bindparam("output", type_=JSON()), bindparam("now", type_=_TS))
+    row = conn.execute(
+        statement,
+        {"output": output, "now": now, "id": step_id, "owner": owner, "attempt": attempt},
+    ).first()
+    return None if row is None else str(row.step_key)
+
+
 def expired_leases(conn: Connection, *, now: datetime, limit: int = 100) -> list[str]:
     """Ids of running steps whose lease has expired (their worker died or stalled).
 
