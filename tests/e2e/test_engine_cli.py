@@ -126,3 +126,31 @@ def test_two_scheduler_processes_fire_each_time_once(
     assert len(set(fires)) == len(fires)  # no fire time made two runs
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
     assert gaps == {1.0}  # and none was skipped while both ran
+
+
+def test_sigterm_releases_unfinished_steps(tmp_path: Path, db_url: str, engine: Engine) -> None:
+    """SIGTERM with a step still running past the grace period: the worker gives the step back
+    (the attempt does not count) and exits 0; a later worker runs it."""
+    run_id = engine.submit(
+        {"name": "slow", "steps": [{"id": "a", "kind": "sleep", "with": {"seconds": 60}}]}
+    )
+    env = awe_env(tmp_path, DATABASE_URL=db_url)
+    proc = subprocess.Popen(
+        [AWE, "worker", "--shutdown-grace", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while engine.get_run(run_id).steps[0].status != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    step = engine.get_run(run_id).steps[0]
+    assert (step.status, step.attempt, step.lease_owner) == ("queued", 0, None)
+    events = [e.message for e in engine.events(run_id)]
+    assert "step a queued" in events[-1]
