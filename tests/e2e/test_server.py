@@ -51,6 +51,8 @@ def test_up_runs_submitted_work(tmp_path: Path, settings: Settings) -> None:
             assert engine.get_run(run_id).step("a").output["stdout"] == "up\n"
         finally:
             db.dispose()
+    # SIGTERM (sent on leaving the block) stops the in-process worker cleanly before exit.
+    assert "worker stopped" in (tmp_path / "server.log").read_text()
 
 
 def test_serve_on_each_backend(tmp_path: Path, db_url: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 
@@ -14,13 +14,23 @@ from awe.core.config import Settings
 from awe.storage.database import Database, create_database
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
-    """Build the API for ``settings``; the database handle is created here unless given."""
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    background: Callable[[], AbstractContextManager[None]] | None = None,
+) -> FastAPI:
+    """Build the API for ``settings``; the database handle is created here unless given.
+
+    ``background`` is entered when the server starts and left when it shuts down (``awe up``
+    runs its worker and scheduler there, so they stop before the process exits).
+    """
     database = db or create_database(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        with background() if background is not None else nullcontext():
+            yield
         if db is None:  # we made it, we close it
             database.dispose()
 

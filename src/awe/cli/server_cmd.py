@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated
 
 import typer
@@ -10,10 +12,12 @@ import uvicorn
 
 from awe.api.app import create_app
 from awe.cli.context import state
+from awe.core.config import Settings
 from awe.core.logging import get_logger
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
 from awe.storage import migrate
+from awe.storage.database import Database
 
 log = get_logger("server")
 
@@ -45,29 +49,39 @@ def _serve(
         f"awe is up: http://{bind_host}:{bind_port} (API docs at /docs)",
         database=cli.db.describe(),
     )
-    app = create_app(settings, db=cli.db)
-    stop = threading.Event()
-    worker: Worker | None = None
-    threads: list[threading.Thread] = []
-    if with_engine:
-        # The embedded shape: a worker and a scheduler candidate beside the API, one process.
+    background = _engine_threads(cli.db, settings) if with_engine else None
+    app = create_app(settings, db=cli.db, background=background)
+    # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
+    uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
+
+
+def _engine_threads(db: Database, settings: Settings) -> Callable[[], AbstractContextManager[None]]:
+    """The embedded shape: a worker and a scheduler candidate beside the API, one process.
+
+    They live in the app's lifespan: uvicorn re-raises SIGTERM after its shutdown, so only the
+    lifespan's exit is sure to run before the process ends.
+    """
+
+    @contextmanager
+    def run() -> Iterator[None]:
+        stop = threading.Event()
         options = WorkerOptions(concurrency=settings.worker_concurrency, dry_run=settings.dry_run)
-        worker = Worker(cli.db, options)
+        worker = Worker(db, options)
         threads = [
             threading.Thread(target=worker.run, name="awe-worker"),
-            threading.Thread(target=Scheduler(cli.db).run, args=(stop,), name="awe-scheduler"),
+            threading.Thread(target=Scheduler(db).run, args=(stop,), name="awe-scheduler"),
         ]
         for thread in threads:
             thread.start()
-    try:
-        # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
-        uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
-    finally:
-        stop.set()
-        if worker is not None:
+        try:
+            yield
+        finally:
+            stop.set()
             worker.stop()
-        for thread in threads:
-            thread.join(timeout=60)
+            for thread in threads:
+                thread.join(timeout=60)
+
+    return run
 
 
 def register(app: typer.Typer) -> None:
