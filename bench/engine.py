@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,15 @@ from awe.storage.engine_models import Run, Step
 
 AWE = str(Path(sys.executable).parent / "awe")
 NOOP = {"name": "bench-noop", "steps": [{"id": "a", "kind": "noop"}]}
-CHAIN = {"name": "bench-chain", "steps": [
-    {"id": "a", "kind": "noop"}, {"id": "b", "kind": "noop", "needs": ["a"]},
-    {"id": "c", "kind": "noop", "needs": ["b"]}]}  # fmt: skip
+CHAIN = {
+    "name": "bench-chain",
+    "steps": [
+        {"id": "a", "kind": "noop"},
+        {"id": "b", "kind": "noop", "needs": ["a"]},
+        {"id": "c", "kind": "noop", "needs": ["b"]},
+    ],
+}
+FIELDS = ("backend", "scenario", "runs", "runs_per_s", "p50_ms", "p95_ms", "seconds")
 # Targets from the issue: (PostgreSQL, SQLite).
 TARGETS = {
     "drain": ("runs_per_s", ">=", {"postgresql": 2400, "sqlite": 1200}),
@@ -72,15 +77,26 @@ class Workers:
     """Two ``awe worker`` processes on the benchmark database."""
 
     def __init__(self, db: Database, home: Path) -> None:
-        url = db.url.render_as_string(hide_password=False).replace("+pysqlite", "").replace("+psycopg", "")
-        self.env = {**os.environ, "DATABASE_URL": url, "AWE_HOME": str(home), "AWE_LOG_LEVEL": "WARNING"}
+        url = db.url.set(drivername=db.dialect).render_as_string(hide_password=False)
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "AWE_HOME": str(home),
+            "AWE_LOG_LEVEL": "WARNING",
+        }
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, count: int = 2) -> None:
         """Start ``count`` workers with ``args``."""
         for _ in range(count):
-            self.procs.append(subprocess.Popen([AWE, "worker", "--no-scheduler", *args], env=self.env,
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+            self.procs.append(
+                subprocess.Popen(
+                    [AWE, "worker", "--no-scheduler", *args],
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     def wait(self) -> None:
         """Wait for every worker to exit."""
@@ -108,6 +124,20 @@ def _wait_registered(engine: Engine, count: int) -> None:
         time.sleep(0.05)
 
 
+@contextmanager
+def idle_workers(db: Database, home: Path, *args: str) -> Iterator[Engine]:
+    """Two registered, idle workers for the duration of the block."""
+    engine = Engine(db)
+    workers = Workers(db, home)
+    workers.start("--concurrency", "4", *args)
+    try:
+        _wait_registered(engine, 2)
+        time.sleep(0.5)  # let them settle into idle polling / listening
+        yield engine
+    finally:
+        workers.stop()
+
+
 def drain(db: Database, home: Path, runs: int) -> dict[str, Any]:
     """Submit ``runs`` single-step no-op runs, then drain them with 2 workers."""
     engine = Engine(db)
@@ -118,25 +148,27 @@ def drain(db: Database, home: Path, runs: int) -> dict[str, Any]:
     workers.wait()
     with db.read() as conn:
         rows = conn.execute(
-            select(Step.started_at, Run.finished_at).join(Run, Run.id == Step.run_id)
+            select(Step.started_at, Run.finished_at)
+            .join(Run, Run.id == Step.run_id)
             .where(Run.idempotency_key.like(f"drain-{runs}-%"), Run.status == "succeeded")
-        ).all()  # fmt: skip
+        ).all()
     if len(rows) != runs:
         raise RuntimeError(f"only {len(rows)} of {runs} runs succeeded")
     seconds = (max(r.finished_at for r in rows) - min(r.started_at for r in rows)).total_seconds()
     latencies = [(r.finished_at - r.started_at).total_seconds() * 1000 for r in rows]
-    return {"scenario": "drain", "runs": runs, "runs_per_s": runs / seconds, "seconds": seconds,
-            "p50_ms": _pct(latencies, 0.5), "p95_ms": _pct(latencies, 0.95)}  # fmt: skip
+    return {
+        "scenario": "drain",
+        "runs": runs,
+        "runs_per_s": runs / seconds,
+        "seconds": seconds,
+        "p50_ms": _pct(latencies, 0.5),
+        "p95_ms": _pct(latencies, 0.95),
+    }
 
 
 def idle_latency(db: Database, home: Path, submits: int = 50) -> dict[str, Any]:
     """On an idle system, submit single runs one at a time: submit-to-start latency."""
-    engine = Engine(db)
-    workers = Workers(db, home)
-    workers.start("--concurrency", "4")
-    try:
-        _wait_registered(engine, 2)
-        time.sleep(0.5)
+    with idle_workers(db, home) as engine:
         ids = []
         started = time.monotonic()
         for i in range(submits):
@@ -144,36 +176,39 @@ def idle_latency(db: Database, home: Path, submits: int = 50) -> dict[str, Any]:
             time.sleep(0.1)
         seconds = time.monotonic() - started
         _wait_done(engine, ids)
-    finally:
-        workers.stop()
     latencies = []
     for run_id in ids:
         run = engine.get_run(run_id)
         latencies.append((run.steps[0].started_at - run.created_at).total_seconds() * 1000)  # type: ignore[operator]
-    return {"scenario": "idle_submit_to_start", "runs": submits, "runs_per_s": submits / seconds,
-            "seconds": seconds, "p50_ms": _pct(latencies, 0.5), "p95_ms": _pct(latencies, 0.95)}  # fmt: skip
+    return {
+        "scenario": "idle_submit_to_start",
+        "runs": submits,
+        "runs_per_s": submits / seconds,
+        "seconds": seconds,
+        "p50_ms": _pct(latencies, 0.5),
+        "p95_ms": _pct(latencies, 0.95),
+    }
 
 
 def chain(db: Database, home: Path, runs: int = 20) -> dict[str, Any]:
     """A 3-level chain of no-op steps, submitted one at a time to idle workers: end to end."""
-    engine = Engine(db)
-    workers = Workers(db, home)
-    workers.start("--concurrency", "4")
-    try:
-        _wait_registered(engine, 2)
-        time.sleep(0.5)
+    with idle_workers(db, home) as engine:
         ids = []
         for i in range(runs):
             ids.append(engine.submit(CHAIN, idempotency_key=f"chain-{i}"))
             _wait_done(engine, ids[-1:])
-    finally:
-        workers.stop()
     totals = []
     for run_id in ids:
         run = engine.get_run(run_id)
         totals.append((run.finished_at - run.created_at).total_seconds() * 1000)  # type: ignore[operator]
-    return {"scenario": "chain_3_levels", "runs": runs, "runs_per_s": float("nan"),
-            "seconds": sum(totals) / 1000, "p50_ms": _pct(totals, 0.5), "p95_ms": _pct(totals, 0.95)}  # fmt: skip
+    return {
+        "scenario": "chain_3_levels",
+        "runs": runs,
+        "runs_per_s": float("nan"),
+        "seconds": sum(totals) / 1000,
+        "p50_ms": _pct(totals, 0.5),
+        "p95_ms": _pct(totals, 0.95),
+    }
 
 
 def failover(db: Database, home: Path) -> dict[str, Any]:
@@ -183,8 +218,18 @@ def failover(db: Database, home: Path) -> dict[str, Any]:
     workers.start("--concurrency", "2")
     try:
         _wait_registered(engine, 2)
-        run_id = engine.submit({"name": "bench-failover", "steps": [{"id": "long", "kind": "shell",
-            "with": {"command": '[ "$AWE_ATTEMPT" = 1 ] && exec sleep 30; echo ok'}}]})  # fmt: skip
+        run_id = engine.submit(
+            {
+                "name": "bench-failover",
+                "steps": [
+                    {
+                        "id": "long",
+                        "kind": "shell",
+                        "with": {"command": '[ "$AWE_ATTEMPT" = 1 ] && exec sleep 30; echo ok'},
+                    }
+                ],
+            }
+        )
         while (step := engine.get_run(run_id).steps[0]).status != "running":
             time.sleep(0.01)
         pid = int(str(step.lease_owner).split(":")[1])
@@ -196,8 +241,14 @@ def failover(db: Database, home: Path) -> dict[str, Any]:
         _wait_done(engine, [run_id])
     finally:
         workers.stop()
-    return {"scenario": "failover", "runs": 1, "runs_per_s": float("nan"), "seconds": seconds,
-            "p50_ms": seconds * 1000, "p95_ms": seconds * 1000}  # fmt: skip
+    return {
+        "scenario": "failover",
+        "runs": 1,
+        "runs_per_s": float("nan"),
+        "seconds": seconds,
+        "p50_ms": seconds * 1000,
+        "p95_ms": seconds * 1000,
+    }
 
 
 def _wait_done(engine: Engine, ids: list[str]) -> None:
@@ -222,7 +273,7 @@ def main() -> None:
     """Run the scenarios and print a table (or JSON lines)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="the 5,000-run drain and latencies only")
+    parser.add_argument("--quick", action="store_true", help="5,000-run drain, latencies")
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -233,7 +284,10 @@ def main() -> None:
         if not args.quick:
             plan.append(("failover", 0))
         for name, size in plan:
-            with tempfile.TemporaryDirectory(prefix="awe-bench-") as tmp, database(backend, Path(tmp)) as db:  # fmt: skip
+            with (
+                tempfile.TemporaryDirectory(prefix="awe-bench-") as tmp,
+                database(backend, Path(tmp)) as db,
+            ):
                 home = Path(tmp)
                 if name == "drain":
                     result = drain(db, home, size)
@@ -246,12 +300,22 @@ def main() -> None:
                 result = {"backend": db.dialect, **result}
                 results.append(result)
                 if args.json:
-                    print(json.dumps({k: result[k] for k in ("backend", "scenario", "runs", "runs_per_s", "p50_ms", "p95_ms", "seconds")}), flush=True)  # fmt: skip
+                    print(json.dumps({k: result[k] for k in FIELDS}), flush=True)
     if not args.json:
-        table = Table("backend", "scenario", "runs", "runs/s", "p50 ms", "p95 ms", "seconds", "target")
+        table = Table(
+            "backend", "scenario", "runs", "runs/s", "p50 ms", "p95 ms", "seconds", "target"
+        )
         for r in results:
-            table.add_row(r["backend"], r["scenario"], str(r["runs"]), f"{r['runs_per_s']:.0f}",
-                          f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['seconds']:.2f}", verdict(r))  # fmt: skip
+            table.add_row(
+                r["backend"],
+                r["scenario"],
+                str(r["runs"]),
+                f"{r['runs_per_s']:.0f}",
+                f"{r['p50_ms']:.1f}",
+                f"{r['p95_ms']:.1f}",
+                f"{r['seconds']:.2f}",
+                verdict(r),
+            )
         Console().print(table)
 
 

@@ -18,15 +18,7 @@ from awe.storage.database import Database
 from awe.storage.engine_models import RunEvent, Step
 from tests.chaos.conftest import WorkerProcesses
 from tests.conftest import PostgresServer
-
-
-def wait_until(predicate: object, *, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail the test naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+from tests.support.wait import wait_until
 
 
 def test_kill_worker_mid_step_other_takes_over(

@@ -14,6 +14,7 @@ from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.storage.database import Database
 from tests.e2e.conftest import AWE, awe_env, run_awe
+from tests.support.wait import wait_until
 
 
 def test_runs_and_dlq_commands(tmp_path: Path, db_url: str, engine: Engine) -> None:
@@ -81,12 +82,13 @@ def test_worker_exits_zero_on_sigterm_and_lists_while_running(tmp_path: Path, db
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        listed: list[dict[str, object]] = []
-        while time.monotonic() < deadline and not listed:
-            listed = json.loads(run_awe("workers", "list", "--json", home=tmp_path, env=env).stdout)
-            time.sleep(0.2)
-        assert listed
+
+        def registered() -> list[dict[str, object]]:
+            result = run_awe("workers", "list", "--json", home=tmp_path, env=env)
+            return list(json.loads(result.stdout))
+
+        wait_until(registered, what="the worker to register")
+        listed = registered()
         assert listed[0]["queues"] == ["a", "b"]
         assert listed[0]["status"] == "running"
     finally:
@@ -143,10 +145,7 @@ def test_sigterm_releases_unfinished_steps(tmp_path: Path, db_url: str, engine: 
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while engine.get_run(run_id).steps[0].status != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: engine.get_run(run_id).steps[0].status == "running", what="the step")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

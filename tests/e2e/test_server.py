@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from awe.core.config import Settings
 from awe.engine.client import Engine
 from awe.storage.database import create_database
 from tests.e2e.conftest import awe_env, running_server
+from tests.support.wait import wait_until
 
 
 def test_up_migrates_and_answers_health(tmp_path: Path) -> None:
@@ -44,10 +44,7 @@ def test_up_runs_submitted_work(tmp_path: Path, settings: Settings) -> None:
                     "steps": [{"id": "a", "kind": "shell", "with": {"command": "echo up"}}],
                 }
             )
-            deadline = time.monotonic() + 30
-            while engine.get_run(run_id).status != "succeeded":
-                assert time.monotonic() < deadline, engine.get_run(run_id).status
-                time.sleep(0.1)
+            wait_until(lambda: engine.get_run(run_id).status == "succeeded", what="the run")
             assert engine.get_run(run_id).step("a").output["stdout"] == "up\n"
         finally:
             db.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.integration.conftest import Drain
 from tests.integration.test_engine_dag import shell, spec
 from tests.support import kinds
 from tests.support.clock import ManualClock
+from tests.support.wait import wait_until
 
 
 def test_backoff_schedule_and_jitter_bounds() -> None:
@@ -182,14 +182,6 @@ def test_fork_reuses_upstream_outputs(engine: Engine, drain: Drain, tmp_path: Pa
     assert counter.read_text().count("run") == 1
 
 
-def _wait_for(predicate: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        time.sleep(0.05)
-
-
 def test_cancel_kills_process_tree_and_cancels_queued(
     engine: Engine, database: Database, tmp_path: Path
 ) -> None:
@@ -202,12 +194,12 @@ def test_cancel_kills_process_tree_and_cancels_queued(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
         child = int(pid_file.read_text())
         assert psutil.pid_exists(child)
         engine.cancel(run_id)
-        _wait_for(lambda: engine.get_run(run_id).step("long").status == "cancelled")
-        _wait_for(
+        wait_until(lambda: engine.get_run(run_id).step("long").status == "cancelled")
+        wait_until(
             lambda: (
                 not psutil.pid_exists(child)
                 or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 min=0.5,
                 help="Lease length; a dead worker's steps return after it.",
             ),
-        ] = 8.0,
+        ] = 6.0,
         burst: Annotated[bool, typer.Option("--burst", help="Exit when nothing is ready.")] = False,
         scheduler: Annotated[
             bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -359,8 +360,6 @@ class Engine:
 
     def follow(self, run_id: str, *, after: int = 0, poll: float = 0.2) -> Iterator[EventRecord]:
         """Yield a run's events as they are written, until the run is finished and drained."""
-        import time
-
         while True:
             batch = self.events(run_id, after=after)
             yield from batch

@@ -49,7 +49,7 @@ class WorkerOptions:
     queues: list[str] = field(default_factory=lambda: ["default"])
     concurrency: int = 4
     # A killed worker's steps run elsewhere within about lease + heartbeat seconds.
-    lease_seconds: float = 8.0
+    lease_seconds: float = 6.0
     heartbeat_seconds: float | None = None  # default: a quarter of the lease
     poll_seconds: float = 0.01
     shutdown_grace: float = 30.0
