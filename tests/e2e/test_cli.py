@@ -117,3 +117,19 @@ def test_json_logs_in_production(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     assert any(r["event"] == "database upgraded" for r in records)
+
+
+def test_validate_reports_located_errors_and_exits_3(tmp_path: Path) -> None:
+    """awe validate prints file:line:col for every problem, exits 3, and shows no traceback."""
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, kind: noop}\n", encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsteps:\n  - {id: a, kind: lmm, needs: [b]}\n", encoding="utf-8")
+    result = run_awe("validate", str(good), str(bad), home=tmp_path)
+    assert result.returncode == 3
+    assert f"{good}: ok" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{bad}:3:") for line in lines)
+    assert "Traceback" not in result.stderr
+    assert run_awe("validate", str(good), home=tmp_path).returncode == 0

@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from awe.engine.errors import StepError
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 def has_template(value: Any) -> bool:
@@ -40,11 +40,13 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
     try:
         single = _SINGLE.match(value)
         if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-            result = _ENV.compile_expression(single["expr"], undefined_to_none=False)(**context)
+            result = ENVIRONMENT.compile_expression(single["expr"], undefined_to_none=False)(
+                **context
+            )
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return result
-        return _ENV.from_string(value).render(**context)
+        return ENVIRONMENT.from_string(value).render(**context)
     except UndefinedError as exc:
         raise StepError(
             f"{where}: {exc.message} in template {value!r}", category="validation", retryable=False

@@ -1,0 +1,65 @@
+"""What a template reads, found statically: ``inputs.x``, ``steps.y``, ``item``, other names.
+
+Workflow validation uses this to refuse, before anything runs, a template that reads an input
+that is not declared or a step that is not upstream, instead of failing at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jinja2 import TemplateSyntaxError, nodes
+
+from awe.engine.templating import ENVIRONMENT
+
+ROOTS = ("inputs", "steps", "item")
+
+
+@dataclass
+class References:
+    """The names a template reads (``inputs``/``steps`` members, and any other free names)."""
+
+    inputs: set[str] = field(default_factory=set)
+    steps: set[str] = field(default_factory=set)
+    item: bool = False
+    unknown: set[str] = field(default_factory=set)
+
+
+def analyse(source: str) -> References:
+    """Parse ``source`` and list what it reads; raises TemplateSyntaxError on bad syntax."""
+    tree = ENVIRONMENT.parse(source)
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    allowed = set(ENVIRONMENT.globals) | assigned | {"loop", "true", "false", "none"}
+    refs = References()
+    consumed: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        base = node.node
+        if not isinstance(base, nodes.Name) or base.name not in ("inputs", "steps"):
+            continue
+        member = _member(node)
+        if member is None:
+            continue
+        consumed.add(id(base))
+        (refs.inputs if base.name == "inputs" else refs.steps).add(member)
+    for name in tree.find_all(nodes.Name):
+        if name.ctx != "load" or id(name) in consumed:
+            continue
+        if name.name == "item":
+            refs.item = True
+        elif name.name in ("inputs", "steps"):
+            continue  # used whole (e.g. `steps | dictsort`): nothing more to check statically
+        elif name.name not in allowed:
+            refs.unknown.add(name.name)
+    return refs
+
+
+def _member(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return str(node.attr)
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+__all__ = ["ROOTS", "References", "TemplateSyntaxError", "analyse"]
