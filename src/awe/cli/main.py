@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from awe import __version__
-from awe.cli import config_cmd, db_cmd, runs_cmd, server_cmd, validate_cmd, worker_cmd
+from awe.cli import (
+    config_cmd,
+    db_cmd,
+    run_cmd,
+    runs_cmd,
+    server_cmd,
+    validate_cmd,
+    worker_cmd,
+)
 from awe.cli.context import CliState, err_console
 from awe.core.errors import AweError
 
@@ -25,6 +33,7 @@ app.add_typer(db_cmd.app, name="db")
 server_cmd.register(app)
 worker_cmd.register(app)
 validate_cmd.register(app)
+run_cmd.register(app)
 app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(runs_cmd.dlq_app, name="dlq")
 
