@@ -16,6 +16,7 @@ from awe.cli import (
     server_cmd,
     validate_cmd,
     worker_cmd,
+    workflows_cmd,
 )
 from awe.cli.context import CliState, err_console
 from awe.core.errors import AweError
@@ -36,6 +37,7 @@ validate_cmd.register(app)
 run_cmd.register(app)
 app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(runs_cmd.dlq_app, name="dlq")
+app.add_typer(workflows_cmd.app, name="workflows")
 
 
 def _version(value: bool) -> None:

@@ -21,6 +21,7 @@ from awe.engine.inputs import resolve_inputs
 from awe.engine.records import RunRecord
 from awe.engine.registry import default_registry
 from awe.engine.worker import Worker, WorkerOptions
+from awe.services import workflows
 from awe.storage import migrate
 
 STYLE = {
@@ -95,7 +96,13 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         ctx: typer.Context,
-        file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+        target: Annotated[
+            str,
+            typer.Argument(metavar="FILE|NAME", help="Workflow file, or a stored workflow's name."),
+        ],
+        version: Annotated[
+            int | None, typer.Option("--version", help="Stored version (default: latest).")
+        ] = None,
         input_: Annotated[
             list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
         ] = None,
@@ -110,15 +117,20 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--detach", help="Only submit; print the run id.")
         ] = False,
     ) -> None:
-        """Run a workflow file; exit 0 if the run succeeded, 1 if not."""
+        """Run a workflow file or stored workflow; exit 0 if the run succeeded, 1 if not."""
         cli = state(ctx)
-        if not file.is_file():
-            raise ValidationFailed(f"{file}: no such workflow file")
-        spec = load_file(file, known_kind=default_registry.knows)
-        inputs = resolve_inputs(spec, _parse_inputs(input_ or [], input_file))
         migrate.upgrade(cli.db)
+        pinned: int | None = None
+        if Path(target).is_file() and version is None:
+            spec = load_file(Path(target), known_kind=default_registry.knows)
+        elif Path(target).suffix in (".yaml", ".yml") and not Path(target).exists():
+            raise ValidationFailed(f"{target}: no such workflow file")
+        else:
+            stored = workflows.get(cli.db, target, version=version)
+            spec, pinned = stored.spec, stored.version
+        inputs = resolve_inputs(spec, _parse_inputs(input_ or [], input_file))
         engine = Engine(cli.db)
-        run_id = engine.submit(spec, inputs)
+        run_id = engine.submit(spec, inputs, workflow_version=pinned)
         if detach:
             console.print(run_id, highlight=False)
             return

@@ -63,6 +63,7 @@ class RunRecord:
 
     id: str
     workflow_name: str
+    workflow_version: int | None
     status: str
     inputs: dict[str, Any]
     outputs: dict[str, Any] | None

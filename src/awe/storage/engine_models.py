@@ -184,3 +184,19 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Workflow(Base):
+    """One immutable version of a stored workflow."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("project_key", "name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    #: The project's id, or '' for workflows outside any project (NULLs would not be unique).
+    project_key: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
