@@ -257,3 +257,41 @@ def test_events_record_every_state_change(engine: Engine, drain: Drain) -> None:
     assert [e.message for e in events if e.type == "log"] == ["hello", "world"]
     assert [e.id for e in events] == sorted(e.id for e in events)
     assert engine.events(run_id, after=events[2].id)[0].id == events[3].id
+
+
+def test_for_each_fans_out_in_order(engine: Engine, drain: Drain) -> None:
+    """for_each runs the kind once per item (item in templates); outputs come back in order."""
+    run_id = engine.submit(
+        spec(
+            {"id": "list", "kind": "noop", "with": {"names": "{{ inputs.names }}"}},
+            {
+                "id": "greet",
+                "kind": "shell",
+                "needs": ["list"],
+                "for_each": "{{ steps.list.output.names }}",
+                "with": {"command": "echo hi {{ item }} {{ inputs.mark }}"},
+            },
+            outputs={"lines": "{{ steps.greet.output | map(attribute='stdout') | list }}"},
+        ),
+        {"names": ["ada", "bob", "cy"], "mark": "!"},
+    )
+    drain()
+    run = engine.get_run(run_id)
+    assert run.status == "succeeded"
+    assert run.outputs == {"lines": ["hi ada !\n", "hi bob !\n", "hi cy !\n"]}
+    assert [p["command"] for p in run.step("greet").input] == [
+        "echo hi ada !",
+        "echo hi bob !",
+        "echo hi cy !",
+    ]
+
+
+def test_for_each_that_is_not_a_list_fails_clearly(engine: Engine, drain: Drain) -> None:
+    """A for_each that renders to something other than a list is a validation failure."""
+    run_id = engine.submit(
+        spec({"id": "a", "kind": "noop", "for_each": "{{ inputs.n }}"}), {"n": 3}
+    )
+    drain()
+    step = engine.get_run(run_id).step("a")
+    assert (step.status, step.error_category) == ("dead", "validation")
+    assert "for_each must give a list, not int" in (step.error_message or "")

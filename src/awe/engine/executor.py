@@ -20,7 +20,9 @@ class Outcome:
     failure: Failure | None = None
 
 
-def execute(registry: Registry, kind: str, ctx: StepContext, params: Any) -> Outcome:
+def execute(
+    registry: Registry, kind: str, ctx: StepContext, params: Any, *, each: bool = False
+) -> Outcome:
     """Run one attempt of a step and return its outcome; never raises an ordinary Exception.
 
     ``BaseException``s that are not ``Exception`` (KeyboardInterrupt, SystemExit) pass through:
@@ -28,7 +30,15 @@ def execute(registry: Registry, kind: str, ctx: StepContext, params: Any) -> Out
     """
     try:
         function = registry.get(kind)
-        output = function(ctx, params)
+        if each:
+            # for_each: one call per item, in order; the output is the list of results. A failed
+            # item fails the step, and a retry runs every item again (at least once, like steps).
+            output = []
+            for index, item_params in enumerate(params):
+                ctx.progress(index / max(1, len(params)), f"item {index + 1} of {len(params)}")
+                output.append(function(ctx, item_params))
+        else:
+            output = function(ctx, params)
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             # A kind that cannot be interrupted (a Python call) still may not exceed its timeout.
             raise StepTimeout(ctx.timeout or 0)

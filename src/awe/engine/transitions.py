@@ -254,9 +254,7 @@ def _ready(
         if when is not None and not truthy(render(when, context, where=f"step {key}: when")):
             _set_status(conn, step, states.SKIPPED, now, events, run_id, reason="when is false")
             return
-        params = definition.get("with", {})
-        if has_template(params):
-            params = render(params, context, where=f"step {key}: with")
+        params = _params(definition, context, key)
     except StepError as exc:
         _set_status(
             conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
@@ -270,6 +268,26 @@ def _ready(
     step["status"] = states.QUEUED
     events.append(_state_event(run_id, key, states.QUEUED, now))
     woken.add(step["queue"])
+
+
+def _params(definition: dict[str, Any], context: dict[str, Any], key: str) -> Any:
+    """The step's resolved ``with:``; for a ``for_each`` step, one per item, in order."""
+    params = definition.get("with", {})
+    if "for_each" not in definition:
+        return (
+            render(params, context, where=f"step {key}: with") if has_template(params) else params
+        )
+    items = render(definition["for_each"], context, where=f"step {key}: for_each")
+    if not isinstance(items, list):
+        raise StepError(
+            f"step {key}: for_each must give a list, not {type(items).__name__}",
+            category="validation",
+            retryable=False,
+        )
+    return [
+        render(params, {**context, "item": item}, where=f"step {key}: with (item {i})")
+        for i, item in enumerate(items)
+    ]
 
 
 def _set_status(

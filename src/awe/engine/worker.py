@@ -201,7 +201,8 @@ class Worker:
         recorded = False
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
-                outcome = execute(self.registry, step.kind, entry.ctx, step.input)
+                each = "for_each" in step.definition
+                outcome = execute(self.registry, step.kind, entry.ctx, step.input, each=each)
             self._results.put((step, outcome))
             recorded = True
         finally:
