@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from awe.core.errors import ValidationFailed
 from awe.engine.client import Engine
 from awe.engine.errors import SpecInvalid
 from awe.storage.engine_models import Run, RunEvent, Step
@@ -295,3 +296,9 @@ def test_for_each_that_is_not_a_list_fails_clearly(engine: Engine, drain: Drain)
     step = engine.get_run(run_id).step("a")
     assert (step.status, step.error_category) == ("dead", "validation")
     assert "for_each must give a list, not int" in (step.error_message or "")
+
+
+def test_unknown_status_filter_is_refused(engine: Engine) -> None:
+    """Listing runs by a status that does not exist is an error with a suggestion, not []."""
+    with pytest.raises(ValidationFailed, match="did you mean 'failed'"):
+        engine.list_runs(status="faild")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from datetime import timedelta
@@ -212,7 +211,6 @@ def test_cancel_kills_process_tree_and_cancels_queued(
     assert run.status == "cancelled"
     assert run.step("after").status == "cancelled"
     assert run.step("long").error_category == "cancelled"
-    assert os.getpid() != child
 
 
 def test_queue_concurrency_limit_is_never_exceeded(engine: Engine, database: Database) -> None:

@@ -17,7 +17,7 @@ from awe.core.errors import Conflict, NotFound, ValidationFailed
 from awe.engine import states, transitions
 from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
-from awe.engine.spec import normalise_spec
+from awe.engine.spec import did_you_mean, normalise_spec
 from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
 from awe.storage.engine_models import Worker as WorkerRow
@@ -126,9 +126,9 @@ class Engine:
                 .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
             )
             events = [
-                transitions._state_event(run_id, r.step_key, states.CANCELLED, now) for r in waiting
+                transitions.state_event(run_id, r.step_key, states.CANCELLED, now) for r in waiting
             ]
-            events.append(transitions._state_event(run_id, None, states.RUN_CANCELLED, now))
+            events.append(transitions.state_event(run_id, None, states.RUN_CANCELLED, now))
             transitions.add_events(conn, events)
         return self.get_run(run_id)
 
@@ -203,7 +203,7 @@ class Engine:
         )
         transitions.add_events(
             conn,
-            [transitions._state_event(run_id, None, "resumed", now, steps=sorted(target_keys))],
+            [transitions.state_event(run_id, None, "resumed", now, steps=sorted(target_keys))],
         )
         transitions.advance(conn, run_id, now=now)
         return [r.id for r in targets]
@@ -286,6 +286,11 @@ class Engine:
         project_id: str | None = None,
     ) -> list[RunRecord]:
         """Runs newest first, filtered; ``before`` is a run id to page from."""
+        if status is not None and status not in states.RUN_STATES:
+            raise ValidationFailed(
+                f"run status {status!r} is not one of {', '.join(states.RUN_STATES)}"
+                + did_you_mean(status, states.RUN_STATES)
+            )
         statement = select(_RUNS).order_by(Run.id.desc()).limit(limit)
         for column, value in (
             (Run.status, status),

@@ -21,7 +21,6 @@ class StepContext:
     step_id: str
     step_key: str
     attempt: int
-    inputs: dict[str, Any]
     dry_run: bool
     #: time.monotonic() value after which the step has timed out; None for no timeout.
     deadline: float | None

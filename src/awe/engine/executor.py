@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import Failure, StepTimeout, classify
 from awe.engine.registry import Registry
@@ -52,8 +53,6 @@ def _check_json(output: Any) -> None:
     try:
         json.dumps(output, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        from awe.core.errors import ValidationFailed
-
         raise ValidationFailed(
             f"the step's output is not JSON-serialisable ({type(output).__name__}): {exc}"
         ) from None

@@ -16,8 +16,17 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from awe.core.errors import ValidationFailed
+from awe.engine.inputs import INPUT_TYPES
 from awe.engine.scheduler import check_cron
-from awe.engine.spec import NAME_RE, STEP_ID_RE, STEP_KEYS, did_you_mean, find_cycle, normalise_spec
+from awe.engine.spec import (
+    NAME_RE,
+    STEP_ID_RE,
+    STEP_KEYS,
+    did_you_mean,
+    find_cycle,
+    normalise_spec,
+    retry_problems,
+)
 from awe.engine.template_refs import TemplateSyntaxError, analyse
 
 MAX_BYTES = 1024 * 1024
@@ -38,14 +47,6 @@ TOP_KEYS = frozenset(
 )
 INPUT_KEYS = frozenset({"type", "required", "default", "description"})
 RETRY_KEYS = frozenset({"max_attempts", "backoff", "jitter"})
-INPUT_TYPES = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-}
 
 
 @dataclass(frozen=True)
@@ -345,26 +346,8 @@ class _Checker:
             self.add(_pos(step, "retry", value=True), f"step {sid!r}: retry must be a mapping")
             return
         self.unknown_keys(retry, RETRY_KEYS, f"step {sid!r} retry")
-        attempts = retry.get("max_attempts", 1)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            self.add(
-                _pos(retry, "max_attempts", value=True),
-                f"step {sid!r}: retry.max_attempts must be an integer >= 1",
-            )
-        backoff = retry.get("backoff", [])
-        if not isinstance(backoff, list) or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in backoff
-        ):
-            self.add(
-                _pos(retry, "backoff", value=True),
-                f"step {sid!r}: retry.backoff must be a list of seconds >= 0",
-            )
-        jitter = retry.get("jitter", 0)
-        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
-            self.add(
-                _pos(retry, "jitter", value=True),
-                f"step {sid!r}: retry.jitter must be a fraction from 0 to 1",
-            )
+        for key, message in retry_problems(retry):
+            self.add(_pos(retry, key, value=True), f"step {sid!r}: {message}")
 
     def check_templates(
         self, container: Any, key: Any, what: str, inputs: set[str], steps: set[str], *, item: bool

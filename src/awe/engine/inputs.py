@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from awe.core.errors import ValidationFailed
@@ -31,16 +32,19 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
         raise ValidationFailed(f"input {name}={value!r} is not a valid {kind}") from None
 
 
+#: The declared input types and what values each accepts (an integer is a valid number).
+INPUT_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
 def _matches(kind: str, value: Any) -> bool:
-    checks = {
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "boolean": lambda v: isinstance(v, bool),
-        "array": lambda v: isinstance(v, list),
-        "object": lambda v: isinstance(v, dict),
-    }
-    return bool(checks.get(kind, lambda v: True)(value))
+    return INPUT_TYPES.get(kind, lambda v: True)(value)
 
 
 def resolve_inputs(spec: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from awe.core.ids import new_id
 from awe.core.logging import get_logger
 from awe.engine.client import Engine
 from awe.engine.spec import normalise_spec
-from awe.storage.database import Database
+from awe.storage.database import DB_ERRORS, Database
 from awe.storage.engine_models import Schedule
 from awe.storage.types import UTCDateTime
 
@@ -182,8 +182,6 @@ class Scheduler:
 
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set; outages are logged and retried."""
-        from awe.engine.worker import DB_ERRORS
-
         while not stop.is_set():
             try:
                 self.tick()

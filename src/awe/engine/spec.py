@@ -158,18 +158,25 @@ def _normalise_step(
     }
 
 
-def _check_retry(where: str, retry: Any, problems: list[str]) -> None:
-    if not isinstance(retry, dict):
-        problems.append(f"{where}: retry must be a mapping")
-        return
+def retry_problems(retry: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, what is wrong) for each bad value of a ``retry:`` mapping."""
+    found = []
     max_attempts = retry.get("max_attempts", 1)
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        problems.append(f"{where}: retry.max_attempts must be an integer >= 1")
+        found.append(("max_attempts", "retry.max_attempts must be an integer >= 1"))
     backoff = retry.get("backoff", [])
     if not isinstance(backoff, list) or not all(
         isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in backoff
     ):
-        problems.append(f"{where}: retry.backoff must be a list of seconds >= 0")
+        found.append(("backoff", "retry.backoff must be a list of seconds >= 0"))
     jitter = retry.get("jitter", 0)
     if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
-        problems.append(f"{where}: retry.jitter must be a fraction from 0 to 1")
+        found.append(("jitter", "retry.jitter must be a fraction from 0 to 1"))
+    return found
+
+
+def _check_retry(where: str, retry: Any, problems: list[str]) -> None:
+    if not isinstance(retry, dict):
+        problems.append(f"{where}: retry must be a mapping")
+        return
+    problems.extend(f"{where}: {message}" for _, message in retry_problems(retry))

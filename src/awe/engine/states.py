@@ -12,7 +12,6 @@ CANCELLED = "cancelled"
 SKIPPED = "skipped"  # its condition was false, or an upstream step failed or was skipped
 
 STEP_OPEN = frozenset({PENDING, QUEUED, RUNNING})
-STEP_STATES = (PENDING, QUEUED, RUNNING, SUCCEEDED, DEAD, CANCELLED, SKIPPED)
 
 # Run states.
 RUN_QUEUED = "queued"

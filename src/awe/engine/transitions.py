@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from awe.core.ids import new_id
 from awe.engine import states
 from awe.engine.errors import Failure, LeaseLost, StepError
 from awe.engine.retry import RetryPolicy
@@ -57,7 +58,7 @@ def buffered_events(conn: Connection) -> Iterator[None]:
     add_events(conn, events)
 
 
-def _state_event(
+def state_event(
     run_id: str, step_key: str | None, status: str, now: datetime, **data: Any
 ) -> dict[str, Any]:
     what = f"step {step_key}" if step_key else "run"
@@ -110,8 +111,6 @@ def create_run(
     workflow_version: int | None = None,
 ) -> str:
     """Insert a run and its steps (``reused``: step key → output taken over as succeeded)."""
-    from awe.core.ids import new_id
-
     run_id = new_id()
     run_queue = queue or spec["queue"]
     run_priority = spec["priority"] if priority is None else priority
@@ -158,7 +157,7 @@ def create_run(
             }
         )
     conn.execute(insert(Step), rows)
-    add_events(conn, [_state_event(run_id, None, states.RUN_QUEUED, now, workflow=spec["name"])])
+    add_events(conn, [state_event(run_id, None, states.RUN_QUEUED, now, workflow=spec["name"])])
     advance(conn, run_id, now=now)
     return run_id
 
@@ -266,7 +265,7 @@ def _ready(
         .values(status=states.QUEUED, input=params, run_after=now)
     )
     step["status"] = states.QUEUED
-    events.append(_state_event(run_id, key, states.QUEUED, now))
+    events.append(state_event(run_id, key, states.QUEUED, now))
     woken.add(step["queue"])
 
 
@@ -308,7 +307,7 @@ def _set_status(
     conn.execute(update(Step).where(Step.id == step["id"]).values(**values))
     step["status"] = status
     data = {k: v for k, v in (("reason", reason), ("category", category), ("error", message)) if v}
-    events.append(_state_event(run_id, step["step_key"], status, now, **data))
+    events.append(state_event(run_id, step["step_key"], status, now, **data))
 
 
 def _finish_run(
@@ -337,7 +336,7 @@ def _finish_run(
         .where(Run.id == run.id)
         .values(status=status, outputs=outputs, error=error, finished_at=now)
     )
-    events.append(_state_event(run.id, None, status, now, **({"error": error} if error else {})))
+    events.append(state_event(run.id, None, status, now, **({"error": error} if error else {})))
 
 
 def _outputs(
@@ -370,7 +369,7 @@ def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None
         .values(status=states.RUN_RUNNING, started_at=now)
         .returning(Run.id)
     )
-    add_events(conn, [_state_event(r.id, None, states.RUN_RUNNING, now) for r in result])
+    add_events(conn, [state_event(r.id, None, states.RUN_RUNNING, now) for r in result])
 
 
 def complete(
@@ -390,7 +389,7 @@ def complete(
     )
     if key is None:
         raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
-    add_events(conn, [_state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
+    add_events(conn, [state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
     advance(conn, run_id, now=now, locked=run)
 
 
@@ -453,7 +452,7 @@ def fail(
     else:
         values["finished_at"] = now
     conn.execute(update(Step).where(Step.id == step_id).values(**values))
-    event = _state_event(run_id, row.step_key, "retrying" if retry else status, now, **data)
+    event = state_event(run_id, row.step_key, "retrying" if retry else status, now, **data)
     event["level"] = "warning" if retry else "error"
     add_events(conn, [event])
     if not retry:
@@ -483,7 +482,7 @@ def release(
     add_events(
         conn,
         [
-            _state_event(
+            state_event(
                 run_id, key.step_key, states.QUEUED, now, reason="released by a stopping worker"
             )
         ],

@@ -20,10 +20,8 @@ from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from awe.core.clock import Clock, SystemClock
-from awe.core.errors import ConnectionFailed
 from awe.core.ids import new_id
 from awe.core.logging import bind_context, get_logger
 from awe.engine import transitions
@@ -34,12 +32,11 @@ from awe.engine.executor import Outcome, execute
 from awe.engine.registry import Registry, default_registry
 from awe.engine.wakeup import Listener
 from awe.storage import queue as queue_sql
-from awe.storage.database import Database
+from awe.storage.database import DB_ERRORS, Database
 from awe.storage.engine_models import Worker as WorkerRow
 
 log = get_logger("worker")
 T = TypeVar("T")
-DB_ERRORS = (OperationalError, DBAPIError, ConnectionFailed)
 
 
 @dataclass
@@ -171,7 +168,7 @@ class Worker:
             transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
             # The 'running' events ride in the claim's transaction: no extra write per step.
             transitions.add_events(conn, [
-                transitions._state_event(c.run_id, c.step_key, "running", now,
+                transitions.state_event(c.run_id, c.step_key, "running", now,
                                          attempt=c.attempt, worker=self.id)
                 for c in claimed])  # fmt: skip
         return claimed
@@ -185,7 +182,6 @@ class Worker:
             step_id=step.id,
             step_key=step.step_key,
             attempt=step.attempt,
-            inputs={},
             dry_run=self.options.dry_run,
             deadline=time.monotonic() + float(timeout) if timeout else None,
             timeout=float(timeout) if timeout else None,

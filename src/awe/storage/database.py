@@ -26,6 +26,8 @@ from awe.core.config import Settings
 from awe.core.errors import ConfigurationError, ConnectionFailed, DependencyError
 
 _BEGIN_OPTION = "awe_sqlite_begin"
+#: What a database outage looks like to callers that retry through it (workers, scheduler).
+DB_ERRORS = (OperationalError, DBAPIError, ConnectionFailed)
 
 
 class Database:
