@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from awe.core.config import Settings
 from awe.engine.worker import Worker, WorkerOptions
 from awe.storage.database import Database
 from tests.support.clock import ManualClock
@@ -14,11 +15,17 @@ Drain = Callable[..., int]
 
 
 @pytest.fixture
-def drain(database: Database) -> Drain:
-    """drain(clock=None, **options): run a worker until nothing is ready; returns steps run."""
+def drain(database: Database, settings: Settings) -> Drain:
+    """drain(clock=None, settings=None, **options): run a worker until nothing is ready.
 
-    def run(clock: ManualClock | None = None, **options: object) -> int:
+    Returns the number of steps run; ``settings`` replaces the test's default settings.
+    """
+
+    def run(
+        clock: ManualClock | None = None, settings: Settings | None = None, **options: object
+    ) -> int:
         opts = WorkerOptions(**{"concurrency": 4, "poll_seconds": 0.01, **options})  # type: ignore[arg-type]
-        return Worker(database, opts, clock=clock).drain()
+        return Worker(database, opts, clock=clock, settings=settings or default).drain()
 
+    default = settings
     return run

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from awe.engine import transitions
+from awe.engine import results
 from awe.engine.client import DeadLetterFilter, Engine
 from awe.engine.errors import LeaseLost
 from awe.engine.retry import RetryPolicy
@@ -76,14 +76,14 @@ def test_stale_worker_completion_is_refused(database: Database, clock: ManualClo
         )
     clock.advance(6)
     with database.write() as conn:
-        assert transitions.reap_one(conn, step_id=a_step.id, now=clock.now()) == "queued"
+        assert results.reap_one(conn, step_id=a_step.id, now=clock.now()) == "queued"
     with database.write() as conn:
         (b_step,) = queue_sql.claim(
             conn, owner="B", queues=["default"], limit=1, now=clock.now(), lease_seconds=5
         )
     assert b_step.attempt == 2
     with pytest.raises(LeaseLost), database.write() as conn:
-        transitions.complete(
+        results.complete(
             conn,
             run_id=run_id,
             step_id=a_step.id,
@@ -93,7 +93,7 @@ def test_stale_worker_completion_is_refused(database: Database, clock: ManualClo
             now=clock.now(),
         )
     with database.write() as conn:
-        transitions.complete(
+        results.complete(
             conn,
             run_id=run_id,
             step_id=b_step.id,
@@ -266,3 +266,23 @@ def test_rate_limit_is_a_token_bucket(database: Database, clock: ManualClock) ->
     assert claim() == 1
     clock.advance(10)
     assert claim() == 2  # the bucket holds at most the burst
+
+
+def test_immediate_retries_all_run_in_one_drain(engine: Engine, drain: Drain) -> None:
+    """A retry with no backoff may be claimed again, by the same worker, before the failed
+    attempt's result is recorded; both attempts are tracked, so one drain takes the step
+    through all its attempts to the DLQ (repeated: the overlap depends on thread timing)."""
+    retry = {"max_attempts": 3, "backoff": [0], "jitter": 0}
+    seen = set()
+    for i in range(20):
+        # Failing after 0 to 19 ms sweeps the result's recording across the claim loop's ticks.
+        failing = {
+            "id": "a",
+            "kind": "python",
+            "with": {"function": "tests.support.kinds:late_boom", "args": [(i % 20) / 1000]},
+        }
+        run_id = engine.submit(spec({**failing, "retry": retry}))
+        drain()
+        step = engine.get_run(run_id).step("a")
+        seen.add((step.status, step.attempt))
+    assert seen == {("dead", 3)}

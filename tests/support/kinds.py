@@ -32,3 +32,9 @@ def not_json() -> set[int]:
 def boom(message: str = "boom") -> None:
     """Raise a plain exception (a retryable failure)."""
     raise RuntimeError(message)
+
+
+def late_boom(seconds: float) -> None:
+    """Sleep, then raise a plain exception (a retryable failure that takes a while)."""
+    time.sleep(seconds)
+    raise RuntimeError("late boom")

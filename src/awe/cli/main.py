@@ -13,6 +13,7 @@ from awe.cli import (
     db_cmd,
     run_cmd,
     runs_cmd,
+    schedules_cmd,
     server_cmd,
     validate_cmd,
     worker_cmd,
@@ -38,6 +39,7 @@ run_cmd.register(app)
 app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(runs_cmd.dlq_app, name="dlq")
 app.add_typer(workflows_cmd.app, name="workflows")
+app.add_typer(schedules_cmd.app, name="schedules")
 
 
 def _version(value: bool) -> None:

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from awe.cli.context import console, err_console, print_json, state
+from awe.core.config import Settings
 from awe.core.errors import ValidationFailed
 from awe.engine import states
 from awe.engine.client import Engine
@@ -116,6 +117,10 @@ def register(app: typer.Typer) -> None:
         detach: Annotated[
             bool, typer.Option("--detach", help="Only submit; print the run id.")
         ] = False,
+        dry_run: Annotated[
+            bool,
+            typer.Option("--dry-run", help="Preview: scripts get DRY_RUN=true, nothing is sent."),
+        ] = False,
     ) -> None:
         """Run a workflow file or stored workflow; exit 0 if the run succeeded, 1 if not."""
         cli = state(ctx)
@@ -130,11 +135,13 @@ def register(app: typer.Typer) -> None:
             spec, pinned = stored.spec, stored.version
         inputs = resolve_inputs(spec, _parse_inputs(input_ or [], input_file))
         engine = Engine(cli.db)
-        run_id = engine.submit(spec, inputs, workflow_version=pinned)
+        run_id = engine.submit(
+            spec, inputs, workflow_version=pinned, dry_run=dry_run or cli.settings.dry_run
+        )
         if detach:
             console.print(run_id, highlight=False)
             return
-        local = _local_worker(engine, spec, cli.settings.dry_run)
+        local = _local_worker(engine, spec, cli.settings)
         try:
             record = _watch(engine, run_id, verbose=verbose)
         finally:
@@ -158,14 +165,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _local_worker(
-    engine: Engine, spec: dict[str, Any], dry_run: bool
+    engine: Engine, spec: dict[str, Any], settings: Settings
 ) -> tuple[Worker, threading.Thread] | None:
     """A worker in this process when no live worker serves the workflow's queues."""
     queues = {spec["queue"], *(s.get("queue") or spec["queue"] for s in spec["steps"])}
     live = [w for w in engine.list_workers(stale_after=30) if w.status == "running"]
     if any(queues <= set(w.queues) for w in live):
         return None
-    worker = Worker(engine.db, WorkerOptions(queues=sorted(queues), dry_run=dry_run))
+    worker = Worker(
+        engine.db,
+        WorkerOptions(queues=sorted(queues), dry_run=settings.dry_run),
+        settings=settings,
+    )
     thread = threading.Thread(target=worker.run, name="awe-run-worker", daemon=True)
     thread.start()
     return worker, thread

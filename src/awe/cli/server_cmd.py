@@ -66,7 +66,7 @@ def _engine_threads(db: Database, settings: Settings) -> Callable[[], AbstractCo
     def run() -> Iterator[None]:
         stop = threading.Event()
         options = WorkerOptions(concurrency=settings.worker_concurrency, dry_run=settings.dry_run)
-        worker = Worker(db, options)
+        worker = Worker(db, options, settings=settings)
         threads = [
             threading.Thread(target=worker.run, name="awe-worker"),
             threading.Thread(target=Scheduler(db).run, args=(stop,), name="awe-scheduler"),

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
             shutdown_grace=shutdown_grace,
             dry_run=cli.settings.dry_run,
         )
-        runner = Worker(cli.db, options)
+        runner = Worker(cli.db, options, settings=cli.settings)
         stop = threading.Event()
         _on_signals(stop, runner)
         sched_thread = None

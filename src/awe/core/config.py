@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -119,12 +119,56 @@ class Settings(BaseSettings):
         description="Milliseconds SQLite waits for a lock before giving up.",
     )
 
+    http_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=_env("HTTP_TIMEOUT"),
+        description="Seconds an http or webhook step waits for a response, unless it says.",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        validation_alias=_env("NOTIFY_WEBHOOK_URL"),
+        description="Where notify steps without a 'to' or 'webhook' post their message.",
+    )
+    smtp_host: str = Field(
+        default="localhost",
+        validation_alias=_env("SMTP_HOST", "SMTP_HOST"),
+        description="SMTP server for notify steps that send email.",
+    )
+    smtp_port: int = Field(
+        default=25,
+        ge=1,
+        le=65535,
+        validation_alias=_env("SMTP_PORT", "SMTP_PORT"),
+        description="Port of the SMTP server.",
+    )
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        default="none",
+        validation_alias=_env("SMTP_SECURITY"),
+        description="none, starttls or ssl (implicit TLS, usually port 465).",
+    )
+    smtp_username: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_USERNAME", "SMTP_USERNAME"),
+        description="SMTP login; none when unset.",
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_PASSWORD", "SMTP_PASSWORD"),
+        description="SMTP password.",
+    )
+    smtp_from: str = Field(
+        default="awe@localhost",
+        validation_alias=_env("SMTP_FROM", "SMTP_FROM"),
+        description="Sender address of notification email.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("environment", "log_format", mode="before")
+    @field_validator("environment", "log_format", "smtp_security", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

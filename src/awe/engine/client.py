@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
-from awe.engine import states, transitions
+from awe.engine import children, states, transitions
 from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
-from awe.engine.spec import did_you_mean, normalise_spec
+from awe.engine.spec import (
+    CHILD_KIND,
+    as_dry_run,
+    did_you_mean,
+    downstream_of,
+    normalise_spec,
+)
 from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
 from awe.storage.engine_models import Worker as WorkerRow
@@ -68,11 +75,21 @@ class Engine:
         trace_id: str | None = None,
         project_id: str | None = None,
         workflow_version: int | None = None,
+        dry_run: bool = False,
     ) -> str:
-        """Create a run of ``spec``; with an idempotency key already used, return that run."""
+        """Create a run of ``spec``; with an idempotency key already used, return that run.
+
+        A dry run's steps preview their effects (DRY_RUN=true for scripts, no request that
+        changes anything sent), whichever worker runs them.
+        """
         normalised = normalise_spec(spec, known_kind=self.registry.knows)
+        if dry_run:
+            normalised = as_dry_run(normalised)
         if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
             return existing
+        if any(step["kind"] == CHILD_KIND for step in normalised["steps"]):
+            with self.db.read() as conn:
+                normalised = children.pin_versions(conn, normalised, project_key=project_id or "")
         try:
             with self.db.write() as conn:
                 run_id = transitions.create_run(
@@ -101,7 +118,10 @@ class Engine:
         return str(found) if found is not None else None
 
     def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run: waiting steps at once; running ones see it on their next heartbeat."""
+        """Cancel a run: waiting steps at once; running ones see it on their next heartbeat.
+
+        Child runs of its workflow steps are cancelled too, each after the parent.
+        """
         now = self.clock.now()
         with self.db.write() as conn:
             run = transitions.lock_run(conn, run_id)
@@ -109,27 +129,10 @@ class Engine:
                 raise NotFound(f"no run {run_id}")
             if run.status in states.RUN_FINAL:
                 raise Conflict(f"run {run_id} is already {run.status}")
-            waiting = conn.execute(
-                update(Step)
-                .where(Step.run_id == run_id, Step.status.in_([states.PENDING, states.QUEUED]))
-                .values(status=states.CANCELLED, finished_at=now, error_category="cancelled")
-                .returning(Step.step_key)
-            ).all()
-            conn.execute(
-                update(Step)
-                .where(Step.run_id == run_id, Step.status == states.RUNNING)
-                .values(cancel_requested=True)
-            )
-            conn.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
-            )
-            events = [
-                transitions.state_event(run_id, r.step_key, states.CANCELLED, now) for r in waiting
-            ]
-            events.append(transitions.state_event(run_id, None, states.RUN_CANCELLED, now))
-            transitions.add_events(conn, events)
+            open_children = transitions.cancel_run(conn, run, now)
+        for child_id in open_children:
+            with contextlib.suppress(Conflict):  # it finished meanwhile
+                self.cancel(child_id)
         return self.get_run(run_id)
 
     def requeue(
@@ -146,7 +149,7 @@ class Engine:
                 conn.execute(select(Step.run_id).where(Step.id.in_(ids)).distinct()).scalars().all()
             )
             for run_id in sorted(runs):
-                requeued += self._reopen(conn, run_id, now, step_ids=set(ids))
+                requeued += transitions.reopen(conn, run_id, now, step_ids=ids)
         local_wakeup(self.db).set()
         return requeued
 
@@ -156,57 +159,11 @@ class Engine:
         with self.db.write() as conn:
             if transitions.lock_run(conn, run_id) is None:
                 raise NotFound(f"no run {run_id}")
-            reopened = self._reopen(conn, run_id, now, step_ids=None)
+            reopened = transitions.reopen(conn, run_id, now)
         if not reopened:
             raise Conflict(f"run {run_id} has no dead or cancelled step to resume")
         local_wakeup(self.db).set()
         return reopened
-
-    def _reopen(
-        self, conn: Connection, run_id: str, now: datetime, *, step_ids: set[str] | None
-    ) -> list[str]:
-        transitions.lock_run(conn, run_id)
-        rows = conn.execute(
-            select(Step.id, Step.step_key, Step.status, Step.needs).where(Step.run_id == run_id)
-        ).all()
-        targets = [
-            r
-            for r in rows
-            if r.status in (states.DEAD, states.CANCELLED)
-            and (step_ids is None or r.id in step_ids)
-        ]
-        if not targets:
-            return []
-        target_keys = {r.step_key for r in targets}
-        # Everything downstream that was skipped or cancelled because of them waits again.
-        downstream = _downstream(target_keys, {r.step_key: r.needs for r in rows})
-        reset = [
-            r
-            for r in rows
-            if r.step_key in downstream and r.status in (states.SKIPPED, states.CANCELLED)
-        ]
-        conn.execute(
-            update(Step)
-            .where(Step.id.in_([r.id for r in targets]))
-            .values(status=states.PENDING, attempt=0, finished_at=None, cancel_requested=False)
-        )
-        if reset:
-            conn.execute(
-                update(Step)
-                .where(Step.id.in_([r.id for r in reset]))
-                .values(status=states.PENDING, finished_at=None, cancel_requested=False)
-            )
-        conn.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(status=states.RUN_RUNNING, finished_at=None, error=None, outputs=None)
-        )
-        transitions.add_events(
-            conn,
-            [transitions.state_event(run_id, None, "resumed", now, steps=sorted(target_keys))],
-        )
-        transitions.advance(conn, run_id, now=now)
-        return [r.id for r in targets]
 
     def fork(self, run_id: str, from_step: str) -> str:
         """A new run of the same spec and inputs that reuses every output not downstream of
@@ -215,7 +172,7 @@ class Engine:
         keys = {s.step_key: s for s in run.steps}
         if from_step not in keys:
             raise NotFound(f"run {run_id} has no step {from_step!r}")
-        again = _downstream({from_step}, {k: s.needs for k, s in keys.items()})
+        again = downstream_of({from_step}, {k: s.needs for k, s in keys.items()})
         reused = {
             k: s.output for k, s in keys.items() if k not in again and s.status == states.SUCCEEDED
         }
@@ -376,16 +333,3 @@ class Engine:
             ):
                 return
             time.sleep(poll)
-
-
-def _downstream(roots: set[str], needs: dict[str, list[str]]) -> set[str]:
-    """``roots`` and every step that depends on any of them, directly or not."""
-    found = set(roots)
-    changed = True
-    while changed:
-        changed = False
-        for key, deps in needs.items():
-            if key not in found and found.intersection(deps):
-                found.add(key)
-                changed = True
-    return found

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from awe.core.config import Settings
 from awe.engine.errors import StepCancelled
 
 EventSink = Callable[[str, str, str, dict[str, Any] | None], None]  # type, level, message, data
@@ -26,6 +27,8 @@ class StepContext:
     deadline: float | None
     timeout: float | None
     emit: EventSink
+    #: The worker's settings (providers, SMTP, limits): what a kind may read of the configuration.
+    settings: Settings
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property

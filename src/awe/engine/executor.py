@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,13 @@ class Outcome:
 
 
 def execute(
-    registry: Registry, kind: str, ctx: StepContext, params: Any, *, each: bool = False
+    registry: Registry,
+    kind: str,
+    ctx: StepContext,
+    params: Any,
+    *,
+    each: bool = False,
+    parallel: int = 1,
 ) -> Outcome:
     """Run one attempt of a step and return its outcome; never raises an ordinary Exception.
 
@@ -31,15 +39,7 @@ def execute(
     """
     try:
         function = registry.get(kind)
-        if each:
-            # for_each: one call per item, in order; the output is the list of results. A failed
-            # item fails the step, and a retry runs every item again (at least once, like steps).
-            output = []
-            for index, item_params in enumerate(params):
-                ctx.progress(index / max(1, len(params)), f"item {index + 1} of {len(params)}")
-                output.append(function(ctx, item_params))
-        else:
-            output = function(ctx, params)
+        output = _each(function, ctx, params, parallel) if each else function(ctx, params)
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             # A kind that cannot be interrupted (a Python call) still may not exceed its timeout.
             raise StepTimeout(ctx.timeout or 0)
@@ -47,6 +47,33 @@ def execute(
         return Outcome(output=output)
     except Exception as exc:  # noqa: BLE001 - the execution boundary classifies every error
         return Outcome(failure=classify(exc))
+
+
+def _each(function: Any, ctx: StepContext, items: list[Any], parallel: int) -> list[Any]:
+    """for_each: one call per item, ``parallel`` at a time; the results in item order.
+
+    A failed item fails the step (the first failure in item order is raised once every started
+    call has ended), and a retry runs every item again: at least once, like steps.
+    """
+    total = len(items)
+    done = 0
+    lock = threading.Lock()
+
+    def one(item_params: Any) -> Any:
+        nonlocal done
+        ctx.check()
+        result = function(ctx, item_params)
+        with lock:
+            done += 1
+            ctx.progress(done / total, f"{done} of {total} items")
+        return result
+
+    if parallel <= 1 or total <= 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(min(parallel, total), thread_name_prefix="awe-item") as pool:
+        futures = [pool.submit(one, item) for item in items]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def _check_json(output: Any) -> None:

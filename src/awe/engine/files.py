@@ -19,13 +19,16 @@ from awe.core.errors import ValidationFailed
 from awe.engine.inputs import INPUT_TYPES
 from awe.engine.scheduler import check_cron
 from awe.engine.spec import (
+    CHILD_KIND,
     NAME_RE,
     STEP_ID_RE,
     STEP_KEYS,
     did_you_mean,
     find_cycle,
     normalise_spec,
+    parallel_problems,
     retry_problems,
+    workflow_step_problems,
 )
 from awe.engine.template_refs import TemplateSyntaxError, analyse
 
@@ -45,6 +48,7 @@ TOP_KEYS = frozenset(
         "steps",
     }
 )
+FILE_STEP_KEYS = STEP_KEYS - {"dry_run"}
 INPUT_KEYS = frozenset({"type", "required", "default", "description"})
 RETRY_KEYS = frozenset({"max_attempts", "backoff", "jitter"})
 
@@ -307,7 +311,7 @@ class _Checker:
     def check_step(
         self, step: CommentedMap, sid: str, inputs: set[str], upstream: set[str]
     ) -> None:
-        self.unknown_keys(step, STEP_KEYS, f"step {sid!r}")
+        self.unknown_keys(step, FILE_STEP_KEYS, f"step {sid!r}")
         kind = step.get("kind")
         if not isinstance(kind, str) or not self.known_kind(kind):
             where = _pos(step, "kind", value=True) if "kind" in step else _pos(step)
@@ -328,6 +332,11 @@ class _Checker:
             )
         if "retry" in step:
             self.check_retry(step, sid)
+        for message in parallel_problems(step):
+            self.add(_pos(step, "parallel", value=True), f"step {sid!r}: {message}")
+        if kind == CHILD_KIND:
+            for key, message in workflow_step_problems(step):
+                self.add(_pos(step, key) if key in step else _pos(step), f"step {sid!r}: {message}")
         has_item = "for_each" in step
         for key in ("with", "when", "for_each"):
             if key in step:

@@ -73,6 +73,7 @@ class RunRecord:
     idempotency_key: str | None
     project_id: str | None
     parent_run_id: str | None
+    parent_step_id: str | None
     forked_from_step: str | None
     trace_id: str | None
     error: str | None

@@ -79,8 +79,13 @@ class Scheduler:
         cron: str,
         timezone: str = "UTC",
         inputs: dict[str, Any] | None = None,
+        workflow_version: int | None = None,
+        project_id: str | None = None,
     ) -> str:
-        """Add (or replace, by name) a schedule; its first fire is the next cron time from now."""
+        """Add (or replace, by name) a schedule; its first fire is the next cron time from now.
+
+        A replaced schedule that was disabled stays disabled.
+        """
         check_cron(cron, timezone)
         normalised = normalise_spec(spec, known_kind=self.engine.registry.knows)
         now = self.clock.now()
@@ -89,7 +94,8 @@ class Scheduler:
             "inputs": inputs or {},
             "cron": cron,
             "timezone": timezone,
-            "enabled": True,
+            "workflow_version": workflow_version,
+            "project_id": project_id,
             "next_fire_at": next_fire(cron, timezone, now),
         }
         with self.db.write() as conn:
@@ -99,7 +105,9 @@ class Scheduler:
                 return str(existing)
             schedule_id = new_id()
             conn.execute(
-                insert(Schedule).values(id=schedule_id, name=name, created_at=now, **values)
+                insert(Schedule).values(
+                    id=schedule_id, name=name, created_at=now, enabled=True, **values
+                )
             )
             return schedule_id
 
@@ -157,6 +165,8 @@ class Scheduler:
                     Schedule.cron,
                     Schedule.timezone,
                     Schedule.next_fire_at,
+                    Schedule.workflow_version,
+                    Schedule.project_id,
                 )
                 .where(Schedule.enabled.is_(True), Schedule.next_fire_at <= now)
                 .order_by(Schedule.next_fire_at)
@@ -165,7 +175,13 @@ class Scheduler:
         for row in due:
             fire_time = row.next_fire_at
             key = f"schedule:{row.id}:{fire_time.isoformat()}"
-            run_id = self.engine.submit(row.spec, row.inputs, idempotency_key=key)
+            run_id = self.engine.submit(
+                row.spec,
+                row.inputs,
+                idempotency_key=key,
+                workflow_version=row.workflow_version,
+                project_id=row.project_id,
+            )
             # Missed fires collapse: the next fire is the first cron time after now.
             following = next_fire(row.cron, row.timezone, max(now, fire_time))
             with self.db.write() as conn:

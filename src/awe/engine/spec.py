@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from awe.engine.errors import SpecInvalid
+from awe.engine.templating import has_template
 
+#: The kind of a step that runs a stored workflow as a child run (see engine/children.py).
+CHILD_KIND = "workflow"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 STEP_KEYS = frozenset(
@@ -23,6 +26,7 @@ STEP_KEYS = frozenset(
         "with",
         "when",
         "for_each",
+        "parallel",
         "retry",
         "timeout",
         "on_failure",
@@ -30,8 +34,15 @@ STEP_KEYS = frozenset(
         "priority",
         "description",
         "name",
+        # Set by the engine on every step of a run submitted as a dry run; not a file key.
+        "dry_run",
     }
 )
+
+
+def as_dry_run(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with every step marked to preview its effects (DRY_RUN) instead of acting."""
+    return {**spec, "dry_run": True, "steps": [{**s, "dry_run": True} for s in spec["steps"]]}
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -63,6 +74,19 @@ def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
         if node not in state and (found := visit(node)):
             return found
     return None
+
+
+def downstream_of(roots: set[str], needs: dict[str, list[str]]) -> set[str]:
+    """``roots`` and every step that depends on any of them, directly or not."""
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for key, deps in needs.items():
+            if key not in found and found.intersection(deps):
+                found.add(key)
+                changed = True
+    return found
 
 
 def normalise_spec(spec: Any, *, known_kind: Callable[[str], bool]) -> dict[str, Any]:
@@ -149,6 +173,9 @@ def _normalise_step(
     priority = raw.get("priority")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         problems.append(f"{where}: priority must be an integer")
+    if kind == CHILD_KIND:
+        problems.extend(f"{where}: {message}" for _, message in workflow_step_problems(raw))
+    problems.extend(f"{where}: {message}" for message in parallel_problems(raw))
     return {
         **raw,
         "needs": list(dict.fromkeys(needs)),
@@ -156,6 +183,45 @@ def _normalise_step(
         "retry": retry if isinstance(retry, dict) else {},
         "on_failure": on_failure,
     }
+
+
+def workflow_step_problems(step: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, what is wrong) for a workflow step's definition, checked before anything runs."""
+    found: list[tuple[str, str]] = []
+    params = step.get("with")
+    if "for_each" in step:
+        found.append(("for_each", "a workflow step cannot use for_each"))
+    if not isinstance(params, dict) or not isinstance(params.get("workflow"), str):
+        found.append(("with", "a workflow step needs with.workflow: a stored workflow's name"))
+        return found
+    for key in params:
+        if key not in ("workflow", "version", "inputs"):
+            found.append(
+                ("with", f"with.{key} is not a workflow parameter (workflow, version, inputs)")
+            )
+    version = params.get("version")
+    if (
+        version is not None
+        and not has_template(version)
+        and (isinstance(version, bool) or not isinstance(version, int) or version < 1)
+    ):
+        found.append(("with", f"with.version must be a version number >= 1, not {version!r}"))
+    inputs = params.get("inputs")
+    if inputs is not None and not isinstance(inputs, dict) and not has_template(inputs):
+        found.append(("with", "with.inputs must be a mapping of input name to value"))
+    return found
+
+
+def parallel_problems(step: dict[str, Any]) -> list[str]:
+    """What is wrong with a step's ``parallel:`` (items of its for_each run at once)."""
+    if "parallel" not in step:
+        return []
+    value = step["parallel"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return [f"parallel must be an integer >= 1, not {value!r}"]
+    if "for_each" not in step:
+        return ["parallel only applies to a step with for_each"]
+    return []
 
 
 def retry_problems(retry: dict[str, Any]) -> list[tuple[str, str]]:

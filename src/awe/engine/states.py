@@ -6,12 +6,13 @@ from __future__ import annotations
 PENDING = "pending"  # waiting for its needs
 QUEUED = "queued"  # ready; claimable once run_after has passed (a retry waits here too)
 RUNNING = "running"  # leased by a worker
+WAITING = "waiting"  # a ``kind: workflow`` step waiting for its child run; no lease is held
 SUCCEEDED = "succeeded"
 DEAD = "dead"  # retries exhausted or not retryable: the dead-letter queue
 CANCELLED = "cancelled"
 SKIPPED = "skipped"  # its condition was false, or an upstream step failed or was skipped
 
-STEP_OPEN = frozenset({PENDING, QUEUED, RUNNING})
+STEP_OPEN = frozenset({PENDING, QUEUED, RUNNING, WAITING})
 
 # Run states.
 RUN_QUEUED = "queued"

@@ -3,92 +3,36 @@
 Lock order, everywhere: the run row first, then its steps. Completion, failure, reaping and
 cancellation of one run are thereby serialised (two branches finishing at once both see each
 other, so their join step is promoted exactly once), and never deadlock with each other.
+Between runs the order is child before parent: a child run that finishes locks its parent's run
+last, to settle the step waiting for it; a cancelled parent cancels its children afterwards, each
+in a transaction of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from awe.core.ids import new_id
-from awe.engine import states
-from awe.engine.errors import Failure, LeaseLost, StepError
+from awe.engine import children, states
+from awe.engine.errors import StepError
+from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
+from awe.engine.spec import CHILD_KIND, as_dry_run, downstream_of
 from awe.engine.templating import has_template, render, truthy
-from awe.storage import queue as queue_sql
-from awe.storage.engine_models import Run, RunEvent, Step
-
-NOTIFY_CHANNEL = "awe_steps"
-
-
-# ---------------------------------------------------------------------------------- events
-
-
-EVENT_BUFFER = "awe_event_buffer"
-
-
-def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Append events (dicts with run_id, type, message and optional step_key, level, data).
-
-    Inside :func:`buffered_events` they are held and written in one statement at its end.
-    """
-    buffer = conn.info.get(EVENT_BUFFER)
-    if buffer is not None:
-        buffer.extend(events)
-    elif events:
-        conn.execute(
-            insert(RunEvent),
-            [{"level": "info", "step_key": None, "data": None, **e} for e in events],
-        )
-
-
-@contextmanager
-def buffered_events(conn: Connection) -> Iterator[None]:
-    """Collect the events added inside, and insert them all at once when the block ends."""
-    conn.info[EVENT_BUFFER] = []
-    try:
-        yield
-        events = conn.info[EVENT_BUFFER]
-    finally:
-        del conn.info[EVENT_BUFFER]
-    add_events(conn, events)
-
-
-def state_event(
-    run_id: str, step_key: str | None, status: str, now: datetime, **data: Any
-) -> dict[str, Any]:
-    what = f"step {step_key}" if step_key else "run"
-    return {
-        "run_id": run_id,
-        "step_key": step_key,
-        "type": "state",
-        "message": f"{what} {status}",
-        "data": {"status": status, **data},
-        "created_at": now,
-        "level": "error" if status in (states.DEAD, states.RUN_FAILED) else "info",
-    }
-
-
-def notify(conn: Connection, queue_names: set[str]) -> None:
-    """Wake idle workers (PostgreSQL LISTEN/NOTIFY; delivered when the transaction commits)."""
-    if conn.dialect.name != "postgresql":
-        return
-    for name in sorted(queue_names):
-        conn.exec_driver_sql(
-            "SELECT pg_notify(%(channel)s, %(queue)s)", {"channel": NOTIFY_CHANNEL, "queue": name}
-        )
-
+from awe.storage.engine_models import Run, Step
 
 # ------------------------------------------------------------------------------------ runs
 
 
 def lock_run(conn: Connection, run_id: str) -> Any:
     """The run's row, locked for this transaction on PostgreSQL (SQLite is serialised already)."""
-    statement = select(Run.id, Run.status, Run.inputs, Run.spec).where(Run.id == run_id)
+    statement = select(
+        Run.id, Run.status, Run.inputs, Run.spec, Run.project_id, Run.trace_id, Run.parent_step_id
+    ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
         statement = statement.with_for_update()
     return conn.execute(statement).one_or_none()
@@ -106,6 +50,7 @@ def create_run(
     trace_id: str | None = None,
     project_id: str | None = None,
     parent_run_id: str | None = None,
+    parent_step_id: str | None = None,
     forked_from_step: str | None = None,
     reused: dict[str, Any] | None = None,
     workflow_version: int | None = None,
@@ -127,6 +72,7 @@ def create_run(
             queue=run_queue,
             priority=run_priority,
             parent_run_id=parent_run_id,
+            parent_step_id=parent_step_id,
             forked_from_step=forked_from_step,
             trace_id=trace_id,
             created_at=now,
@@ -210,7 +156,7 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
                 continue
             if context is None:
                 context = template_context(run.inputs, steps)
-            _ready(conn, run_id, step, context, now, events, woken)
+            _ready(conn, run, step, context, now, events, woken)
     open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
     if not open_steps:
         _finish_run(conn, run, steps, now, events)
@@ -239,7 +185,7 @@ def template_context(inputs: dict[str, Any], steps: dict[str, dict[str, Any]]) -
 
 def _ready(
     conn: Connection,
-    run_id: str,
+    run: Any,
     step: dict[str, Any],
     context: dict[str, Any],
     now: datetime,
@@ -248,12 +194,16 @@ def _ready(
 ) -> None:
     definition = step["definition"]
     key = step["step_key"]
+    run_id = run.id
     try:
         when = definition.get("when")
         if when is not None and not truthy(render(when, context, where=f"step {key}: when")):
             _set_status(conn, step, states.SKIPPED, now, events, run_id, reason="when is false")
             return
         params = _params(definition, context, key)
+        if definition["kind"] == CHILD_KIND:
+            _start_child(conn, run, step, params, now, events)
+            return
     except StepError as exc:
         _set_status(
             conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
@@ -337,6 +287,10 @@ def _finish_run(
         .values(status=status, outputs=outputs, error=error, finished_at=now)
     )
     events.append(state_event(run.id, None, status, now, **({"error": error} if error else {})))
+    if run.parent_step_id is not None:
+        add_events(conn, events)  # the child's events first, then its parent's
+        events.clear()
+        child_finished(conn, run=run, status=status, outputs=outputs, error=error, now=now)
 
 
 def _outputs(
@@ -356,6 +310,291 @@ def _outputs(
     }
 
 
+# ------------------------------------------------------------------------------ child runs
+
+
+def _start_child(
+    conn: Connection,
+    run: Any,
+    step: dict[str, Any],
+    params: Any,
+    now: datetime,
+    events: list[dict[str, Any]],
+) -> None:
+    """Start (or resume) a workflow step's child run; the step waits for it, holding no lease."""
+    key = step["step_key"]
+    child = children.latest_child(conn, step["id"])
+    reopened = False
+    if child is not None and child.status in (states.RUN_FAILED, states.RUN_CANCELLED):
+        # The parent step was resumed or requeued: resume its child from the failed step.
+        reopened = bool(reopen(conn, child.id, now))
+    if child is None or (child.status != states.RUN_SUCCEEDED and not reopened):
+        stored, inputs = children.resolve(
+            conn, step_key=key, params=params, project_key=run.project_id or ""
+        )
+        child_id = create_run(
+            conn,
+            spec=as_dry_run(stored.spec) if step["definition"].get("dry_run") else stored.spec,
+            inputs=inputs,
+            now=now,
+            trace_id=run.trace_id,
+            project_id=run.project_id,
+            parent_run_id=run.id,
+            parent_step_id=step["id"],
+            workflow_version=stored.version,
+        )
+    else:
+        child_id = child.id
+    current = conn.execute(
+        select(Run.status, Run.outputs, Run.error).where(Run.id == child_id)
+    ).one()
+    if current.status in states.RUN_FINAL:
+        # Finished inside this transaction already (every step skipped, say): settle it now.
+        _settle(
+            conn,
+            run.id,
+            step,
+            current.status,
+            current.outputs,
+            current.error,
+            child_id,
+            now,
+            events,
+        )
+        return
+    conn.execute(
+        update(Step)
+        .where(Step.id == step["id"])
+        .values(
+            status=states.WAITING,
+            input=params,
+            attempt=Step.attempt + 1,
+            started_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    step["status"] = states.WAITING
+    events.append(state_event(run.id, key, states.WAITING, now, child_run_id=child_id))
+    mark_run_running(conn, {run.id}, now)  # no worker claims a waiting step: say it here
+
+
+def _settle(
+    conn: Connection,
+    run_id: str,
+    step: dict[str, Any],
+    child_status: str,
+    outputs: Any,
+    error: str | None,
+    child_id: str,
+    now: datetime,
+    events: list[dict[str, Any]],
+) -> None:
+    """Finish a workflow step from its child run's end: its outputs, or a dead step."""
+    if child_status == states.RUN_SUCCEEDED:
+        conn.execute(
+            update(Step)
+            .where(Step.id == step["id"])
+            .values(
+                status=states.SUCCEEDED,
+                output=outputs,
+                finished_at=now,
+                error_category=None,
+                error_message=None,
+            )
+        )
+        step["status"], step["output"] = states.SUCCEEDED, outputs
+        events.append(
+            state_event(run_id, step["step_key"], states.SUCCEEDED, now, child_run_id=child_id)
+        )
+        return
+    message = f"child run {child_id} {child_status}" + (f": {error}" if error else "")
+    history = conn.execute(select(Step.errors, Step.attempt).where(Step.id == step["id"])).one()
+    conn.execute(
+        update(Step)
+        .where(Step.id == step["id"])
+        .values(
+            errors=[
+                *(history.errors or []),
+                {
+                    "attempt": history.attempt,
+                    "category": children.CHILD_FAILED,
+                    "message": message[:2000],
+                    "at": now.isoformat(),
+                },
+            ]
+        )
+    )
+    _set_status(
+        conn,
+        step,
+        states.DEAD,
+        now,
+        events,
+        run_id,
+        category=children.CHILD_FAILED,
+        message=message,
+    )
+
+
+def child_finished(
+    conn: Connection,
+    *,
+    run: Any,
+    status: str,
+    outputs: Any,
+    error: str | None,
+    now: datetime,
+) -> None:
+    """A child run ended: settle the parent's step that waits for it, then move the parent on."""
+    parent = conn.execute(select(Step.run_id).where(Step.id == run.parent_step_id)).one_or_none()
+    if parent is None:
+        return
+    parent_run = lock_run(conn, parent.run_id)
+    step = conn.execute(
+        select(Step.id, Step.step_key, Step.status).where(Step.id == run.parent_step_id)
+    ).one()
+    if parent_run is None or step.status != states.WAITING:
+        return  # the parent moved on (cancelled, or still starting this child): nothing to do
+    events: list[dict[str, Any]] = []
+    _settle(conn, parent.run_id, dict(step._mapping), status, outputs, error, run.id, now, events)
+    add_events(conn, events)
+    advance(conn, parent.run_id, now=now, locked=parent_run)
+
+
+def reopen(
+    conn: Connection, run_id: str, now: datetime, *, step_ids: Iterable[str] | None = None
+) -> list[str]:
+    """Re-open a run's dead and cancelled steps (those of ``step_ids`` only, when given).
+
+    What they had blocked (skipped or cancelled downstream) waits again; the run is running
+    again; a child run's parent step waits for it again. Returns the step ids re-opened.
+    """
+    run = lock_run(conn, run_id)
+    if run is None:
+        return []
+    wanted = None if step_ids is None else set(step_ids)
+    reopened = _reopen_steps(
+        conn,
+        run,
+        lambda r: (
+            r.status in (states.DEAD, states.CANCELLED) and (wanted is None or r.id in wanted)
+        ),
+        status=states.PENDING,
+        now=now,
+    )
+    if reopened:
+        _wait_again(conn, run, now)
+        advance(conn, run_id, now=now)
+    return reopened
+
+
+def _wait_again(conn: Connection, child: Any, now: datetime) -> None:
+    """A child run was re-opened: the parent step it had failed waits for it again, and so on up."""
+    if child.parent_step_id is None:
+        return
+    parent = conn.execute(select(Step.run_id).where(Step.id == child.parent_step_id)).one_or_none()
+    if parent is None:
+        return
+    parent_run = lock_run(conn, parent.run_id)
+    if parent_run is None:
+        return
+    reopened = _reopen_steps(
+        conn,
+        parent_run,
+        lambda r: (
+            r.id == child.parent_step_id
+            and r.status == states.DEAD
+            and r.error_category == children.CHILD_FAILED
+        ),
+        status=states.WAITING,
+        now=now,
+    )
+    if reopened:
+        _wait_again(conn, parent_run, now)
+
+
+def _reopen_steps(
+    conn: Connection, run: Any, chosen: Any, *, status: str, now: datetime
+) -> list[str]:
+    rows = conn.execute(
+        select(Step.id, Step.step_key, Step.status, Step.needs, Step.error_category).where(
+            Step.run_id == run.id
+        )
+    ).all()
+    targets = [r for r in rows if chosen(r)]
+    if not targets:
+        return []
+    target_keys = {r.step_key for r in targets}
+    # Everything downstream that was skipped or cancelled because of them waits again.
+    downstream = downstream_of(target_keys, {r.step_key: r.needs for r in rows})
+    reset = [
+        r
+        for r in rows
+        if r.step_key in downstream
+        and r.step_key not in target_keys
+        and r.status in (states.SKIPPED, states.CANCELLED)
+    ]
+    values: dict[str, Any] = {"status": status, "finished_at": None, "cancel_requested": False}
+    if status == states.PENDING:
+        values["attempt"] = 0
+    conn.execute(update(Step).where(Step.id.in_([r.id for r in targets])).values(**values))
+    if reset:
+        conn.execute(
+            update(Step)
+            .where(Step.id.in_([r.id for r in reset]))
+            .values(status=states.PENDING, finished_at=None, cancel_requested=False)
+        )
+    conn.execute(
+        update(Run)
+        .where(Run.id == run.id)
+        .values(status=states.RUN_RUNNING, finished_at=None, error=None, outputs=None)
+    )
+    add_events(conn, [state_event(run.id, None, "resumed", now, steps=sorted(target_keys))])
+    return [r.id for r in targets]
+
+
+def cancel_run(conn: Connection, run: Any, now: datetime) -> list[str]:
+    """Cancel a locked, unfinished run: waiting steps at once, running ones at their heartbeat.
+
+    Returns the ids of child runs still open, for the caller to cancel each in a transaction of
+    its own (child before parent is the lock order; a parent never locks its children).
+    """
+    waiting = conn.execute(
+        update(Step)
+        .where(
+            Step.run_id == run.id,
+            Step.status.in_([states.PENDING, states.QUEUED, states.WAITING]),
+        )
+        .values(status=states.CANCELLED, finished_at=now, error_category="cancelled")
+        .returning(Step.id, Step.step_key, Step.kind)
+    ).all()
+    conn.execute(
+        update(Step)
+        .where(Step.run_id == run.id, Step.status == states.RUNNING)
+        .values(cancel_requested=True)
+    )
+    conn.execute(
+        update(Run)
+        .where(Run.id == run.id)
+        .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
+    )
+    events = [state_event(run.id, r.step_key, states.CANCELLED, now) for r in waiting]
+    events.append(state_event(run.id, None, states.RUN_CANCELLED, now))
+    add_events(conn, events)
+    if run.parent_step_id is not None:
+        child_finished(
+            conn, run=run, status=states.RUN_CANCELLED, outputs=None, error="cancelled", now=now
+        )
+    open_children = conn.execute(
+        select(Run.id).where(
+            Run.parent_step_id.in_([r.id for r in waiting if r.kind == CHILD_KIND]),
+            Run.status.not_in(list(states.RUN_FINAL)),
+        )
+    ).scalars()
+    return list(open_children)
+
+
 # ----------------------------------------------------------------------------- step results
 
 
@@ -370,161 +609,3 @@ def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None
         .returning(Run.id)
     )
     add_events(conn, [state_event(r.id, None, states.RUN_RUNNING, now) for r in result])
-
-
-def complete(
-    conn: Connection,
-    *,
-    run_id: str,
-    step_id: str,
-    owner: str,
-    attempt: int,
-    output: Any,
-    now: datetime,
-) -> None:
-    """Record a step's output, if this worker still holds its lease; then advance the run."""
-    run = lock_run(conn, run_id)
-    key = queue_sql.complete_step(
-        conn, step_id=step_id, owner=owner, attempt=attempt, output=output, now=now
-    )
-    if key is None:
-        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
-    add_events(conn, [state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
-    advance(conn, run_id, now=now, locked=run)
-
-
-def fail(
-    conn: Connection,
-    *,
-    run_id: str,
-    step_id: str,
-    owner: str | None,
-    attempt: int,
-    failure: Failure,
-    now: datetime,
-    policy: RetryPolicy | None = None,
-) -> str:
-    """Record a failed attempt: back to 'queued' after a backoff, or 'dead'. Returns the status.
-
-    ``owner`` None is the reaper's call for an expired lease (checked by the caller).
-    """
-    lock_run(conn, run_id)
-    if owner is not None and not queue_sql.guard_lease(
-        conn, step_id=step_id, owner=owner, attempt=attempt
-    ):
-        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
-    row = conn.execute(
-        select(Step.step_key, Step.errors, Step.definition, Step.cancel_requested).where(
-            Step.id == step_id
-        )
-    ).one()
-    policy = policy or RetryPolicy.from_definition(row.definition.get("retry"))
-    history = [
-        *(row.errors or []),
-        {
-            "attempt": attempt,
-            "category": failure.category,
-            "message": failure.message[:2000],
-            "at": now.isoformat(),
-        },
-    ]
-    retry = failure.retryable and policy.can_retry(attempt) and not row.cancel_requested
-    status = states.QUEUED if retry else states.DEAD
-    if row.cancel_requested:
-        status = states.CANCELLED
-    values: dict[str, Any] = {
-        "status": status,
-        "errors": history,
-        "error_category": failure.category,
-        "error_message": failure.message,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-    data: dict[str, Any] = {
-        "attempt": attempt,
-        "category": failure.category,
-        "error": failure.message,
-    }
-    if retry:
-        delay = policy.delay(attempt)
-        values["run_after"] = now + timedelta(seconds=delay)
-        data["retry_in"] = round(delay, 3)
-    else:
-        values["finished_at"] = now
-    conn.execute(update(Step).where(Step.id == step_id).values(**values))
-    event = state_event(run_id, row.step_key, "retrying" if retry else status, now, **data)
-    event["level"] = "warning" if retry else "error"
-    add_events(conn, [event])
-    if not retry:
-        advance(conn, run_id, now=now)
-    return status
-
-
-def release(
-    conn: Connection, *, run_id: str, step_id: str, owner: str, attempt: int, now: datetime
-) -> None:
-    """Give a lease back unfinished (worker shutdown): the attempt does not count."""
-    lock_run(conn, run_id)
-    if not queue_sql.guard_lease(conn, step_id=step_id, owner=owner, attempt=attempt):
-        return
-    key = conn.execute(
-        update(Step)
-        .where(Step.id == step_id)
-        .values(
-            status=states.QUEUED,
-            attempt=Step.attempt - 1,
-            run_after=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .returning(Step.step_key, Step.queue)
-    ).one()
-    add_events(
-        conn,
-        [
-            state_event(
-                run_id, key.step_key, states.QUEUED, now, reason="released by a stopping worker"
-            )
-        ],
-    )
-    notify(conn, {key.queue})
-
-
-def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
-    """Return one expired lease to the queue (or the dead-letter queue if out of attempts)."""
-    row = conn.execute(select(Step.run_id).where(Step.id == step_id)).one_or_none()
-    if row is None:
-        return None
-    lock_run(conn, row.run_id)
-    current = conn.execute(
-        select(
-            Step.status, Step.lease_expires_at, Step.lease_owner, Step.attempt, Step.queue
-        ).where(Step.id == step_id)
-    ).one()
-    if (
-        current.status != states.RUNNING
-        or current.lease_expires_at is None
-        or current.lease_expires_at >= now
-    ):
-        return None  # completed or heartbeated meanwhile
-    failure = Failure("lease_lost", f"worker {current.lease_owner} stopped heartbeating", True)
-    status = fail(
-        conn,
-        run_id=row.run_id,
-        step_id=step_id,
-        owner=None,
-        attempt=current.attempt,
-        failure=failure,
-        now=now,
-        policy=_no_wait_policy(conn, step_id),
-    )
-    if status == states.QUEUED:
-        notify(conn, {current.queue})
-    return status
-
-
-def _no_wait_policy(conn: Connection, step_id: str) -> RetryPolicy:
-    # A lost lease is the worker's fault, not the step's: re-run at once, attempts still count.
-    definition = conn.execute(select(Step.definition).where(Step.id == step_id)).scalar_one()
-    policy = RetryPolicy.from_definition(definition.get("retry"))
-    return RetryPolicy(max_attempts=policy.max_attempts, backoff=(0.0,), jitter=0.0)

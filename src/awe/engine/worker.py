@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, insert, update
 
 from awe.core.clock import Clock, SystemClock
+from awe.core.config import Settings, load_settings
 from awe.core.ids import new_id
 from awe.core.logging import bind_context, get_logger
-from awe.engine import transitions
+from awe.engine import events, results, transitions
 from awe.engine.client import local_wakeup
 from awe.engine.context import StepContext
 from awe.engine.errors import LeaseLost
@@ -71,9 +72,11 @@ class Worker:
         clock: Clock | None = None,
         registry: Registry | None = None,
         worker_id: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.db = db
         self.options = options or WorkerOptions()
+        self.settings = settings if settings is not None else load_settings()
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
@@ -167,8 +170,8 @@ class Worker:
             )
             transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
             # The 'running' events ride in the claim's transaction: no extra write per step.
-            transitions.add_events(conn, [
-                transitions.state_event(c.run_id, c.step_key, "running", now,
+            events.add_events(conn, [
+                events.state_event(c.run_id, c.step_key, "running", now,
                                          attempt=c.attempt, worker=self.id)
                 for c in claimed])  # fmt: skip
         return claimed
@@ -182,10 +185,11 @@ class Worker:
             step_id=step.id,
             step_key=step.step_key,
             attempt=step.attempt,
-            dry_run=self.options.dry_run,
+            dry_run=self.options.dry_run or bool(step.definition.get("dry_run")),
             deadline=time.monotonic() + float(timeout) if timeout else None,
             timeout=float(timeout) if timeout else None,
             emit=self._emitter(step),
+            settings=self.settings,
         )
         entry = _InFlight(step, ctx)
         with self._lock:
@@ -197,8 +201,14 @@ class Worker:
         recorded = False
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
-                each = "for_each" in step.definition
-                outcome = execute(self.registry, step.kind, entry.ctx, step.input, each=each)
+                outcome = execute(
+                    self.registry,
+                    step.kind,
+                    entry.ctx,
+                    step.input,
+                    each="for_each" in step.definition,
+                    parallel=int(step.definition.get("parallel", 1)),
+                )
             self._results.put((step, outcome))
             recorded = True
         finally:
@@ -207,7 +217,11 @@ class Worker:
 
     def _forget(self, step: queue_sql.ClaimedStep) -> None:
         with self._lock:
-            self._inflight.pop(step.id, None)
+            entry = self._inflight.get(step.id)
+            # A retry with no backoff may be claimed again (the next attempt) before this
+            # attempt's result is recorded: forget only the attempt that ended.
+            if entry is not None and entry.claimed.attempt == step.attempt:
+                del self._inflight[step.id]
         self.executed += 1
         self._wake.set()
 
@@ -242,10 +256,10 @@ class Worker:
         def write() -> None:
             refused.clear()
             now = self.clock.now()
-            with self.db.write() as conn, transitions.buffered_events(conn):
+            with self.db.write() as conn, events.buffered_events(conn):
                 for step, outcome in batch:
                     # A step's logs go in with its result, before its final state.
-                    transitions.add_events(conn, logs[step.id])
+                    events.add_events(conn, logs[step.id])
                     try:
                         self._apply(conn, step, outcome, now)
                     except LeaseLost as exc:  # checked before any write of this step
@@ -268,7 +282,7 @@ class Worker:
         self, conn: Connection, step: queue_sql.ClaimedStep, outcome: Outcome, now: datetime
     ) -> None:
         if outcome.failure is None:
-            transitions.complete(
+            results.complete(
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,
@@ -278,7 +292,7 @@ class Worker:
                 now=now,
             )
         else:
-            transitions.fail(
+            results.fail(
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,
@@ -328,7 +342,7 @@ class Worker:
             expired = queue_sql.expired_leases(conn, now=now)
         for step_id in expired:
             with self.db.write() as conn:
-                status = transitions.reap_one(conn, step_id=step_id, now=now)
+                status = results.reap_one(conn, step_id=step_id, now=now)
             if status is not None:
                 log.warning(
                     "lease expired: step returned to the queue", step_id=step_id, now_status=status
@@ -371,7 +385,7 @@ class Worker:
             return
         try:
             with self.db.write() as conn:
-                transitions.add_events(conn, [_public(e) for e in batch])
+                events.add_events(conn, [_public(e) for e in batch])
         except BaseException:
             with self._events_lock:
                 self._events[:0] = batch  # keep them for the next flush
@@ -418,7 +432,7 @@ class Worker:
 
     def _release(self, step: queue_sql.ClaimedStep) -> None:
         with self.db.write() as conn:
-            transitions.release(
+            results.release(
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,

@@ -14,6 +14,7 @@ from awe.core.clock import utcnow
 from awe.core.errors import NotFound
 from awe.engine.files import load_file
 from awe.engine.registry import default_registry
+from awe.services import schedules
 from awe.storage.database import Database
 from awe.storage.engine_models import Workflow
 from awe.storage.models import Project
@@ -51,10 +52,23 @@ def _project_key(db: Database, project: str | None) -> str:
 
 
 def push(db: Database, path: Path, *, project: str | None = None) -> tuple[WorkflowVersion, bool]:
-    """Store the file as the workflow's next version; (version, False) if unchanged since last."""
+    """Store the file as the workflow's next version; (version, False) if unchanged since last.
+
+    The workflow's schedule follows its latest version (see :mod:`awe.services.schedules`).
+    """
     spec = load_file(path, known_kind=default_registry.knows)
     source = path.read_text(encoding="utf-8-sig")
     key = _project_key(db, project)
+    stored, created = _store(db, spec, source, key)
+    schedules.sync_workflow(
+        db, spec=stored.spec, version=stored.version, project=project, project_id=key or None
+    )
+    return stored, created
+
+
+def _store(
+    db: Database, spec: dict[str, Any], source: str, key: str
+) -> tuple[WorkflowVersion, bool]:
     with db.write() as conn:
         latest = conn.execute(
             select(Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at)

@@ -50,7 +50,10 @@ class Run(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     queue: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    #: The run this one came from: the run it was forked from, or the parent of a child run.
     parent_run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    #: For a child run (a ``kind: workflow`` step), the parent's step that waits for it.
+    parent_step_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
     forked_from_step: Mapped[str | None] = mapped_column(String(100))
     trace_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
@@ -168,6 +171,11 @@ class Schedule(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Set for the schedule of a stored workflow: the version (and project) its runs pin.
+    workflow_version: Mapped[int | None] = mapped_column(Integer)
+    project_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("projects.id", ondelete="CASCADE")
+    )
     cron: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,4 +1,4 @@
-"""Built-in kinds ``noop`` (returns its parameters) and ``sleep``."""
+"""Built-in kinds ``noop`` (returns its parameters) and ``sleep``, and the ``workflow`` marker."""
 
 from __future__ import annotations
 
@@ -28,3 +28,8 @@ def sleep(ctx: StepContext, params: Any) -> dict[str, float]:
             raise StepTimeout(ctx.timeout or 0)
         time.sleep(min(left, 0.05))
     return {"slept": float(seconds)}
+
+
+def workflow(ctx: StepContext, params: Any) -> Any:
+    """``kind: workflow`` steps are run by the engine as child runs; no worker ever claims one."""
+    raise ValidationFailed("a workflow step runs as a child run, not on a worker")

@@ -12,9 +12,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import IO, Any
 
 from awe.core.errors import ValidationFailed
@@ -30,6 +32,8 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
     if not isinstance(params, dict) or not isinstance(params.get("command"), str):
         raise ValidationFailed("shell needs with.command as a string")
     env = {**os.environ, **{str(k): str(v) for k, v in (params.get("env") or {}).items()}}
+    # Scripts may call `awe` itself (the ops CLI) even when its virtualenv is not activated.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         AWE_RUN_ID=ctx.run_id,
         AWE_STEP_ID=ctx.step_key,

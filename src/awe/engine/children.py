@@ -1,0 +1,114 @@
+"""``kind: workflow``: a step that runs a stored workflow as a child run and waits for it.
+
+The step holds no lease and no worker slot while it waits (its state is ``waiting``): the child
+is an ordinary run, and when it finishes, its last transaction settles the parent's step and
+moves the parent run on. What this module holds is the reading side: finding stored versions,
+a step's child, and checking a step's parameters. The state changes live in ``transitions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from awe.core.errors import ValidationFailed
+from awe.engine.errors import StepError
+from awe.engine.inputs import resolve_inputs
+from awe.engine.spec import CHILD_KIND
+from awe.engine.templating import has_template
+from awe.storage.engine_models import Run, Workflow
+
+#: The category of a workflow step whose child run failed or was cancelled.
+CHILD_FAILED = "child_run"
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """One stored version of a workflow."""
+
+    name: str
+    version: int
+    spec: dict[str, Any]
+
+
+def stored_workflow(
+    conn: Connection, *, project_key: str, name: str, version: int | None = None
+) -> StoredSpec | None:
+    """The stored version ``version`` of ``name`` (the latest when None), or None."""
+    statement = select(Workflow.name, Workflow.version, Workflow.spec).where(
+        Workflow.project_key == project_key, Workflow.name == name
+    )
+    if version is not None:
+        statement = statement.where(Workflow.version == version)
+    row = conn.execute(statement.order_by(Workflow.version.desc()).limit(1)).first()
+    return None if row is None else StoredSpec(row.name, row.version, row.spec)
+
+
+def latest_child(conn: Connection, parent_step_id: str) -> Any:
+    """The newest child run of a step (id, status, outputs, error), or None."""
+    return conn.execute(
+        select(Run.id, Run.status, Run.outputs, Run.error)
+        .where(Run.parent_step_id == parent_step_id)
+        .order_by(Run.id.desc())
+        .limit(1)
+    ).first()
+
+
+def pin_versions(conn: Connection, spec: dict[str, Any], *, project_key: str) -> dict[str, Any]:
+    """``spec`` with each workflow step's literal workflow pinned to a version, checked to exist.
+
+    A run then keeps the child versions it was submitted with, as it keeps its own; a name given
+    by a template is resolved (to the latest version) when the step becomes ready.
+    """
+    steps = []
+    for step in spec["steps"]:
+        params = step.get("with") or {}
+        name = params.get("workflow") if step["kind"] == CHILD_KIND else None
+        if (
+            isinstance(name, str)
+            and not has_template(name)
+            and not has_template(params.get("version"))
+        ):
+            found = stored_workflow(
+                conn, project_key=project_key, name=name, version=params.get("version")
+            )
+            if found is None:
+                which = f" version {params['version']}" if params.get("version") else ""
+                raise ValidationFailed(
+                    f"step {step['id']!r}: no stored workflow {name!r}{which}"
+                    f" (store it first: awe workflows push FILE)"
+                )
+            step = {**step, "with": {**params, "version": found.version}}
+        steps.append(step)
+    return {**spec, "steps": steps}
+
+
+def resolve(
+    conn: Connection, *, step_key: str, params: Any, project_key: str
+) -> tuple[StoredSpec, dict[str, Any]]:
+    """The stored spec and checked inputs a workflow step's rendered parameters ask for."""
+    if not isinstance(params, dict) or not isinstance(params.get("workflow"), str):
+        raise _invalid(f"step {step_key}: with.workflow must give a stored workflow's name")
+    version = params.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise _invalid(f"step {step_key}: with.version must be an integer, not {version!r}")
+    found = stored_workflow(conn, project_key=project_key, name=params["workflow"], version=version)
+    if found is None:
+        which = f" version {version}" if version is not None else ""
+        raise _invalid(f"step {step_key}: no stored workflow {params['workflow']!r}{which}")
+    given = params.get("inputs") or {}
+    if not isinstance(given, dict):
+        raise _invalid(f"step {step_key}: with.inputs must be a mapping")
+    try:
+        inputs = resolve_inputs(found.spec, given)
+    except ValidationFailed as exc:
+        raise _invalid(
+            f"step {step_key}: inputs of workflow {found.name!r}: {exc.message}"
+        ) from None
+    return found, inputs
+
+
+def _invalid(message: str) -> StepError:
+    return StepError(message, category="validation", retryable=False)

@@ -1,0 +1,139 @@
+"""Schedules: a stored workflow with ``schedule:`` fires on its cron; list, pause, resume, fire.
+
+Pushing a version with ``schedule:`` creates or updates the workflow's schedule, which then runs
+that version; pushing a version without one removes it. A schedule is named after its workflow
+(``project/name`` inside a project).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from awe.core.errors import NotFound
+from awe.engine.client import Engine
+from awe.engine.scheduler import Scheduler
+from awe.storage.database import Database
+from awe.storage.engine_models import Schedule
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """One schedule, as listed."""
+
+    id: str
+    name: str
+    workflow: str
+    workflow_version: int | None
+    cron: str
+    timezone: str
+    enabled: bool
+    next_fire_at: datetime
+    last_fire_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data = dict(self.__dict__)
+        data["next_fire_at"] = self.next_fire_at.isoformat()
+        data["last_fire_at"] = self.last_fire_at.isoformat() if self.last_fire_at else None
+        return data
+
+
+def schedule_name(workflow: str, project: str | None) -> str:
+    """The schedule name of a stored workflow."""
+    return f"{project}/{workflow}" if project else workflow
+
+
+def sync_workflow(
+    db: Database,
+    *,
+    spec: dict[str, Any],
+    version: int,
+    project: str | None,
+    project_id: str | None,
+) -> str | None:
+    """Make the workflow's schedule match ``spec`` (created, updated or removed); its id."""
+    name = schedule_name(spec["name"], project)
+    if not spec.get("schedule"):
+        with db.write() as conn:
+            conn.execute(
+                delete(Schedule).where(
+                    Schedule.name == name, Schedule.workflow_version.is_not(None)
+                )
+            )
+        return None
+    return Scheduler(db).create(
+        name=name,
+        spec=spec,
+        cron=str(spec["schedule"]),
+        timezone=str(spec.get("timezone") or "UTC"),
+        workflow_version=version,
+        project_id=project_id,
+    )
+
+
+def list_schedules(db: Database) -> list[ScheduleInfo]:
+    """Every schedule, by name."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                Schedule.id,
+                Schedule.name,
+                Schedule.spec,
+                Schedule.workflow_version,
+                Schedule.cron,
+                Schedule.timezone,
+                Schedule.enabled,
+                Schedule.next_fire_at,
+                Schedule.last_fire_at,
+            ).order_by(Schedule.name)
+        ).all()
+    return [
+        ScheduleInfo(
+            id=r.id,
+            name=r.name,
+            workflow=r.spec["name"],
+            workflow_version=r.workflow_version,
+            cron=r.cron,
+            timezone=r.timezone,
+            enabled=r.enabled,
+            next_fire_at=r.next_fire_at,
+            last_fire_at=r.last_fire_at,
+        )
+        for r in rows
+    ]
+
+
+def _find(db: Database, name: str) -> Any:
+    with db.read() as conn:
+        row = conn.execute(
+            select(
+                Schedule.id,
+                Schedule.spec,
+                Schedule.inputs,
+                Schedule.workflow_version,
+                Schedule.project_id,
+            ).where(Schedule.name == name)
+        ).first()
+    if row is None:
+        raise NotFound(f"no schedule {name!r} (awe schedules list shows them)")
+    return row
+
+
+def set_enabled(db: Database, name: str, *, enabled: bool) -> None:
+    """Pause or resume a schedule by name (resumed, it fires at its next cron time)."""
+    Scheduler(db).set_enabled(_find(db, name).id, enabled)
+
+
+def trigger(db: Database, name: str) -> str:
+    """Fire a schedule now, outside its cron; returns the run id."""
+    row = _find(db, name)
+    return Engine(db).submit(
+        row.spec,
+        row.inputs,
+        workflow_version=row.workflow_version,
+        project_id=row.project_id,
+    )
