@@ -212,3 +212,13 @@ def test_workflow_step_parameters_are_checked_before_submit(engine: Engine) -> N
     message = caught.value.message
     assert "step 'a': a workflow step needs with.workflow" in message
     assert "step 'b': a workflow step cannot use for_each" in message
+
+
+def test_a_dry_run_parent_makes_a_dry_run_child(
+    engine: Engine, database: Database, drain: Drain, tmp_path: Path
+) -> None:
+    """The child run of a dry-run parent is a dry run too: its scripts see DRY_RUN=true."""
+    push(database, tmp_path, CHILD.replace("echo hello", "echo $DRY_RUN"))
+    run_id = engine.submit(parent("ada"), dry_run=True)
+    drain()
+    assert engine.get_run(run_id).step("sub").output == {"text": "true ada"}

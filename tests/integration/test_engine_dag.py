@@ -12,6 +12,7 @@ from awe.engine.client import Engine
 from awe.engine.errors import SpecInvalid
 from awe.storage.engine_models import Run, RunEvent, Step
 from tests.integration.conftest import Drain
+from tests.support import kinds
 
 
 def spec(*steps: dict[str, Any], name: str = "wf", **extra: Any) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def test_diamond_passes_outputs_in_order(engine: Engine, drain: Drain) -> None:
                 "with": {"sum": "{{ steps.b.output.n + steps.c.output.n }}"},
             },
             outputs={"total": "{{ steps.d.output.sum }}"},
+            inputs={"n": {"type": "integer"}},
         ),
         {"n": 5},
     )
@@ -145,6 +147,7 @@ def test_skip_propagates(engine: Engine, drain: Drain) -> None:
             {"id": "b", "kind": "noop", "needs": ["a"], "when": "{{ inputs.go }}"},
             {"id": "c", "kind": "noop", "needs": ["b"]},
             {"id": "d", "kind": "noop", "needs": ["a"], "when": "{{ not inputs.go }}"},
+            inputs={"go": {"type": "boolean"}},
         ),
         {"go": False},
     )
@@ -273,6 +276,7 @@ def test_for_each_fans_out_in_order(engine: Engine, drain: Drain) -> None:
                 "with": {"command": "echo hi {{ item }} {{ inputs.mark }}"},
             },
             outputs={"lines": "{{ steps.greet.output | map(attribute='stdout') | list }}"},
+            inputs={"names": {"type": "array"}, "mark": {"type": "string"}},
         ),
         {"names": ["ada", "bob", "cy"], "mark": "!"},
     )
@@ -290,7 +294,11 @@ def test_for_each_fans_out_in_order(engine: Engine, drain: Drain) -> None:
 def test_for_each_that_is_not_a_list_fails_clearly(engine: Engine, drain: Drain) -> None:
     """A for_each that renders to something other than a list is a validation failure."""
     run_id = engine.submit(
-        spec({"id": "a", "kind": "noop", "for_each": "{{ inputs.n }}"}), {"n": 3}
+        spec(
+            {"id": "a", "kind": "noop", "for_each": "{{ inputs.n }}"},
+            inputs={"n": {"type": "integer"}},
+        ),
+        {"n": 3},
     )
     drain()
     step = engine.get_run(run_id).step("a")
@@ -302,3 +310,39 @@ def test_unknown_status_filter_is_refused(engine: Engine) -> None:
     """Listing runs by a status that does not exist is an error with a suggestion, not []."""
     with pytest.raises(ValidationFailed, match="did you mean 'failed'"):
         engine.list_runs(status="faild")
+
+
+def test_for_each_parallel_runs_items_at_once_in_order(engine: Engine, drain: Drain) -> None:
+    """parallel: 3 runs three items of a for_each at a time; results keep the items' order."""
+    kinds.peak.pop("fan", None)
+    run_id = engine.submit(
+        spec(
+            {
+                "id": "fan",
+                "kind": "python",
+                "for_each": list(range(9)),
+                "parallel": 3,
+                "with": {
+                    "function": "tests.support.kinds:track_item",
+                    "args": ["fan", "{{ item }}", 0.1],
+                },
+            }
+        )
+    )
+    drain()
+    step = engine.get_run(run_id).step("fan")
+    assert step.output == list(range(9))
+    assert kinds.peak["fan"] == 3
+
+
+def test_dry_run_reaches_the_scripts(engine: Engine, drain: Drain) -> None:
+    """A run submitted as a dry run gives its scripts DRY_RUN=true on any worker."""
+    run_id = engine.submit(
+        spec(shell("probe", 'echo "$DRY_RUN"; [ "$DRY_RUN" = true ] && exit 10; exit 0')),
+        dry_run=True,
+    )
+    normal = engine.submit(spec(shell("probe", 'echo "$DRY_RUN"')))
+    drain()
+    dry = engine.get_run(run_id).step("probe").output
+    assert (dry["stdout"], dry["dry_run"]) == ("true\n", True)
+    assert engine.get_run(normal).step("probe").output["stdout"] == "false\n"

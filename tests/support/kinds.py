@@ -38,3 +38,9 @@ def late_boom(seconds: float) -> None:
     """Sleep, then raise a plain exception (a retryable failure that takes a while)."""
     time.sleep(seconds)
     raise RuntimeError("late boom")
+
+
+def track_item(group: str, item: object, seconds: float = 0.05) -> object:
+    """Like track, for one item of a fan-out; returns the item."""
+    track(group, seconds)
+    return item

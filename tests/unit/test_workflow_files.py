@@ -114,6 +114,39 @@ def test_valid_file_gives_engine_spec() -> None:
             "expected one YAML document, found 2",
         ),
         ("", "found no document"),
+        (
+            "name: x\nsteps: [{id: a, kind: shel}]\n",
+            "2:23: step 'a': unknown kind 'shel' (did you mean 'shell'?)",
+        ),
+        ("name: x\nsteps: [{id: a, kind: zzz}]\n", "unknown kind 'zzz' (kinds: "),
+        ("name: x\nsteps: [{id: a, kind: noop, for_each: 5}]\n", "for_each must be a list"),
+        (
+            "name: x\nsteps: [{id: a, kind: noop, for_each: [1], parallel: 0}]\n",
+            "parallel must be an integer >= 1",
+        ),
+        (
+            "name: x\nsteps: [{id: a, kind: noop, parallel: 2}]\n",
+            "parallel only applies to a step with for_each",
+        ),
+        ("name: x\nqueue: Big Jobs\nsteps: [{id: a, kind: noop}]\n", "2:8: queue must be a name"),
+        ("name: x\nsteps: [{id: a, kind: noop, dry_run: true}]\n", "unknown key 'dry_run'"),
+        (
+            "name: x\ninputs: {my-input: {type: string}}\nsteps: [{id: a, kind: noop}]\n",
+            "input name 'my-input' must be an identifier",
+        ),
+        (
+            "name: x\nsteps: [{id: a, kind: noop, with: {v: '{{ 1 | uper }}'}}]\n",
+            "unknown filter 'uper' (did you mean 'upper'?)",
+        ),
+        (
+            "name: x\nsteps: [{id: a, kind: noop, with: {v: '{{ 1 is evn }}'}}]\n",
+            "unknown test 'evn' (did you mean 'even'?)",
+        ),
+        (
+            "name: x\nsteps: [{id: a, kind: workflow, with: {name: y}}]\n",
+            "a workflow step needs with.workflow",
+        ),
+        ("name: x\ndescription: [a]\nsteps: [{id: a, kind: noop}]\n", "description must be text"),
     ],
 )
 def test_each_mistake_is_located(text: str, expected: str) -> None:

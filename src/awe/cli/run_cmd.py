@@ -18,7 +18,6 @@ from awe.core.errors import ValidationFailed
 from awe.engine import states
 from awe.engine.client import Engine
 from awe.engine.files import load_file
-from awe.engine.inputs import resolve_inputs
 from awe.engine.records import RunRecord
 from awe.engine.registry import default_registry
 from awe.engine.worker import Worker, WorkerOptions
@@ -133,7 +132,7 @@ def register(app: typer.Typer) -> None:
         else:
             stored = workflows.get(cli.db, target, version=version)
             spec, pinned = stored.spec, stored.version
-        inputs = resolve_inputs(spec, _parse_inputs(input_ or [], input_file))
+        inputs = _parse_inputs(input_ or [], input_file)  # checked and typed by submit
         engine = Engine(cli.db)
         run_id = engine.submit(
             spec, inputs, workflow_version=pinned, dry_run=dry_run or cli.settings.dry_run

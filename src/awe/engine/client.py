@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
 from awe.engine import children, states, transitions
+from awe.engine.inputs import resolve_inputs
 from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
 from awe.engine.spec import (
@@ -79,10 +80,14 @@ class Engine:
     ) -> str:
         """Create a run of ``spec``; with an idempotency key already used, return that run.
 
+        ``inputs`` are checked against the declared ones (types, required) and defaults filled
+        in; strings are converted to the declared type, as from a command line.
+
         A dry run's steps preview their effects (DRY_RUN=true for scripts, no request that
         changes anything sent), whichever worker runs them.
         """
         normalised = normalise_spec(spec, known_kind=self.registry.knows)
+        resolved = resolve_inputs(normalised, dict(inputs or {}))
         if dry_run:
             normalised = as_dry_run(normalised)
         if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
@@ -95,7 +100,7 @@ class Engine:
                 run_id = transitions.create_run(
                     conn,
                     spec=normalised,
-                    inputs=dict(inputs or {}),
+                    inputs=resolved,
                     now=self.clock.now(),
                     queue=queue,
                     priority=priority,

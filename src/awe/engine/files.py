@@ -17,10 +17,12 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from awe.core.errors import ValidationFailed
 from awe.engine.inputs import INPUT_TYPES
+from awe.engine.registry import default_registry
 from awe.engine.scheduler import check_cron
 from awe.engine.spec import (
     CHILD_KIND,
     NAME_RE,
+    QUEUE_RE,
     STEP_ID_RE,
     STEP_KEYS,
     did_you_mean,
@@ -31,6 +33,7 @@ from awe.engine.spec import (
     workflow_step_problems,
 )
 from awe.engine.template_refs import TemplateSyntaxError, analyse
+from awe.engine.templating import ENVIRONMENT, has_template
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 50_000
@@ -186,6 +189,8 @@ class _Checker:
             self.add(where, f"name must match [a-z0-9][a-z0-9-]* (got {name!r})")
         inputs = self.check_inputs(doc)
         self.check_int(doc, "priority", "priority")
+        self.check_queue(doc, "queue")
+        self.check_text(doc, "description", "description")
         if "schedule" in doc:
             self.check_schedule(doc)
         steps = doc.get("steps")
@@ -227,6 +232,12 @@ class _Checker:
             self.add(_pos(doc, "inputs", value=True), "inputs must be a mapping of name: {type: …}")
             return set()
         for name, spec in inputs.items():
+            if not isinstance(name, str) or not STEP_ID_RE.match(name):
+                self.add(
+                    _pos(inputs, name),
+                    f"input name {name!r} must be an identifier ([a-z_][a-z0-9_]*),"
+                    " so that templates can read inputs.<name>",
+                )
             if not isinstance(spec, CommentedMap):
                 self.add(
                     _pos(inputs, name, value=True),
@@ -259,6 +270,18 @@ class _Checker:
         except ValidationFailed as exc:
             key = "timezone" if "timezone" in exc.message and "timezone" in doc else "schedule"
             self.add(_pos(doc, key, value=True), exc.message)
+
+    def check_queue(self, mapping: CommentedMap, what: str) -> None:
+        value = mapping.get("queue")
+        if "queue" in mapping and (not isinstance(value, str) or not QUEUE_RE.match(value)):
+            self.add(
+                _pos(mapping, "queue", value=True),
+                f"{what} must be a name like 'default' or 'gpu-jobs' ([a-z0-9_-]), not {value!r}",
+            )
+
+    def check_text(self, mapping: CommentedMap, key: str, what: str) -> None:
+        if key in mapping and not isinstance(mapping[key], str):
+            self.add(_pos(mapping, key, value=True), f"{what} must be text")
 
     def check_int(self, mapping: CommentedMap, key: str, what: str) -> None:
         value = mapping.get(key)
@@ -315,8 +338,18 @@ class _Checker:
         kind = step.get("kind")
         if not isinstance(kind, str) or not self.known_kind(kind):
             where = _pos(step, "kind", value=True) if "kind" in step else _pos(step)
-            self.add(where, f"step {sid!r}: unknown kind {kind!r}")
+            known = sorted(n for n in default_registry.names() if self.known_kind(n))
+            hint = did_you_mean(str(kind), known) or f" (kinds: {', '.join(known)})"
+            self.add(where, f"step {sid!r}: unknown kind {kind!r}{hint}")
         self.check_int(step, "priority", f"step {sid!r}: priority")
+        self.check_queue(step, f"step {sid!r}: queue")
+        self.check_text(step, "description", f"step {sid!r}: description")
+        for_each = step.get("for_each")
+        if "for_each" in step and not isinstance(for_each, list) and not has_template(for_each):
+            self.add(
+                _pos(step, "for_each", value=True),
+                f"step {sid!r}: for_each must be a list or a template giving one, not {for_each!r}",
+            )
         timeout = step.get("timeout")
         if "timeout" in step and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -392,6 +425,14 @@ class _Checker:
         for name in sorted(refs.unknown):
             self.add(
                 where, f"{what}: unknown variable {name!r} (templates read inputs, steps and item)"
+            )
+        for name in sorted(refs.unknown_filters):
+            self.add(
+                where, f"{what}: unknown filter {name!r}" + did_you_mean(name, ENVIRONMENT.filters)
+            )
+        for name in sorted(refs.unknown_tests):
+            self.add(
+                where, f"{what}: unknown test {name!r}" + did_you_mean(name, ENVIRONMENT.tests)
             )
 
 

@@ -18,6 +18,7 @@ from awe.engine.templating import has_template
 CHILD_KIND = "workflow"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 STEP_KEYS = frozenset(
     {
         "id",
@@ -125,6 +126,9 @@ def normalise_spec(spec: Any, *, known_kind: Callable[[str], bool]) -> dict[str,
         problems.append("the steps' needs form a cycle: " + " -> ".join(cycle))
     if not isinstance(spec.get("priority", 0), int):
         problems.append("priority must be an integer")
+    queue = spec.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not QUEUE_RE.match(queue)):
+        problems.append(f"queue {queue!r} must match [a-z0-9][a-z0-9_-]*")
     if problems:
         raise SpecInvalid("; ".join(problems))
     return {
@@ -173,6 +177,9 @@ def _normalise_step(
     priority = raw.get("priority")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         problems.append(f"{where}: priority must be an integer")
+    queue = raw.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not QUEUE_RE.match(queue)):
+        problems.append(f"{where}: queue {queue!r} must match [a-z0-9][a-z0-9_-]*")
     if kind == CHILD_KIND:
         problems.extend(f"{where}: {message}" for _, message in workflow_step_problems(raw))
     problems.extend(f"{where}: {message}" for message in parallel_problems(raw))

@@ -23,6 +23,9 @@ class References:
     steps: set[str] = field(default_factory=set)
     item: bool = False
     unknown: set[str] = field(default_factory=set)
+    #: Filters (``| name``) and tests (``is name``) the template environment does not have.
+    unknown_filters: set[str] = field(default_factory=set)
+    unknown_tests: set[str] = field(default_factory=set)
 
 
 def analyse(source: str) -> References:
@@ -51,6 +54,14 @@ def analyse(source: str) -> References:
             continue  # used whole (e.g. `steps | dictsort`): nothing more to check statically
         elif name.name not in allowed:
             refs.unknown.add(name.name)
+    for node in tree.find_all(nodes.Filter):
+        assert isinstance(node, nodes.Filter)
+        if node.name not in ENVIRONMENT.filters:
+            refs.unknown_filters.add(node.name)
+    for node in tree.find_all(nodes.Test):
+        assert isinstance(node, nodes.Test)
+        if node.name not in ENVIRONMENT.tests:
+            refs.unknown_tests.add(node.name)
     return refs
 
 

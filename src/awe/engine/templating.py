@@ -2,10 +2,12 @@
 
 A string that is exactly one ``{{ expression }}`` yields the expression's native value (a list
 stays a list, an integer an integer); any other string with templates renders to a string.
+Besides Jinja's filters there is ``fromjson``, to read JSON a script printed.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -16,6 +18,8 @@ from awe.engine.errors import StepError
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# The reverse of Jinja's own tojson: read what a script printed as JSON.
+ENVIRONMENT.filters["fromjson"] = json.loads
 
 
 def has_template(value: Any) -> bool:
