@@ -56,10 +56,7 @@ def parent(who: str, **with_: object) -> dict[str, object]:
 
 def child_of(engine: Engine, run_id: str) -> str:
     """The id of the child run started by run ``run_id``'s step 'sub'."""
-    runs = [r for r in engine.list_runs(limit=100) if r.parent_step_id is not None]
-    sub = engine.get_run(run_id).step("sub")
-    (child,) = [r for r in runs if r.parent_step_id == sub.id]
-    return child.id
+    return engine.child_runs(run_id)["sub"].id
 
 
 def test_child_run_outputs_flow_into_the_parent(

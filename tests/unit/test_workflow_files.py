@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from awe.engine.files import WorkflowFileInvalid, load_file, load_text
+from awe.engine.models import WorkflowSpec
 from awe.engine.registry import default_registry
 
 KNOWN = default_registry.knows
@@ -187,3 +188,14 @@ def test_alias_bomb_is_refused_quickly() -> None:
     lines.append("steps: [{id: a, kind: noop}]")
     found = problems("\n".join(lines) + "\n")
     assert any("document too large" in line for line in found), found
+
+
+def test_file_spec_is_a_valid_model_and_round_trips() -> None:
+    """What a file gives validates as WorkflowSpec, and the model gives the same spec back."""
+    spec = load_text(VALID, source="wf.yaml", known_kind=KNOWN)
+    model = WorkflowSpec.model_validate(spec)
+    assert model.inputs["question"].required is True
+    assert model.steps[0].needs == ["search"]
+    assert {k: v for k, v in model.to_spec().items() if k in spec} == {
+        k: v for k, v in spec.items() if k in model.to_spec()
+    }

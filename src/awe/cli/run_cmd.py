@@ -66,10 +66,10 @@ def _levels(run: RunRecord) -> dict[str, int]:
     return levels
 
 
-def _view(run: RunRecord) -> Table:
+def _view(run: RunRecord, progress: dict[str, str]) -> Table:
     """The run's steps, grouped by DAG level, with state, attempt, duration and progress."""
     table = Table(title=f"{run.workflow_name}  {run.id}  [bold]{run.status}[/]")
-    for column in ("level", "step", "kind", "state", "attempt", "duration", "error"):
+    for column in ("level", "step", "kind", "state", "attempt", "duration", "progress", "error"):
         table.add_column(column)
     levels = _levels(run)
     for step in sorted(run.steps, key=lambda s: (levels[s.step_key], s.step_key)):
@@ -85,6 +85,7 @@ def _view(run: RunRecord) -> Table:
             f"[{style}]{step.status}[/]",
             f"{step.attempt}/{step.max_attempts}",
             duration,
+            progress.get(step.step_key, "") if step.status == states.RUNNING else "",
             (step.error_message or "")[:60],
         )
     return table
@@ -181,20 +182,29 @@ def _local_worker(
     return worker, thread
 
 
+def _progress_text(data: dict[str, Any] | None, message: str) -> str:
+    fraction = float((data or {}).get("fraction", 0))
+    bar = "█" * round(fraction * 10) + "░" * (10 - round(fraction * 10))
+    return f"{bar} {message or f'{fraction:.0%}'}"
+
+
 def _watch(engine: Engine, run_id: str, *, verbose: bool) -> RunRecord:
     after = 0
-    record = engine.get_run(run_id)
-    with Live(_view(record), console=err_console, refresh_per_second=8, transient=False) as live:
+    progress: dict[str, str] = {}
+    view = _view(engine.get_run(run_id), progress)
+    with Live(view, console=err_console, refresh_per_second=8, transient=False) as live:
         while True:
+            # The run first, then its events: the events of a final state are then all read.
             record = engine.get_run(run_id)
-            live.update(_view(record))
-            if verbose:
-                for event in engine.events(run_id, after=after):
-                    after = event.id
-                    if event.type == "log":
-                        live.console.print(
-                            f"[{event.step_key}] {event.message}", highlight=False, markup=False
-                        )
+            for event in engine.events(run_id, after=after):
+                after = event.id
+                if event.type == "progress" and event.step_key:
+                    progress[event.step_key] = _progress_text(event.data, event.message)
+                elif event.type == "log" and verbose:
+                    live.console.print(
+                        f"[{event.step_key}] {event.message}", highlight=False, markup=False
+                    )
+            live.update(_view(record, progress))
             if record.status in states.RUN_FINAL and not any(
                 s.status == states.RUNNING for s in record.steps
             ):

@@ -31,14 +31,17 @@ def _when(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else "-"
 
 
-def _print_run(run: RunRecord) -> None:
+def _print_run(run: RunRecord, children: dict[str, RunRecord]) -> None:
     console.print(f"[bold]{run.id}[/]  {run.workflow_name}  [bold]{run.status}[/]", highlight=False)
     if run.error:
         console.print(f"error: {run.error}", highlight=False)
     table = Table("step", "kind", "status", "attempt", "error")
     for s in run.steps:
         error = f"{s.error_category}: {s.error_message}" if s.error_category else ""
-        table.add_row(s.step_key, s.kind, s.status, f"{s.attempt}/{s.max_attempts}", error[:80])
+        if s.step_key in children:
+            child = children[s.step_key]
+            error = f"child run {child.id} ({child.status}) " + error
+        table.add_row(s.step_key, s.kind, s.status, f"{s.attempt}/{s.max_attempts}", error[:120])
     console.print(table)
     if run.outputs:
         console.print("outputs:", run.outputs)
@@ -67,11 +70,15 @@ def list_runs(
 @runs_app.command("show")
 def show(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> None:
     """One run with its steps."""
-    run = _engine(ctx).get_run(run_id)
+    engine = _engine(ctx)
+    run = engine.get_run(run_id)
+    children = engine.child_runs(run_id)
     if as_json:
-        print_json(run.as_dict())
+        data = run.as_dict()
+        data["children"] = {key: {"id": c.id, "status": c.status} for key, c in children.items()}
+        print_json(data)
     else:
-        _print_run(run)
+        _print_run(run, children)
 
 
 @runs_app.command("cancel")

@@ -237,6 +237,17 @@ class Engine:
         )
         return RunRecord.from_row(run._mapping, records)
 
+    def child_runs(self, run_id: str) -> dict[str, RunRecord]:
+        """The newest child run of each of a run's workflow steps, by step key."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(_RUNS, Step.step_key.label("_parent_key"))
+                .join(Step, Step.id == Run.parent_step_id)
+                .where(Step.run_id == run_id)
+                .order_by(Run.id)
+            ).all()
+        return {r._parent_key: RunRecord.from_row(r._mapping, None) for r in rows}
+
     def list_runs(
         self,
         *,

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from awe.core.errors import ValidationFailed
 from awe.engine.inputs import INPUT_TYPES
+from awe.engine.models import WorkflowSpec
 from awe.engine.registry import default_registry
 from awe.engine.scheduler import check_cron
 from awe.engine.spec import (
@@ -125,7 +127,18 @@ def load_text(text: str, *, source: str, known_kind: Callable[[str], bool]) -> d
     spec = checker.check(doc)
     if checker.problems:
         raise WorkflowFileInvalid(source, checker.problems)
-    return normalise_spec(spec, known_kind=known_kind)
+    try:
+        model = WorkflowSpec.model_validate(spec)
+    except PydanticValidationError as exc:
+        # The checker above is meant to catch everything first, with a position; this is the net.
+        raise WorkflowFileInvalid(
+            source,
+            [
+                Problem(1, 1, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+                for err in exc.errors()
+            ],
+        ) from None
+    return normalise_spec(model.to_spec(), known_kind=known_kind)
 
 
 def _check_size(doc: Any) -> Problem | None:
