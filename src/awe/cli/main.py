@@ -11,6 +11,9 @@ from awe import __version__
 from awe.cli import (
     config_cmd,
     db_cmd,
+    knowledge_cmd,
+    models_cmd,
+    pii_cmd,
     run_cmd,
     runs_cmd,
     schedules_cmd,
@@ -40,6 +43,9 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(runs_cmd.dlq_app, name="dlq")
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(schedules_cmd.app, name="schedules")
+app.add_typer(knowledge_cmd.app, name="knowledge")
+app.add_typer(pii_cmd.app, name="pii")
+app.add_typer(models_cmd.app, name="models")
 
 
 def _version(value: bool) -> None:

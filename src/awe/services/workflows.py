@@ -15,9 +15,9 @@ from awe.core.errors import NotFound
 from awe.engine.files import load_file
 from awe.engine.registry import default_registry
 from awe.services import schedules
+from awe.services.projects import project_key
 from awe.storage.database import Database
 from awe.storage.engine_models import Workflow
-from awe.storage.models import Project
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,6 @@ class WorkflowVersion:
         }
 
 
-def _project_key(db: Database, project: str | None) -> str:
-    if project is None:
-        return ""
-    with db.read() as conn:
-        found = conn.execute(select(Project.id).where(Project.name == project)).scalar()
-    if found is None:
-        raise NotFound(f"no project {project!r}")
-    return str(found)
-
-
 def push(db: Database, path: Path, *, project: str | None = None) -> tuple[WorkflowVersion, bool]:
     """Store the file as the workflow's next version; (version, False) if unchanged since last.
 
@@ -58,7 +48,7 @@ def push(db: Database, path: Path, *, project: str | None = None) -> tuple[Workf
     """
     spec = load_file(path, known_kind=default_registry.knows)
     source = path.read_text(encoding="utf-8-sig")
-    key = _project_key(db, project)
+    key = project_key(db, project)
     stored, created = _store(db, spec, source, key)
     schedules.sync_workflow(
         db, spec=stored.spec, version=stored.version, project=project, project_id=key or None
@@ -99,7 +89,7 @@ def get(
     db: Database, name: str, *, version: int | None = None, project: str | None = None
 ) -> WorkflowVersion:
     """A stored version (the latest unless ``version`` is given); NotFound if none."""
-    key = _project_key(db, project)
+    key = project_key(db, project)
     statement = select(
         Workflow.name, Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at
     ).where(Workflow.project_key == key, Workflow.name == name)
@@ -115,7 +105,7 @@ def get(
 
 def latest_versions(db: Database, *, project: str | None = None) -> list[WorkflowVersion]:
     """The latest version of every stored workflow, by name."""
-    key = _project_key(db, project)
+    key = project_key(db, project)
     newest = (
         select(Workflow.name, func.max(Workflow.version).label("version"))
         .where(Workflow.project_key == key)

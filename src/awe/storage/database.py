@@ -12,7 +12,7 @@ Transactions belong to the caller: helpers take a ``Connection`` and do not comm
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,10 @@ def build_engine(raw_url: str, *, settings: Settings) -> Engine:
 def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    module, load_vec = sqlite_driver()
     engine = create_engine(
         url.set(drivername="sqlite+pysqlite"),
+        module=module,
         connect_args={
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
             "check_same_thread": False,
@@ -148,6 +150,8 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if load_vec is not None:
+            load_vec(dbapi_connection)
         # Take transaction control away from the sqlite3 module so our BEGIN is the one used.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -164,6 +168,34 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_driver() -> tuple[Any, Callable[[Any], None] | None]:
+    """The DB-API module for SQLite, and how to load sqlite-vec into a connection.
+
+    The standard library's sqlite3 often cannot load extensions; pysqlite3-binary (a current
+    SQLite) can. With both pysqlite3 and sqlite-vec installed, every connection gets the vector
+    functions; otherwise vector search falls back to exact search in numpy.
+    """
+    try:
+        import pysqlite3.dbapi2 as module  # type: ignore[import-untyped]
+        import sqlite_vec  # type: ignore[import-untyped]
+    except ImportError:
+        import sqlite3
+
+        return sqlite3, None
+
+    def load(connection: Any) -> None:
+        connection.enable_load_extension(True)
+        sqlite_vec.load(connection)
+        connection.enable_load_extension(False)
+
+    return module, load
+
+
+def has_vector_functions(db: Database) -> bool:
+    """True when this SQLite database's connections have sqlite-vec's functions."""
+    return db.is_sqlite and sqlite_driver()[1] is not None
 
 
 def _postgres_engine(url: URL, settings: Settings) -> Engine:

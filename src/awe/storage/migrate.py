@@ -15,6 +15,7 @@ from sqlalchemy import Connection, MetaData
 
 from awe.core.errors import AweError
 from awe.storage.database import Database
+from awe.storage.knowledge_models import HNSW_INDEX_PREFIX, Embedding
 from awe.storage.types import UTCDateTime
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -32,13 +33,33 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # Render our UTC column as the plain type, so migrations never import application code.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, Embedding):
+        return "sa.LargeBinary()  # pgvector's vector on PostgreSQL: see 0006"
     return False
+
+
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    # The HNSW indexes are expressions per vector size that only migrations create.
+    return not (type_ == "index" and (name or "").startswith(HNSW_INDEX_PREFIX))
+
+
+def _compare_type(
+    context: Any, inspected: Any, metadata: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    # An embedding is pgvector's vector on PostgreSQL and bytes on SQLite: both are right.
+    if isinstance(metadata_type, Embedding):
+        expected = "vector" if context.dialect.name == "postgresql" else "blob"
+        return expected not in str(inspected_type).lower()
+    return None
 
 
 def context_options(connection: Connection) -> dict[str, Any]:
     """Options for Alembic's context, shared by migrations, autogenerate and ``check``."""
     return {
-        "compare_type": True,
+        "compare_type": _compare_type,
+        "include_object": _include_object,
         "render_as_batch": connection.dialect.name == "sqlite",
         "render_item": _render_item,
     }

@@ -1,0 +1,1 @@
+"""awe's AI layer: LLM providers, embeddings, vector search, knowledge base, PII scrubbing."""

@@ -1,0 +1,1 @@
+"""The knowledge base: checking, reading and chunking documents, then ingesting them."""

@@ -1,0 +1,76 @@
+"""Retrieval: the chunks nearest a query, with their scores and sources, and their joined text."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from awe.ai.embeddings import Embedder
+from awe.ai.knowledge import store
+from awe.ai.vectors import SearchFilter, VectorIndex
+from awe.core.config import Settings
+from awe.storage.database import Database
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """One search result."""
+
+    chunk_id: str
+    document_id: str
+    document: str
+    source: str
+    chunk_index: int
+    score: float
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def retrieve(
+    db: Database,
+    settings: Settings,
+    *,
+    embedder: Embedder,
+    index: VectorIndex,
+    query: str,
+    project_key: str,
+    top_k: int,
+    where: SearchFilter | None = None,
+) -> list[RetrievedChunk]:
+    """The ``top_k`` chunks of the project's knowledge base nearest ``query``, best first."""
+    vector = embedder.query(query)
+    with db.read() as conn:
+        hits = index.search(
+            conn,
+            vector,
+            project_key=project_key,
+            version=settings.embedding_version,
+            top_k=top_k,
+            where=where or SearchFilter(),
+        )
+        details = store.chunk_details(conn, [h.chunk_id for h in hits])
+    found = []
+    for hit in hits:
+        row = details.get(hit.chunk_id)
+        if row is None:  # an external index may still hold a chunk that was pruned
+            continue
+        found.append(
+            RetrievedChunk(
+                chunk_id=hit.chunk_id,
+                document_id=row.document_id,
+                document=row.name,
+                source=row.source,
+                chunk_index=row.chunk_index,
+                score=round(hit.score, 6),
+                text=row.text,
+            )
+        )
+    return found
+
+
+def joined_text(chunks: list[RetrievedChunk]) -> str:
+    """The chunks' texts as one context block, each headed by its source."""
+    return "\n\n".join(f"[{c.document} #{c.chunk_index}]\n{c.text}" for c in chunks)

@@ -1,0 +1,1 @@
+"""awe's AI step kinds: llm, embed, ingest, retrieve and scrub (registered as entry points)."""

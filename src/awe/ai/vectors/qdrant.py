@@ -1,0 +1,144 @@
+"""The optional Qdrant backend (qdrant-client): a server at AWE_QDRANT_URL, or local mode.
+
+Qdrant holds a copy of the chunk vectors, one collection per vector size, the chunk's id as the
+point id and what searches filter on as payload. Local mode (a folder in AWE_HOME) is for one
+process at a time; several workers need a Qdrant server.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, select
+
+from awe.ai.vectors import Hit, SearchFilter, StoredVector
+from awe.core.config import Settings
+from awe.core.errors import DependencyError
+from awe.storage.knowledge_models import Document
+
+
+def _sdk() -> Any:
+    try:
+        from qdrant_client import QdrantClient, models
+    except ImportError:
+        raise DependencyError(
+            "AWE_VECTOR_BACKEND=qdrant needs the optional package qdrant-client"
+            " (pip install 'awe[qdrant]')"
+        ) from None
+    return QdrantClient, models
+
+
+class QdrantIndex:
+    """Search in Qdrant; the database keeps the vectors it copies."""
+
+    name = "qdrant"
+    _shared: ClassVar[dict[str, QdrantIndex]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, settings: Settings) -> None:
+        client_class, self.models = _sdk()
+        if settings.qdrant_url:
+            self.client = client_class(url=settings.qdrant_url, timeout=30)
+        else:
+            self.client = client_class(path=str(settings.home / "qdrant"))
+        self._collections: set[str] = set()
+
+    @classmethod
+    def shared(cls, settings: Settings) -> QdrantIndex:
+        """One client per server (or local folder) per process."""
+        key = settings.qdrant_url or str(settings.home.resolve() / "qdrant")
+        with cls._lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(settings)
+            return cls._shared[key]
+
+    def _collection(self, dim: int) -> str:
+        name = f"awe_chunks_{dim}"
+        if name not in self._collections:
+            if not self.client.collection_exists(name):
+                self.client.create_collection(
+                    name,
+                    vectors_config=self.models.VectorParams(
+                        size=dim, distance=self.models.Distance.COSINE
+                    ),
+                )
+            self._collections.add(name)
+        return name
+
+    def added(self, vectors: list[StoredVector]) -> None:
+        """Upsert the chunks' vectors (point id = chunk id: a re-run overwrites)."""
+        by_dim: dict[int, list[StoredVector]] = {}
+        for item in vectors:
+            by_dim.setdefault(len(item.vector), []).append(item)
+        for dim, items in by_dim.items():
+            self.client.upsert(
+                self._collection(dim),
+                points=[
+                    self.models.PointStruct(
+                        id=item.chunk_id,
+                        vector=[float(x) for x in item.vector],
+                        payload={
+                            "project_key": item.project_key,
+                            "version": item.version,
+                            "document_id": item.document_id,
+                        },
+                    )
+                    for item in items
+                ],
+            )
+
+    def removed(self, document_ids: list[str]) -> None:
+        """Delete the documents' points from every collection."""
+        if not document_ids:
+            return
+        names = [c.name for c in self.client.get_collections().collections]
+        condition = self.models.FieldCondition(
+            key="document_id", match=self.models.MatchAny(any=list(document_ids))
+        )
+        for name in names:
+            if name.startswith("awe_chunks_"):
+                self.client.delete(
+                    name,
+                    points_selector=self.models.FilterSelector(
+                        filter=self.models.Filter(must=[condition])
+                    ),
+                )
+
+    def search(
+        self,
+        conn: Connection,
+        query: Any,
+        *,
+        project_key: str,
+        version: str,
+        top_k: int,
+        where: SearchFilter,
+    ) -> list[Hit]:
+        """Nearest points with the project's and version's payload (and the filter's documents)."""
+        m = self.models
+        must = [
+            m.FieldCondition(key="project_key", match=m.MatchValue(value=project_key)),
+            m.FieldCondition(key="version", match=m.MatchValue(value=version)),
+        ]
+        documents = list(where.document_ids)
+        if where.names or where.mimes:
+            statement = select(Document.id).where(Document.project_key == project_key)
+            if where.names:
+                statement = statement.where(Document.name.in_(list(where.names)))
+            if where.mimes:
+                statement = statement.where(Document.mime.in_(list(where.mimes)))
+            named = list(conn.execute(statement).scalars())
+            documents = [d for d in documents if d in named] if documents else named
+            if not documents:
+                return []
+        if documents:
+            must.append(m.FieldCondition(key="document_id", match=m.MatchAny(any=documents)))
+        vector = [float(x) for x in query]
+        answer = self.client.query_points(
+            self._collection(len(vector)),
+            query=vector,
+            limit=top_k,
+            query_filter=m.Filter(must=must),
+        )
+        return [Hit(str(point.id), float(point.score)) for point in answer.points]

@@ -1,0 +1,53 @@
+"""``awe pii scan``: what the scrubber would replace in a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from awe.ai.knowledge.extract import decode
+from awe.ai.pii import TYPES, scan
+from awe.cli.context import console, print_json, state
+from awe.core.errors import ValidationFailed
+
+app = typer.Typer(help="Personal and secret data.", no_args_is_help=True)
+
+
+@app.command("scan")
+def scan_file(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A text file ('-' for standard input).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='A list of {"type", "start", "end", "text"}.')
+    ] = False,
+    types: Annotated[
+        str | None, typer.Option("--types", help=f"Comma-separated, of: {', '.join(TYPES)}.")
+    ] = None,
+    fail_on_findings: Annotated[
+        bool, typer.Option("--fail-on-findings", help="Exit 1 when anything is found (for gating).")
+    ] = False,
+) -> None:
+    """List the personal and secret data in FILE (character offsets); exit 0 if the scan worked."""
+    if str(file) == "-":
+        import sys
+
+        text = sys.stdin.read()
+    elif not file.is_file():
+        raise ValidationFailed(f"{file}: no such file")
+    else:
+        text = decode(file.read_bytes())
+    regions = tuple(state(ctx).settings.pii_phone_regions.split(","))
+    chosen = [t.strip() for t in types.split(",")] if types else None
+    findings = scan(text, types=chosen, phone_regions=regions)
+    if as_json:
+        print_json([f.as_dict() for f in findings])
+    else:
+        table = Table("type", "start", "end", "text", title=f"{len(findings)} finding(s) in {file}")
+        for f in findings:
+            table.add_row(f.type, str(f.start), str(f.end), f.text)
+        console.print(table)
+    if fail_on_findings and findings:
+        raise typer.Exit(1)

@@ -1,0 +1,156 @@
+"""The knowledge base's use cases: add documents, list, remove, search, re-index.
+
+Adding checks each file at once (size, type, content) and stores the accepted ones; ingesting
+them (extract, scrub, chunk, embed) is a run of the built-in ``knowledge-ingest`` workflow, so
+it is durable, retried, visible in ``awe runs`` and resumable like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from awe.ai.embeddings import get_embedder
+from awe.ai.knowledge import store
+from awe.ai.knowledge.retrieval import RetrievedChunk, retrieve
+from awe.ai.knowledge.validate import DocumentRefused, check, files_under
+from awe.ai.vectors import SearchFilter, choose_index
+from awe.core.config import Settings
+from awe.core.errors import NotFound, ValidationFailed
+from awe.engine.client import Engine
+from awe.services.projects import project_key
+from awe.storage.database import Database
+from awe.storage.knowledge_models import Document
+
+INGEST_WORKFLOW = "knowledge-ingest"
+
+
+@dataclass
+class AddReport:
+    """What ``add`` did: documents stored, files refused (with why), and the ingest run."""
+
+    stored: list[store.DocumentInfo] = field(default_factory=list)
+    unchanged: list[store.DocumentInfo] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    run_id: str | None = None
+
+
+def ingest_spec(document_ids: list[str]) -> dict[str, object]:
+    """The ingest workflow for these documents."""
+    return {
+        "name": INGEST_WORKFLOW,
+        "description": "Extract, scrub, chunk and embed documents into the knowledge base",
+        "steps": [
+            {
+                "id": "ingest",
+                "kind": "ingest",
+                "with": {"documents": document_ids},
+                "retry": {"max_attempts": 5, "backoff": [2, 10, 30, 120], "jitter": 0.2},
+            }
+        ],
+    }
+
+
+def add(
+    db: Database, settings: Settings, paths: list[Path], *, project: str | None = None
+) -> AddReport:
+    """Check and store files (folders: the files inside), then start one run to ingest them."""
+    key = project_key(db, project)
+    report = AddReport()
+    to_ingest: list[str] = []
+    for path in files_under([str(p) for p in paths]):
+        data = path.read_bytes()
+        try:
+            checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
+        except DocumentRefused as exc:
+            report.refused.append((str(path), exc.message))
+            continue
+        with db.write() as conn:
+            document_id, needs_ingest = store.put_document(
+                conn,
+                project_key=key,
+                name=str(path),
+                source=str(path.resolve()),
+                data=data,
+                mime=checked.mime,
+                version=settings.embedding_version,
+            )
+        if needs_ingest:
+            to_ingest.append(document_id)
+    with db.read() as conn:
+        infos = {d.id: d for d in store.get_documents(conn, project_key=key)}
+    report.stored = [infos[i] for i in to_ingest]
+    if to_ingest:
+        report.run_id = Engine(db).submit(ingest_spec(to_ingest), project_id=key or None)
+    return report
+
+
+def list_documents(db: Database, *, project: str | None = None) -> list[store.DocumentInfo]:
+    """The project's documents, by name."""
+    key = project_key(db, project)
+    with db.read() as conn:
+        return store.get_documents(conn, project_key=key)
+
+
+def remove(
+    db: Database, settings: Settings, refs: list[str], *, project: str | None = None
+) -> list[store.DocumentInfo]:
+    """Delete documents by id or name, with their chunks and vectors."""
+    key = project_key(db, project)
+    with db.write() as conn:
+        found = store.get_documents(conn, project_key=key, refs=refs)
+        missing = set(refs) - {d.id for d in found} - {d.name for d in found}
+        if missing:
+            raise NotFound(f"no document {', '.join(sorted(missing))} (awe knowledge list)")
+        conn.execute(delete(Document).where(Document.id.in_([d.id for d in found])))
+    choose_index(db, settings).removed([d.id for d in found])
+    return found
+
+
+def search(
+    db: Database,
+    settings: Settings,
+    query: str,
+    *,
+    top_k: int = 4,
+    project: str | None = None,
+    where: SearchFilter | None = None,
+) -> list[RetrievedChunk]:
+    """The chunks nearest ``query``."""
+    if not query.strip():
+        raise ValidationFailed("the search query is empty")
+    return retrieve(
+        db,
+        settings,
+        embedder=get_embedder(settings),
+        index=choose_index(db, settings),
+        query=query,
+        project_key=project_key(db, project),
+        top_k=top_k,
+        where=where,
+    )
+
+
+def reindex(
+    db: Database, settings: Settings, *, project: str | None = None, everything: bool = False
+) -> tuple[list[str], str | None]:
+    """Re-embed documents not at the current embedding version (all with ``everything``).
+
+    Returns the document ids and the run that re-embeds them (None when there is nothing to do).
+    Each document keeps its old vectors until its new ones are all stored.
+    """
+    key = project_key(db, project)
+    statement = select(Document.id).where(Document.project_key == key)
+    if not everything:
+        statement = statement.where(
+            (Document.embedding_version != settings.embedding_version)
+            | Document.embedding_version.is_(None)
+            | (Document.status != "ready")
+        )
+    with db.read() as conn:
+        ids = list(conn.execute(statement.order_by(Document.name)).scalars())
+    if not ids:
+        return [], None
+    return ids, Engine(db).submit(ingest_spec(ids), project_id=key or None)
