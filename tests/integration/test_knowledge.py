@@ -60,7 +60,8 @@ def test_add_ingests_and_search_finds_the_right_document(
     """Documents of three types are ingested by a run; each query finds its own document first."""
     paths = write_docs(tmp_path / "docs", dict(TOPICS))
     report = knowledge.add(database, kb_settings, paths)
-    assert report.refused == [] and report.run_id is not None
+    assert report.refused == []
+    assert report.run_id is not None
     drain(settings=kb_settings)
     assert Engine(database).get_run(report.run_id).status == "succeeded"
     documents = knowledge.list_documents(database)
@@ -74,7 +75,8 @@ def test_add_ingests_and_search_finds_the_right_document(
         assert Path(best.document).name == expected, query
         assert best.score > 0.5
     garden = knowledge.search(database, kb_settings, "tomatoes", top_k=1)[0]
-    assert "var x" not in garden.text and "<p>" not in garden.text  # no script, no markup
+    assert "var x" not in garden.text  # no script
+    assert "<p>" not in garden.text  # no markup
 
 
 def test_pdf_text_layer_is_ingested_and_pii_scrubbed(
@@ -85,8 +87,10 @@ def test_pdf_text_layer_is_ingested_and_pii_scrubbed(
     knowledge.add(database, kb_settings, write_docs(tmp_path / "d", {"support.pdf": pdf}))
     drain(settings=kb_settings)
     (hit,) = knowledge.search(database, kb_settings, "how do I reach support", top_k=1)
-    assert "<EMAIL_1>" in hit.text and "<PHONE_1>" in hit.text
-    assert "help@example.com" not in hit.text and "555-0123" not in hit.text
+    assert "<EMAIL_1>" in hit.text
+    assert "<PHONE_1>" in hit.text
+    assert "help@example.com" not in hit.text
+    assert "555-0123" not in hit.text
 
 
 @pytest.mark.parametrize(
@@ -172,7 +176,8 @@ def test_reindex_after_a_version_change(
     )
     assert knowledge.search(database, bumped, "invoices", top_k=3) == []
     ids, run_id = knowledge.reindex(database, bumped)
-    assert len(ids) == 1 and run_id is not None
+    assert len(ids) == 1
+    assert run_id is not None
     drain(settings=bumped)
     assert knowledge.search(database, bumped, "invoices", top_k=1)[0].document.endswith("b.md")
     with database.read() as conn:
@@ -190,4 +195,5 @@ def test_search_filters_by_document_name(
     drain(settings=kb_settings)
     where = SearchFilter(names=[str(paths[1])])
     found = knowledge.search(database, kb_settings, "invoices", top_k=5, where=where)
-    assert found and {c.document for c in found} == {str(paths[1])}
+    assert found
+    assert {c.document for c in found} == {str(paths[1])}

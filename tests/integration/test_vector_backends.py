@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,12 @@ SENTENCES = [
     "The scheduler fires cron schedules once per fire time.",
     "Backups are restored with one command.",
 ]
-QUERIES = ["when do I have to pay", "garden plants", "how is the queue stored", "security of logins"]
-
+QUERIES = [
+    "when do I have to pay",
+    "garden plants",
+    "how is the queue stored",
+    "security of logins",
+]
 
 
 def exact_top(database: Database, query: np.ndarray, k: int) -> list[str]:
@@ -69,4 +74,4 @@ def test_backend_returns_the_exact_top_results(
     for query in QUERIES:
         found = knowledge.search(database, settings, query, top_k=3)
         assert [c.text for c in found] == exact_top(database, embedder.query(query), 3), query
-        assert all(a.score >= b.score for a, b in zip(found, found[1:], strict=False))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(found))

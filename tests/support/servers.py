@@ -50,6 +50,10 @@ class Seen:
         """The body parsed as JSON."""
         return json.loads(self.body)
 
+    def header(self, name: str) -> str | None:
+        """A request header, whatever its case."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
 
 class HttpServer:
     """A threading HTTP server on loopback; ``script(path, *replies)`` sets what it answers.

@@ -96,7 +96,8 @@ def test_private_key_block_is_one_secret() -> None:
     text = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAbCd\n-----END RSA PRIVATE KEY-----\n"
     ((kind, value),) = found(text)
     assert kind == "secret"
-    assert value.startswith("-----BEGIN") and value.endswith("PRIVATE KEY-----")
+    assert value.startswith("-----BEGIN")
+    assert value.endswith("PRIVATE KEY-----")
 
 
 def test_scrub_placeholders_are_stable_per_value() -> None:

@@ -6,6 +6,7 @@ validates the answer and asks once more on a mismatch). SDK retries are off: the
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -54,6 +55,10 @@ class AnthropicProvider:
             timeout=settings.llm_timeout,
             max_retries=0,
         )
+        # Recent API versions dropped sampling temperature; send it only where it is known.
+        self._takes_temperature = (
+            "temperature" in inspect.signature(self.client.messages.stream).parameters
+        )
 
     def default_model(self) -> str:
         """The configured model, or Claude Haiku."""
@@ -72,8 +77,9 @@ class AnthropicProvider:
             "model": request.model,
             "messages": [m for m in request.messages if m["role"] != "system"],
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
+        if self._takes_temperature:
+            options["temperature"] = request.temperature
         if system:
             options["system"] = system
         if request.stop:

@@ -87,7 +87,7 @@ class OpenAIProvider:
                 options["response_format"] = self._format(request.json_schema)
             try:
                 stream = self.client.chat.completions.create(**options)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            except openai.APIStatusError as exc:  # llama.cpp's server even answers 500 here
                 refused_format = (
                     "response_format" in str(exc) and self._schema_style == "json_schema"
                 )
