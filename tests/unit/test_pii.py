@@ -26,6 +26,7 @@ def found(text: str) -> list[tuple[str, str]]:
         ("pay to DE89 3704 0044 0532 0130 00 please", ("iban", "DE89 3704 0044 0532 0130 00")),
         ("IBAN GB82WEST12345698765432", ("iban", "GB82WEST12345698765432")),
         ("host 10.0.12.7 is down", ("ip_address", "10.0.12.7")),
+        ("the host was 10.0.12.7.", ("ip_address", "10.0.12.7")),
         ("v6 2001:db8::8a2e:370:7334 up", ("ip_address", "2001:db8::8a2e:370:7334")),
         ('aws_key = "AKIAIOSFODNN7EXAMPLE"', ("secret", "AKIAIOSFODNN7EXAMPLE")),
         (
@@ -58,6 +59,7 @@ def test_each_type_is_found_with_its_exact_span(text: str, expected: tuple[str, 
         "order 12345 shipped on 2024-01-15",  # a date without a birth word
         "version 1.2.3.4.5 and v1.2.3.4",  # dotted versions, not addresses
         "999.1.1.1 is not an address",
+        "serve on 127.0.0.1:8000, ::1 or 0.0.0.0",  # loopback and unspecified point at no one
         "card-like 4111 1111 1111 1112 fails Luhn",
         "GB82WEST12345698765433 has a bad checksum",
         "SSN 000-12-3456 and 666-12-3456 are never issued",

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from fastapi import FastAPI
 
 from awe import __version__
+from awe.ai import pii
 from awe.api import problems
 from awe.api.routes import health
 from awe.core.config import Settings
@@ -26,6 +27,7 @@ def create_app(
     runs its worker and scheduler there, so they stop before the process exits).
     """
     database = db or create_database(settings)
+    pii.configure(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from awe.ai import pii
 from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_logging
 from awe.storage.database import Database, create_database
@@ -33,6 +34,7 @@ class CliState:
             self._settings = load_settings()
             level = "DEBUG" if self.debug else self._settings.log_level
             configure_logging(level=level, fmt=self._settings.effective_log_format)
+            pii.configure(self._settings)  # AWE_PII_SCRUBBING: scrub what gets stored
         return self._settings
 
     @property

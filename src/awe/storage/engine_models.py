@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from awe.core.clock import utcnow
 from awe.core.ids import new_id
 from awe.storage.models import ID_LENGTH, Base
+from awe.storage.privacy import ScrubbedJSON, ScrubbedText
 from awe.storage.types import UTCDateTime
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
@@ -44,8 +45,8 @@ class Run(Base):
     workflow_name: Mapped[str] = mapped_column(String(100), index=True)
     workflow_version: Mapped[int | None] = mapped_column(Integer)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    inputs: Mapped[dict[str, Any]] = mapped_column(ScrubbedJSON)
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(ScrubbedJSON)
     status: Mapped[str] = mapped_column(String(16), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     queue: Mapped[str] = mapped_column(String(100))
@@ -56,7 +57,7 @@ class Run(Base):
     parent_step_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
     forked_from_step: Mapped[str | None] = mapped_column(String(100))
     trace_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(ScrubbedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -81,7 +82,7 @@ class Step(Base):
     #: The step's definition from the spec (with, when, retry, timeout, on_failure…).
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The parameters after templates were resolved, set when the step became ready.
-    input: Mapped[Any | None] = mapped_column(JSON)
+    input: Mapped[Any | None] = mapped_column(ScrubbedJSON)
     status: Mapped[str] = mapped_column(String(16))
     queue: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -92,11 +93,11 @@ class Step(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    output: Mapped[Any | None] = mapped_column(JSON)
+    output: Mapped[Any | None] = mapped_column(ScrubbedJSON)
     error_category: Mapped[str | None] = mapped_column(String(100))
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(ScrubbedText)
     #: Every failed attempt: [{"attempt", "category", "message", "at"}].
-    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(ScrubbedJSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -128,8 +129,8 @@ class RunEvent(Base):
     step_key: Mapped[str | None] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(32))
     level: Mapped[str] = mapped_column(String(16), default="info")
-    message: Mapped[str] = mapped_column(Text, default="")
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(ScrubbedText, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(ScrubbedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, MetaData
 from awe.core.errors import AweError
 from awe.storage.database import Database
 from awe.storage.knowledge_models import HNSW_INDEX_PREFIX, Embedding
+from awe.storage.privacy import ScrubbedJSON, ScrubbedText
 from awe.storage.types import UTCDateTime
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -33,6 +34,10 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # Render our UTC column as the plain type, so migrations never import application code.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, ScrubbedJSON):
+        return "sa.JSON()"
+    if type_ == "type" and isinstance(obj, ScrubbedText):
+        return "sa.Text()"
     if type_ == "type" and isinstance(obj, Embedding):
         return "sa.LargeBinary()  # pgvector's vector on PostgreSQL: see 0006"
     return False

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, bindparam, text
 
+from awe.storage.privacy import ScrubbedJSON
 from awe.storage.types import UTCDateTime
 
 _TS = UTCDateTime()
@@ -254,7 +255,7 @@ def complete_step(
         "   AND attempt = :attempt"  # and still the attempt we ran
         "   AND status = 'running'"  # not cancelled or reaped meanwhile
         " RETURNING step_key"
-    ).bindparams(bindparam("output", type_=JSON()), bindparam("now", type_=_TS))
+    ).bindparams(bindparam("output", type_=ScrubbedJSON()), bindparam("now", type_=_TS))
     row = conn.execute(
         statement,
         {"output": output, "now": now, "id": step_id, "owner": owner, "attempt": attempt},

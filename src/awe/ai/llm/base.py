@@ -21,6 +21,8 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    #: Above 1 discourages repeating itself (local and ollama; small models loop without it).
+    repeat_penalty: float = 1.1
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ class LocalProvider:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
             "stop": request.stop or None,
+            "repeat_penalty": request.repeat_penalty,
         }
         if request.seed is not None:
             options["seed"] = request.seed

@@ -54,6 +54,7 @@ class OllamaClient:
         options: dict[str, Any] = {
             "temperature": request.temperature,
             "num_predict": request.max_tokens,
+            "repeat_penalty": request.repeat_penalty,
         }
         if request.stop:
             options["stop"] = request.stop

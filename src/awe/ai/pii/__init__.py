@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from awe.ai.pii import detectors
+from awe.core.config import Settings
 from awe.core.errors import ValidationFailed
+from awe.storage import privacy
 
 #: Types in priority order: on overlapping spans the earlier type wins.
 TYPES: tuple[str, ...] = (
@@ -92,36 +94,58 @@ def scan(
 
 
 def scrub(
-    text: str, *, types: Iterable[str] | None = None, phone_regions: tuple[str, ...] = ("US",)
+    text: str,
+    *,
+    types: Iterable[str] | None = None,
+    phone_regions: tuple[str, ...] = ("US",),
+    numbering: dict[tuple[str, str], str] | None = None,
 ) -> Scrubbed:
-    """``text`` with every finding replaced by a placeholder, stable per value."""
+    """``text`` with every finding replaced by a placeholder, stable per value.
+
+    ``numbering`` (value → placeholder) may be shared between calls, so that several texts of one
+    document (the strings of a JSON value) number their placeholders together.
+    """
     findings = scan(text, types=types, phone_regions=phone_regions)
-    numbers: dict[tuple[str, str], str] = {}
-    counts: dict[str, int] = {}
+    numbers = numbering if numbering is not None else {}
     parts: list[str] = []
     position = 0
     for finding in findings:
         key = (finding.type, _normal(finding.text))
         if key not in numbers:
-            counts[finding.type] = counts.get(finding.type, 0) + 1
-            numbers[key] = f"<{finding.type.upper()}_{counts[finding.type]}>"
+            count = 1 + sum(1 for kind, _ in numbers if kind == finding.type)
+            numbers[key] = f"<{finding.type.upper()}_{count}>"
         parts.append(text[position : finding.start])
         parts.append(numbers[key])
         position = finding.end
     parts.append(text[position:])
-    placeholders = {placeholder: kind for (kind, _), placeholder in numbers.items()}
+    used = {(f.type, _normal(f.text)) for f in findings}
+    placeholders = {p: kind for (kind, value), p in numbers.items() if (kind, value) in used}
     return Scrubbed("".join(parts), findings, placeholders)
 
 
-def scrub_value(value: Any, **options: Any) -> Any:
-    """Scrub every string inside a JSON-like value (dict keys are kept)."""
-    if isinstance(value, str):
-        return scrub(value, **options).text
-    if isinstance(value, dict):
-        return {k: scrub_value(v, **options) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_value(v, **options) for v in value]
-    return value
+def scrub_value(value: Any, *, phone_regions: tuple[str, ...] = ("US",)) -> Any:
+    """Scrub every string inside a JSON-like value (keys kept), numbering placeholders together."""
+    numbering: dict[tuple[str, str], str] = {}
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return scrub(item, phone_regions=phone_regions, numbering=numbering).text
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def configure(settings: Settings) -> None:
+    """Install the storage scrubber when AWE_PII_SCRUBBING is on (and remove it when off)."""
+    if not settings.pii_scrubbing:
+        privacy.install(None)
+        return
+    regions = tuple(settings.pii_phone_regions.split(","))
+    privacy.install(lambda value: scrub_value(value, phone_regions=regions))
 
 
 def _normal(value: str) -> str:

@@ -117,29 +117,31 @@ def ibans(text: str) -> Iterator[Span]:
 
 # ------------------------------------------------------------------------------------- IPs
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
+# Not inside a longer dotted run (1.2.3.4.5, v1.2.3.4); a sentence's full stop may follow.
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::?[0-9A-Fa-f]{1,4}){1,7})(?![\w:])"
 )
 
 
+def _address(value: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    """A valid address that can point at someone: not loopback (127.0.0.1, ::1), not 0.0.0.0."""
+    try:
+        address = kind(value)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
 def ip_addresses(text: str) -> Iterator[Span]:
-    """IPv4 and IPv6 addresses that ``ipaddress`` accepts (a version like v1.2.3.4 is not one)."""
+    """IPv4 and IPv6 addresses (a version like v1.2.3.4 is not one, nor is localhost)."""
     for match in _IPV4.finditer(text):
-        try:
-            ipaddress.IPv4Address(match.group())
-        except ValueError:
-            continue
-        yield match.span()
+        if _address(match.group(), ipaddress.IPv4Address):
+            yield match.span()
     for match in _IPV6.finditer(text):
         value = match.group()
-        if value.count(":") < 2:
-            continue
-        try:
-            ipaddress.IPv6Address(value)
-        except ValueError:
-            continue
-        yield match.span()
+        if value.count(":") >= 2 and _address(value, ipaddress.IPv6Address):
+            yield match.span()
 
 
 # ---------------------------------------------------------------------------- dates of birth

@@ -1,10 +1,11 @@
 """Step kind ``llm``: one chat completion from any provider, streamed into the run's events.
 
 ``with: {provider, model, system, prompt | messages, temperature, max_tokens, json_schema,
-stop, seed}``. Generated text is written to the run's events as ``tokens`` events, coalesced
-(a few per second, not one per token). With ``json_schema`` the answer must be JSON matching it:
-a mismatch is put back to the model once with the error; a second mismatch fails the step
-(``validation``, not retried). The output has the text (and ``json``), usage and latency.
+stop, seed, repeat_penalty}``. Generated text is written to the run's events as ``tokens``
+events, coalesced (a few per second, not one per token). With ``json_schema`` the answer must
+be JSON matching it: a mismatch is put back to the model once with the error; a second mismatch
+fails the step (``validation``, not retried). The output has the text (and ``json``), usage
+and latency.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ KEYS = frozenset(
         "json_schema",
         "stop",
         "seed",
+        "repeat_penalty",
     }
 )
 ROLES = frozenset({"system", "user", "assistant"})
@@ -95,6 +97,9 @@ def parse(params: Any) -> dict[str, Any]:
     temperature = params.get("temperature", 0.2)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float):
         problems.append(f"with.temperature must be a number, not {temperature!r}")
+    penalty = params.get("repeat_penalty", 1.1)
+    if isinstance(penalty, bool) or not isinstance(penalty, int | float) or penalty <= 0:
+        problems.append(f"with.repeat_penalty must be a number > 0, not {penalty!r}")
     max_tokens = params.get("max_tokens", 256)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         problems.append(f"with.max_tokens must be an integer >= 1, not {max_tokens!r}")
@@ -116,6 +121,7 @@ def parse(params: Any) -> dict[str, Any]:
         "json_schema": schema,
         "stop": list(params.get("stop") or []),
         "seed": params.get("seed"),
+        "repeat_penalty": float(penalty) if isinstance(penalty, int | float) else 1.1,
     }
 
 
