@@ -21,8 +21,9 @@ def documented() -> dict[str, str]:
 
 
 def workspace(tmp_path: Path) -> Path:
-    """A fresh folder holding a copy of examples/, as a checkout's root would."""
+    """A fresh folder holding examples/ and the README, as a checkout's root does."""
     shutil.copytree(EXAMPLES, tmp_path / "examples")
+    shutil.copy(EXAMPLES.parent / "README.md", tmp_path / "README.md")
     return tmp_path
 
 
@@ -120,3 +121,26 @@ def test_nightly_maintenance_is_scheduled_when_pushed(tmp_path: Path) -> None:
     run = json.loads(run_awe("runs", "show", run_id, "--json", home=home).stdout)
     assert (run["status"], run["workflow_version"]) == ("succeeded", 1)
     assert run["outputs"]["report"]["database_at_head"] is True
+
+
+def test_ask_docs_answers_from_the_repository_docs(tmp_path: Path) -> None:
+    """ask-docs ingests the README and examples/README.md and cites what it retrieved."""
+    home = workspace(tmp_path)
+    question = "question=What does make test run?"
+    result = run_awe("run", "examples/ask-docs.yaml", "-i", question, "--json", home=home)
+    run = json.loads(result.stdout)
+    assert run["status"] == "succeeded", result.stderr
+    assert run["outputs"]["answer"]
+    assert "README.md" in run["outputs"]["sources"]
+    ingest = next(s for s in run["steps"] if s["step_key"] == "ingest")
+    assert ingest["output"]["ready"] == 2
+
+
+def test_extract_gives_schema_shaped_json(tmp_path: Path) -> None:
+    """extract's output is JSON with every field of its schema, typed."""
+    home = workspace(tmp_path)
+    run = json.loads(run_awe("run", "examples/extract.yaml", "--json", home=home).stdout)
+    fields = run["outputs"]["fields"]
+    assert set(fields) == {"customer", "items", "total", "currency"}
+    assert isinstance(fields["items"], int)
+    assert isinstance(fields["total"], int | float)

@@ -197,3 +197,17 @@ def test_search_filters_by_document_name(
     found = knowledge.search(database, kb_settings, "invoices", top_k=5, where=where)
     assert found
     assert {c.document for c in found} == {str(paths[1])}
+
+
+def test_repeated_text_is_embedded_once(
+    database: Database, kb_settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """A chunk whose text was embedded before, in another document, reuses that vector."""
+    same = "Shared paragraph: invoices are due thirty days after they are sent.\n"
+    report = knowledge.add(
+        database, kb_settings, write_docs(tmp_path / "d", {"a.txt": same, "b.txt": same})
+    )
+    drain(settings=kb_settings)
+    documents = Engine(database).get_run(str(report.run_id)).step("ingest").output["documents"]
+    assert [(d["embedded"], d["reused"]) for d in documents] == [(1, 0), (0, 1)]
+    assert chunk_count(database) == 2  # each document still has its own chunk

@@ -17,13 +17,24 @@ from awe.ai.embeddings import Embedder, Vectors
 
 
 class RateLimiter:
-    """At most ``per_minute`` acquisitions a minute, in bursts of up to ``per_minute / 60 + 1``."""
+    """At most ``per_minute`` acquisitions a minute, in bursts of up to ``per_minute / 60 + 1``.
 
-    def __init__(self, per_minute: int) -> None:
+    ``clock`` and ``sleep`` are the monotonic clock and the way to wait (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate)
+        self.clock = clock
+        self.sleep = sleep
         self.tokens = self.capacity
-        self.at = time.monotonic()
+        self.at = clock()
         self.lock = threading.Lock()
 
     def acquire(self) -> float:
@@ -31,14 +42,14 @@ class RateLimiter:
         waited = 0.0
         while True:
             with self.lock:
-                now = time.monotonic()
+                now = self.clock()
                 self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
                 self.at = now
                 if self.tokens >= 1:
                     self.tokens -= 1
                     return waited
                 pause = (1 - self.tokens) / self.rate
-            time.sleep(pause)
+            self.sleep(pause)
             waited += pause
 
 
