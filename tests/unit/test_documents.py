@@ -1,4 +1,4 @@
-"""text out of HTML and PDF; chunks that overlap at natural breaks."""
+"""Reading documents: text out of HTML and PDF; chunks that overlap at natural breaks."""
 
 from __future__ import annotations
 
