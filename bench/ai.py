@@ -31,7 +31,7 @@ from rich.table import Table
 
 from awe.ai.embeddings import get_embedder
 from awe.ai.knowledge import store
-from awe.ai.llm.local import default_gguf
+from awe.ai.llm.local import default_gguf, load
 from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.config import Settings, load_settings
 from awe.engine.client import Engine
@@ -60,14 +60,19 @@ def sqlite_db(home: Path, settings: Settings) -> Database:
 # --------------------------------------------------------------------------- llm overhead
 
 
-def direct_tokens_per_second(max_tokens: int, repeats: int) -> float:
-    """llama_cpp straight: tokens/s of a streamed completion, median of ``repeats``."""
-    from llama_cpp import Llama
+def llm_rates(home: Path, max_tokens: int, repeats: int) -> tuple[float, float]:
+    """Median tokens/s of a direct llama_cpp stream and of the same completion as an llm step.
 
-    model = Llama(model_path=str(default_gguf()), n_threads=1, n_ctx=2048, verbose=False, seed=0)
-    rates = []
-    for _ in range(repeats):
-        started = time.monotonic()
+    Runs alternate (direct, step, direct, step…) so that machine noise hits both alike, and both
+    count tokens the same way (the answer's tokens over the time after the first one).
+    """
+    settings = settings_for(home, llm_threads=1)
+    # The very model instance the step will use (loaded once per process, as in a worker).
+    model = load(default_gguf(), threads=1, context=settings.llm_context).model
+    db = sqlite_db(home, settings)
+    engine = Engine(db)
+    direct, step = [], []
+    for n in range(repeats + 1):  # the first round warms both paths up and is not counted
         first = None
         pieces = []
         for chunk in model.create_chat_completion(
@@ -82,19 +87,7 @@ def direct_tokens_per_second(max_tokens: int, repeats: int) -> float:
                 first = first or time.monotonic()
                 pieces.append(text)
         end = time.monotonic()
-        tokens = len(model.tokenize("".join(pieces).encode(), add_bos=False))
-        rates.append(tokens / (end - (first or started)))
-    model.close()
-    return statistics.median(rates)
-
-
-def step_tokens_per_second(home: Path, max_tokens: int, repeats: int) -> float:
-    """The same completion as an llm step run by a worker: tokens/s from the step's output."""
-    settings = settings_for(home, llm_threads=1)
-    db = sqlite_db(home, settings)
-    engine = Engine(db)
-    rates = []
-    for _ in range(repeats):
+        direct_rate = len(model.tokenize("".join(pieces).encode(), add_bos=False)) / (end - first)
         run_id = engine.submit(
             {
                 "name": "bench-llm",
@@ -108,9 +101,13 @@ def step_tokens_per_second(home: Path, max_tokens: int, repeats: int) -> float:
             }
         )
         Worker(db, WorkerOptions(concurrency=1), settings=settings).drain()
-        rates.append(float(engine.get_run(run_id).step("gen").output["tokens_per_second"]))
+        out = engine.get_run(run_id).step("gen").output
+        generating = (out["latency_ms"] - out["time_to_first_token_ms"]) / 1000
+        if n:
+            direct.append(direct_rate)
+            step.append(len(model.tokenize(out["text"].encode(), add_bos=False)) / generating)
     db.dispose()
-    return statistics.median(rates)
+    return statistics.median(direct), statistics.median(step)
 
 
 # ---------------------------------------------------------------------------------- ingest
@@ -132,10 +129,14 @@ def ingest_vs_raw(home: Path, chunks: int) -> dict[str, float]:
     texts = document_chunks(document.name, document.read_bytes(), settings)
     embedder = get_embedder(settings)
     embedder.passages(["warm up"])
-    started = time.monotonic()
-    for i in range(0, len(texts), settings.rag_embedding_batch_size):
-        embedder.passages(texts[i : i + settings.rag_embedding_batch_size])
-    raw = len(texts) / (time.monotonic() - started)
+
+    def raw_rate() -> float:
+        started = time.monotonic()
+        for i in range(0, len(texts), settings.rag_embedding_batch_size):
+            embedder.passages(texts[i : i + settings.rag_embedding_batch_size])
+        return len(texts) / (time.monotonic() - started)
+
+    before = raw_rate()
     short = sentences[:256]
     started = time.monotonic()
     for i in range(0, len(short), 32):
@@ -148,6 +149,7 @@ def ingest_vs_raw(home: Path, chunks: int) -> dict[str, float]:
     step = Engine(db).get_run(str(report.run_id)).step("ingest")
     stored = int(step.output["chunks"])
     db.dispose()
+    raw = (before + raw_rate()) / 2  # the raw rate around the ingest, against machine noise
     return {
         "chunks": stored,
         "ingest_chunks_per_s": stored / elapsed,
@@ -284,16 +286,14 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=None, help="vectors for retrieval")
     parser.add_argument("--skip-postgres", action="store_true", help="retrieval on SQLite only")
     args = parser.parse_args()
-    tokens, repeats = (64, 2) if args.quick else (200, 3)
+    tokens, repeats = (64, 2) if args.quick else (200, 5)
     vectors = args.chunks or (10_000 if args.quick else 100_000)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="awe-bench-ai-") as tmp:
         home = Path(tmp)
-        console.print("llm: direct llama_cpp …")
-        direct = direct_tokens_per_second(tokens, repeats)
-        console.print("llm: through an llm step …")
+        console.print("llm: direct llama_cpp and an llm step, alternating …")
         (home / "llm").mkdir()
-        step = step_tokens_per_second(home / "llm", tokens, repeats)
+        direct, step = llm_rates(home / "llm", tokens, repeats)
         results["llm"] = {
             "direct_tokens_per_s": round(direct, 1),
             "step_tokens_per_s": round(step, 1),

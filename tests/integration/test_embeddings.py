@@ -25,22 +25,6 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 TEXTS = [f"sentence number {i} about topic {i % 3}" for i in range(11)]
 
 
-def test_batches_keep_order_across_threads(backend: str) -> None:
-    """Eleven texts in batches of 3 on 2 threads come back in order, as one call would give."""
-    embedder = LocalEmbedder()
-    progress: list[tuple[int, int]] = []
-    batched = embed_all(
-        embedder,
-        TEXTS,
-        batch_size=3,
-        concurrency=2,
-        on_batch=lambda done, total: progress.append((done, total)),
-    )
-    assert np.allclose(batched, embedder.passages(TEXTS), atol=1e-5)
-    assert len(progress) == 4  # ceil(11 / 3) batches
-    assert sorted(progress)[-1] == (11, 11)
-
-
 def test_rate_limit_spaces_requests(backend: str) -> None:
     """At 60 requests a minute, five requests in a row wait one second each after the first."""
     now = [0.0]
@@ -94,6 +78,34 @@ def test_openai_embedder_against_a_real_compatible_server(
     local = LocalEmbedder().passages(TEXTS[:4])
     assert remote.shape == (4, 384)
     assert np.allclose((remote * local).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_batches_keep_order_across_threads(backend: str, e5_server: str, tmp_path: Path) -> None:
+    """Eleven texts in batches of 3, two requests at a time to a remote embedder, come back in
+    order, as one call would give them."""
+    settings = make_settings(
+        tmp_path, embedding_provider="openai", embedding_model="e5", openai_base_url=e5_server
+    )
+    embedder = get_embedder(settings)
+    progress: list[tuple[int, int]] = []
+    batched = embed_all(
+        embedder,
+        TEXTS,
+        batch_size=3,
+        concurrency=2,
+        on_batch=lambda done, total: progress.append((done, total)),
+    )
+    assert np.allclose(batched, embedder.passages(TEXTS), atol=1e-5)
+    assert len(progress) == 4  # ceil(11 / 3) batches
+    assert sorted(progress)[-1] == (11, 11)
+
+
+def test_local_batches_run_one_at_a_time_in_order(backend: str) -> None:
+    """The in-process embedder gets its batches in turn (no threads), in order."""
+    embedder = LocalEmbedder()
+    assert embedder.parallel is False
+    batched = embed_all(embedder, TEXTS, batch_size=4, concurrency=4)
+    assert np.allclose(batched, embedder.passages(TEXTS), atol=1e-5)
 
 
 def test_embed_step_with_ollama(engine: Engine, drain: Drain, tmp_path: Path) -> None:

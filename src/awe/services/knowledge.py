@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 
 from awe.ai.embeddings import get_embedder
 from awe.ai.knowledge import store
+from awe.ai.knowledge.ingest import store_files
 from awe.ai.knowledge.retrieval import RetrievedChunk, retrieve
-from awe.ai.knowledge.validate import DocumentRefused, check, files_under
 from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.config import Settings
 from awe.core.errors import NotFound, ValidationFailed
@@ -58,30 +58,13 @@ def add(
 ) -> AddReport:
     """Check and store files (folders: the files inside), then start one run to ingest them."""
     key = project_key(db, project)
-    report = AddReport()
-    to_ingest: list[str] = []
-    for path in files_under([str(p) for p in paths]):
-        data = path.read_bytes()
-        try:
-            checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
-        except DocumentRefused as exc:
-            report.refused.append((str(path), exc.message))
-            continue
-        with db.write() as conn:
-            document_id, needs_ingest = store.put_document(
-                conn,
-                project_key=key,
-                name=str(path),
-                source=str(path.resolve()),
-                data=data,
-                mime=checked.mime,
-                version=settings.embedding_version,
-            )
-        if needs_ingest:
-            to_ingest.append(document_id)
+    stored = store_files(db, settings, [str(p) for p in paths], project_key=key)
+    report = AddReport(refused=stored.refused)
+    to_ingest = stored.to_ingest
     with db.read() as conn:
         infos = {d.id: d for d in store.get_documents(conn, project_key=key)}
     report.stored = [infos[i] for i in to_ingest]
+    report.unchanged = [infos[i] for i in stored.unchanged]
     if to_ingest:
         report.run_id = Engine(db).submit(ingest_spec(to_ingest), project_id=key or None)
     return report

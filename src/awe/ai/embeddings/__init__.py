@@ -23,6 +23,8 @@ class Embedder(Protocol):
 
     provider: str
     model: str
+    #: Whether requests may overlap (a remote service); an in-process model runs one at a time.
+    parallel: bool
 
     def passages(self, texts: list[str]) -> Vectors:
         """One row per text, for storing."""
@@ -53,6 +55,7 @@ class LocalEmbedder:
 
     provider = "local"
     model = "multilingual-e5-small"
+    parallel = False
     _lock = threading.Lock()
     _instance: Any = None
 
@@ -83,6 +86,7 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model (optional: pip install sentence-transformers)."""
 
     provider = "sentence-transformers"
+    parallel = False
     _models: ClassVar[dict[str, Any]] = {}
     _lock = threading.Lock()
 
@@ -117,6 +121,7 @@ class OpenAIEmbedder:
     """The openai SDK's embeddings endpoint (OpenAI, or any compatible server)."""
 
     provider = "openai"
+    parallel = True
 
     def __init__(self, settings: Settings, model: str) -> None:
         from awe.ai.llm.openai_provider import OpenAIProvider
@@ -144,6 +149,7 @@ class OllamaEmbedder:
     """Ollama's /api/embed."""
 
     provider = "ollama"
+    parallel = True
 
     def __init__(self, settings: Settings, model: str) -> None:
         from awe.ai.llm.ollama import OllamaClient

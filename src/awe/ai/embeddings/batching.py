@@ -93,7 +93,9 @@ def embed_all(
                 on_batch(done, len(texts))
         return vectors
 
-    if concurrency <= 1 or len(batches) == 1:
+    # An in-process model computes one batch at a time anyway; threads would only add overhead
+    # (and idle OpenMP pools spinning on the cores the busy one needs).
+    if concurrency <= 1 or len(batches) == 1 or not embedder.parallel:
         results = [one(batch) for batch in batches]
     else:
         with ThreadPoolExecutor(min(concurrency, len(batches))) as pool:

@@ -14,7 +14,7 @@ engine retries the step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from awe.ai.embeddings import Embedder
@@ -22,7 +22,7 @@ from awe.ai.embeddings.batching import embed_all
 from awe.ai.knowledge import store
 from awe.ai.knowledge.chunking import chunk
 from awe.ai.knowledge.extract import extract
-from awe.ai.knowledge.validate import KIND_OF, DocumentRefused
+from awe.ai.knowledge.validate import KIND_OF, DocumentRefused, check, files_under
 from awe.ai.pii import scrub
 from awe.ai.vectors import StoredVector, VectorIndex
 from awe.core.clock import utcnow
@@ -47,6 +47,41 @@ class IngestResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
+
+
+@dataclass
+class StoredFiles:
+    """Files read from disk into the knowledge base: what needs an ingest, what was refused."""
+
+    to_ingest: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def store_files(
+    db: Database, settings: Settings, paths: list[str], *, project_key: str
+) -> StoredFiles:
+    """Check and store files (folders: the files inside); each refusal kept with its reason."""
+    result = StoredFiles()
+    for path in files_under(paths):
+        data = path.read_bytes()
+        try:
+            checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
+        except DocumentRefused as exc:
+            result.refused.append((str(path), exc.message))
+            continue
+        with db.write() as conn:
+            document_id, needs_ingest = store.put_document(
+                conn,
+                project_key=project_key,
+                name=str(path),
+                source=str(path.resolve()),
+                data=data,
+                mime=checked.mime,
+                version=settings.embedding_version,
+            )
+        (result.to_ingest if needs_ingest else result.unchanged).append(document_id)
+    return result
 
 
 def _kind(name: str) -> str:

@@ -16,9 +16,8 @@ from typing import Any
 
 from awe.ai.embeddings import get_embedder
 from awe.ai.knowledge import store
-from awe.ai.knowledge.ingest import ingest_document
+from awe.ai.knowledge.ingest import ingest_document, store_files
 from awe.ai.knowledge.retrieval import joined_text, retrieve
-from awe.ai.knowledge.validate import DocumentRefused, check, files_under
 from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
@@ -43,26 +42,11 @@ def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     settings, db = ctx.settings, ctx.db
     with db.read() as conn:
         project_key = store.run_project_key(conn, ctx.run_id)
-    results: list[dict[str, Any]] = []
-    ids: list[str] = []
-    for path in files_under(paths):
-        data = path.read_bytes()
-        try:
-            checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
-        except DocumentRefused as exc:
-            results.append({"name": str(path), "status": "refused", "error": exc.message})
-            continue
-        with db.write() as conn:
-            document_id, _ = store.put_document(
-                conn,
-                project_key=project_key,
-                name=str(path),
-                source=str(path.resolve()),
-                data=data,
-                mime=checked.mime,
-                version=settings.embedding_version,
-            )
-        ids.append(document_id)
+    stored = store_files(db, settings, paths, project_key=project_key)
+    results: list[dict[str, Any]] = [
+        {"name": path, "status": "refused", "error": reason} for path, reason in stored.refused
+    ]
+    ids = stored.to_ingest + stored.unchanged  # unchanged ones find every chunk already stored
     if refs:
         with db.read() as conn:
             known = store.get_documents(conn, project_key=project_key, refs=refs)

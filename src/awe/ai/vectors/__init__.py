@@ -94,7 +94,17 @@ def candidates(
     return statement
 
 
-class NumpyIndex:
+class RowsIndex:
+    """An index that is the chunk rows themselves: nothing to copy, nothing to delete."""
+
+    def added(self, vectors: list[StoredVector]) -> None:
+        """Nothing to do: the rows are the index."""
+
+    def removed(self, document_ids: list[str]) -> None:
+        """Nothing to do: the rows are the index."""
+
+
+class NumpyIndex(RowsIndex):
     """Exact search in memory over the stored vectors: the fallback that always works."""
 
     name = "numpy"
@@ -126,12 +136,6 @@ class NumpyIndex:
         scores = matrix @ q
         best = np.argsort(-scores, kind="stable")[:top_k]
         return [Hit(rows[i].id, float(scores[i])) for i in best]
-
-    def added(self, vectors: list[StoredVector]) -> None:
-        """Nothing to do: the rows are the index."""
-
-    def removed(self, document_ids: list[str]) -> None:
-        """Nothing to do: the rows are the index."""
 
 
 def choose_index(db: Database, settings: Settings) -> VectorIndex:

@@ -8,11 +8,11 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, cast, func, literal_column
 from sqlalchemy.types import Float, LargeBinary
 
-from awe.ai.vectors import Hit, SearchFilter, StoredVector, candidates
+from awe.ai.vectors import Hit, RowsIndex, SearchFilter, candidates
 from awe.storage.knowledge_models import Chunk
 
 
-class SqliteVecIndex:
+class SqliteVecIndex(RowsIndex):
     """Exact search in SQL: sqlite-vec's ``vec_distance_cosine`` over the stored float32 bytes."""
 
     name = "sqlite-vec"
@@ -45,14 +45,8 @@ class SqliteVecIndex:
         )
         return [Hit(row.id, 1.0 - float(row.distance)) for row in conn.execute(statement)]
 
-    def added(self, vectors: list[StoredVector]) -> None:
-        """Nothing to do: the rows are the index."""
 
-    def removed(self, document_ids: list[str]) -> None:
-        """Nothing to do: the rows are the index."""
-
-
-class PgVectorIndex:
+class PgVectorIndex(RowsIndex):
     """pgvector's cosine distance; the HNSW index of the vector's size serves the ORDER BY."""
 
     name = "pgvector"
@@ -89,9 +83,3 @@ class PgVectorIndex:
             .limit(top_k)
         )
         return [Hit(row.id, 1.0 - float(row.distance)) for row in conn.execute(statement)]
-
-    def added(self, vectors: list[StoredVector]) -> None:
-        """Nothing to do: the rows are the index."""
-
-    def removed(self, document_ids: list[str]) -> None:
-        """Nothing to do: the rows are the index."""
