@@ -34,6 +34,7 @@ from awe.ai.knowledge import store
 from awe.ai.llm.local import default_gguf, load
 from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.config import Settings, load_settings
+from awe.core.logging import configure_logging
 from awe.engine.client import Engine
 from awe.engine.worker import Worker, WorkerOptions
 from awe.services import knowledge
@@ -286,6 +287,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=None, help="vectors for retrieval")
     parser.add_argument("--skip-postgres", action="store_true", help="retrieval on SQLite only")
     args = parser.parse_args()
+    configure_logging(level="WARNING", fmt="console")  # logs to stderr; stdout is the report
     tokens, repeats = (64, 2) if args.quick else (200, 5)
     vectors = args.chunks or (10_000 if args.quick else 100_000)
     results: dict[str, Any] = {}
