@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from awe import __version__
 from awe.ai import pii
 from awe.api import problems
-from awe.api.routes import health
+from awe.api.observe import Metrics, Observe
+from awe.api.routes import auth, health, ops, projects, runs, status
 from awe.core.config import Settings
 from awe.storage.database import Database, create_database
 
@@ -43,9 +46,29 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        responses=problems.RESPONSES,
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.started = time.monotonic()
+    app.state.metrics = Metrics(database)
     problems.install(app)
-    app.include_router(health.router, prefix="/api/v1")
+    for router in (health.router, auth.router, projects.router, runs.router, ops.router):
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(status.router)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Trace-Id"],
+            expose_headers=["X-Request-Id", "X-Trace-Id"],
+        )
+    app.add_middleware(
+        Observe,
+        metrics=app.state.metrics,
+        max_bytes=settings.max_request_bytes,
+        upload_bytes=settings.knowledge_max_bytes,
+    )
     return app

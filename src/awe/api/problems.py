@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from awe.core.errors import AweError
+from awe.api.observe import BodyTooLarge
+from awe.api.schemas import Problem
+from awe.core.errors import AuthenticationFailed, AweError, TooManyRequests
 from awe.core.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
+
+
+def _described(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+    }
+
+
+#: The error answers every route may give, for the OpenAPI document.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("The request is malformed"),
+    401: _described("No valid bearer token"),
+    403: _described("Not allowed"),
+    404: _described("Not found (or not yours)"),
+    409: _described("Conflicts with the current state"),
+    413: _described("The request body is too large"),
+    422: _described("The input is invalid"),
+    429: _described("Too many attempts: see Retry-After"),
+    500: _described("An unexpected error"),
+    503: _described("A dependency (the database, a provider) is unavailable"),
+}
 log = get_logger("api")
 
 
@@ -34,11 +60,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AweError)
     async def _awe_error(_: Request, exc: AweError) -> JSONResponse:
-        return problem(
+        response = problem(
             status=exc.http_status,
             title=(type(exc).__doc__ or "Error").strip().splitlines()[0],
             detail=exc.message,
             code=exc.code,
+        )
+        if isinstance(exc, AuthenticationFailed):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="awe"'
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return problem(
+            status=413, title="The request is too large.", detail=str(exc), code="too-large"
         )
 
     @app.exception_handler(RequestValidationError)

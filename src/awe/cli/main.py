@@ -9,6 +9,7 @@ import typer
 
 from awe import __version__
 from awe.cli import (
+    admin_cmd,
     config_cmd,
     db_cmd,
     knowledge_cmd,
@@ -46,6 +47,9 @@ app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(knowledge_cmd.app, name="knowledge")
 app.add_typer(pii_cmd.app, name="pii")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(admin_cmd.admin_app, name="admin")
+app.add_typer(admin_cmd.audit_app, name="audit")
+app.add_typer(admin_cmd.secrets_app, name="secrets")
 
 
 def _version(value: bool) -> None:

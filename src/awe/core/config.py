@@ -165,6 +165,70 @@ class Settings(BaseSettings):
         validation_alias=_env("SMTP_FROM", "SMTP_FROM"),
         description="Sender address of notification email.",
     )
+    # -------------------------------------------------------------------------- auth
+    admin_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ADMIN_TOKEN", "ADMIN_TOKEN"),
+        description="Bearer token for the admin endpoints (no user needed). Unset: none.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("JWT_SECRET", "JWT_SECRET"),
+        description="Token signing secret. Default: a 0600 file, $AWE_HOME/secrets/jwt_secret.",
+    )
+    access_token_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        validation_alias=_env("ACCESS_TOKEN_MINUTES"),
+        description="Lifetime of an access token.",
+    )
+    refresh_token_days: int = Field(
+        default=14,
+        ge=1,
+        validation_alias=_env("REFRESH_TOKEN_DAYS"),
+        description="Lifetime of a login session (its refresh token).",
+    )
+    registration_open: bool = Field(
+        default=True,
+        validation_alias=_env("REGISTRATION_OPEN"),
+        description="Whether anyone may register; when false, admins create users.",
+    )
+    cors_origins: str = Field(
+        default="",
+        validation_alias=_env("CORS_ORIGINS", "CORS_ORIGINS"),
+        description="Browser origins allowed to call the API (comma-separated). Default: none.",
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        validation_alias=_env("MAX_REQUEST_BYTES"),
+        description="Largest request body, uploads aside (they have AWE_KNOWLEDGE_MAX_BYTES).",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("LOGIN_MAX_FAILURES"),
+        description="Failed logins of one account in a window before it is locked.",
+    )
+    login_max_failures_per_ip: int = Field(
+        default=30,
+        ge=1,
+        validation_alias=_env("LOGIN_MAX_FAILURES_PER_IP"),
+        description="Failed logins from one address in a window before it is locked.",
+    )
+    login_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        validation_alias=_env("LOGIN_WINDOW_SECONDS"),
+        description="The window failed logins are counted in.",
+    )
+    login_lockout_seconds: int = Field(
+        default=900,
+        ge=1,
+        validation_alias=_env("LOGIN_LOCKOUT_SECONDS"),
+        description="How long a lockout lasts.",
+    )
     # ---------------------------------------------------------------------------- AI
     llm_provider: LlmProvider = Field(
         default="local",

@@ -80,3 +80,23 @@ class Conflict(AweError):
     exit_code = 1
     http_status = 409
     code = "conflict"
+
+
+class AuthenticationFailed(AweError):
+    """Authentication failed."""
+
+    exit_code = 5
+    http_status = 401
+    code = "unauthenticated"
+
+
+class TooManyRequests(AweError):
+    """Too many attempts; try again later."""
+
+    exit_code = 1
+    http_status = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -51,6 +51,8 @@ class DeadLetterFilter:
     workflow: str | None = None
     older_than: timedelta | None = None
     run_id: str | None = None
+    #: Only steps of runs in these projects (None: any run).
+    project_ids: frozenset[str] | None = None
 
 
 class Engine:
@@ -257,8 +259,12 @@ class Engine:
         limit: int = 50,
         before: str | None = None,
         project_id: str | None = None,
+        project_ids: frozenset[str] | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, filtered; ``before`` is a run id to page from."""
+        """Runs newest first, filtered; ``before`` is a run id to page from.
+
+        ``project_ids`` keeps runs of those projects only (None: any project, or none).
+        """
         if status is not None and status not in states.RUN_STATES:
             raise ValidationFailed(
                 f"run status {status!r} is not one of {', '.join(states.RUN_STATES)}"
@@ -275,6 +281,8 @@ class Engine:
                 statement = statement.where(column == value)
         if before is not None:
             statement = statement.where(Run.id < before)
+        if project_ids is not None:
+            statement = statement.where(Run.project_id.in_(sorted(project_ids)))
         with self.db.read() as conn:
             rows = conn.execute(statement).all()
         return [RunRecord.from_row(r._mapping, None) for r in rows]
@@ -300,6 +308,8 @@ class Engine:
             conditions.append(Run.workflow_name == where.workflow)
         if where.run_id:
             conditions.append(Step.run_id == where.run_id)
+        if where.project_ids is not None:
+            conditions.append(Run.project_id.in_(sorted(where.project_ids)))
         if where.older_than is not None:
             conditions.append(Step.finished_at <= self.clock.now() - where.older_than)
         if conditions:

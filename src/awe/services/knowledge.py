@@ -54,11 +54,19 @@ def ingest_spec(document_ids: list[str]) -> dict[str, object]:
 
 
 def add(
-    db: Database, settings: Settings, paths: list[Path], *, project: str | None = None
+    db: Database,
+    settings: Settings,
+    paths: list[Path],
+    *,
+    project: str | None = None,
+    uploaded: bool = False,
 ) -> AddReport:
-    """Check and store files (folders: the files inside), then start one run to ingest them."""
+    """Check and store files (folders: the files inside), then start one run to ingest them.
+
+    ``uploaded``: the files are temporary copies of uploads, named by their file names.
+    """
     key = project_key(db, project)
-    stored = store_files(db, settings, [str(p) for p in paths], project_key=key)
+    stored = store_files(db, settings, [str(p) for p in paths], project_key=key, uploaded=uploaded)
     report = AddReport(refused=stored.refused)
     to_ingest = stored.to_ingest
     with db.read() as conn:

@@ -28,6 +28,7 @@ class ScheduleInfo:
     name: str
     workflow: str
     workflow_version: int | None
+    project_id: str | None
     cron: str
     timezone: str
     enabled: bool
@@ -84,6 +85,7 @@ def list_schedules(db: Database) -> list[ScheduleInfo]:
                 Schedule.name,
                 Schedule.spec,
                 Schedule.workflow_version,
+                Schedule.project_id,
                 Schedule.cron,
                 Schedule.timezone,
                 Schedule.enabled,
@@ -97,6 +99,7 @@ def list_schedules(db: Database) -> list[ScheduleInfo]:
             name=r.name,
             workflow=r.spec["name"],
             workflow_version=r.workflow_version,
+            project_id=r.project_id,
             cron=r.cron,
             timezone=r.timezone,
             enabled=r.enabled,

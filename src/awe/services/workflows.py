@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
 from sqlalchemy import func, insert, select
 
 from awe.core.clock import utcnow
 from awe.core.errors import NotFound
-from awe.engine.files import load_file
+from awe.engine.files import Problem, WorkflowFileInvalid, load_file, load_text
 from awe.engine.registry import default_registry
 from awe.services import schedules
 from awe.services.projects import project_key
@@ -47,13 +49,60 @@ def push(db: Database, path: Path, *, project: str | None = None) -> tuple[Workf
     The workflow's schedule follows its latest version (see :mod:`awe.services.schedules`).
     """
     spec = load_file(path, known_kind=default_registry.knows)
-    source = path.read_text(encoding="utf-8-sig")
+    return _push(db, spec, path.read_text(encoding="utf-8-sig"), project)
+
+
+def push_source(
+    db: Database, source: str, *, name: str = "workflow.yaml", project: str | None = None
+) -> tuple[WorkflowVersion, bool]:
+    """Store YAML text as its workflow's next version (as :func:`push` does a file)."""
+    spec = load_text(source, source=name, known_kind=default_registry.knows)
+    return _push(db, spec, source, project)
+
+
+def spec_as_yaml(spec: dict[str, Any]) -> str:
+    """A JSON spec written as the YAML file it stands for (kept as the version's source)."""
+    out = io.StringIO()
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = False
+    yaml.dump(spec, out)
+    return out.getvalue()
+
+
+def validate_source(source: str, *, name: str = "workflow.yaml") -> list[Problem]:
+    """Every located problem of workflow YAML ([] when valid); nothing is stored."""
+    try:
+        load_text(source, source=name, known_kind=default_registry.knows)
+    except WorkflowFileInvalid as exc:
+        return exc.problems
+    return []
+
+
+def _push(
+    db: Database, spec: dict[str, Any], source: str, project: str | None
+) -> tuple[WorkflowVersion, bool]:
     key = project_key(db, project)
     stored, created = _store(db, spec, source, key)
     schedules.sync_workflow(
         db, spec=stored.spec, version=stored.version, project=project, project_id=key or None
     )
     return stored, created
+
+
+def versions(db: Database, name: str, *, project: str | None = None) -> list[WorkflowVersion]:
+    """Every stored version of a workflow, newest first; NotFound if there is none."""
+    key = project_key(db, project)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                Workflow.name, Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at
+            )
+            .where(Workflow.project_key == key, Workflow.name == name)
+            .order_by(Workflow.version.desc())
+        ).all()
+    if not rows:
+        raise NotFound(f"no stored workflow {name!r}")
+    return [WorkflowVersion(r.name, r.version, r.spec, r.source, r.created_at) for r in rows]
 
 
 def _store(

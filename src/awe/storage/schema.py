@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from awe.storage import engine_models, knowledge_models, models
+from awe.storage import auth_models, engine_models, knowledge_models, models
 
 metadata: MetaData = models.Base.metadata
 
-__all__ = ["engine_models", "knowledge_models", "metadata", "models"]
+__all__ = ["auth_models", "engine_models", "knowledge_models", "metadata", "models"]

@@ -59,23 +59,28 @@ class StoredFiles:
 
 
 def store_files(
-    db: Database, settings: Settings, paths: list[str], *, project_key: str
+    db: Database, settings: Settings, paths: list[str], *, project_key: str, uploaded: bool = False
 ) -> StoredFiles:
-    """Check and store files (folders: the files inside); each refusal kept with its reason."""
+    """Check and store files (folders: the files inside); each refusal kept with its reason.
+
+    A document is named by its path, or by its file name alone when ``uploaded`` (the path is
+    then a temporary copy of what a client sent).
+    """
     result = StoredFiles()
     for path in files_under(paths):
+        name = path.name if uploaded else str(path)
         data = path.read_bytes()
         try:
             checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
         except DocumentRefused as exc:
-            result.refused.append((str(path), exc.message))
+            result.refused.append((name, exc.message))
             continue
         with db.write() as conn:
             document_id, needs_ingest = store.put_document(
                 conn,
                 project_key=project_key,
-                name=str(path),
-                source=str(path.resolve()),
+                name=name,
+                source="upload" if uploaded else str(path.resolve()),
                 data=data,
                 mime=checked.mime,
                 version=settings.embedding_version,

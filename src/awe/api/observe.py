@@ -1,0 +1,182 @@
+"""Every request: a request id and a trace id, a body size limit, and its duration measured.
+
+``/metrics`` serves Prometheus text: the HTTP request duration histogram, and the engine's
+gauges (queue depth, age of the oldest ready step, runs and steps by state, live workers),
+read from the database when scraped, so every API process reports the same truth.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from awe.core.ids import new_id
+from awe.core.logging import get_logger
+from awe.services import queues
+from awe.storage.database import DB_ERRORS, Database
+
+log = get_logger("api")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class EngineCollector(Collector):
+    """Gauges of the engine's state, from the database at scrape time."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Queue depth and age, runs and steps by state, live workers."""
+        try:
+            stats = queues.queue_stats(self.db)
+            counted = queues.counts(self.db)
+            workers = queues.live_workers(self.db)
+        except DB_ERRORS:
+            return  # the database is down: /api/v1/health says so; no stale numbers here
+        depth = GaugeMetricFamily(
+            "awe_queue_depth", "Steps ready to run, by queue", labels=["queue"]
+        )
+        waiting = GaugeMetricFamily(
+            "awe_queue_waiting_retry", "Steps waiting out a retry backoff", labels=["queue"]
+        )
+        running = GaugeMetricFamily(
+            "awe_queue_running", "Steps running, by queue", labels=["queue"]
+        )
+        age = GaugeMetricFamily(
+            "awe_queue_oldest_ready_age_seconds", "Age of the oldest ready step", labels=["queue"]
+        )
+        for q in stats:
+            depth.add_metric([q.name], q.ready)
+            waiting.add_metric([q.name], q.waiting_retry)
+            running.add_metric([q.name], q.running)
+            age.add_metric([q.name], q.oldest_ready_age_seconds or 0.0)
+        runs = GaugeMetricFamily("awe_runs", "Runs by state", labels=["state"])
+        for state, n in counted["runs"].items():
+            runs.add_metric([state], n)
+        steps = GaugeMetricFamily("awe_steps", "Steps by state", labels=["state"])
+        for state, n in counted["steps"].items():
+            steps.add_metric([state], n)
+        dead = GaugeMetricFamily("awe_dead_letters", "Steps in the dead-letter queue")
+        dead.add_metric([], counted["steps"].get("dead", 0))
+        live = GaugeMetricFamily("awe_workers_live", "Workers heartbeating")
+        live.add_metric([], workers)
+        yield from (depth, waiting, running, age, runs, steps, dead, live)
+
+
+class Metrics:
+    """One registry per app (tests build many apps in one process)."""
+
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.http = Histogram(
+            "awe_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.registry.register(EngineCollector(db))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+
+def trace_id_of(headers: dict[str, str]) -> str:
+    """The caller's trace id (W3C traceparent, or X-Trace-Id), else a new one."""
+    parent = _TRACEPARENT.match(headers.get("traceparent", ""))
+    if parent:
+        return parent["trace"]
+    given = headers.get("x-trace-id", "")
+    if re.fullmatch(r"[0-9A-Za-z-]{8,64}", given):
+        return given
+    return new_id().replace("-", "")
+
+
+class Observe:
+    """ASGI middleware: ids, the body limit, and the request duration histogram."""
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_bytes: int, upload_bytes: int
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id, trace_id = new_id(), trace_id_of(headers)
+        scope.setdefault("state", {}).update(request_id=request_id, trace_id=trace_id)
+        multipart = headers.get("content-type", "").startswith("multipart/form-data")
+        limit = self.upload_bytes + 65536 if multipart else self.max_bytes
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-trace-id", trace_id.encode()),
+                ]
+            await send(message)
+
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(send_with_ids, limit)
+        else:
+            await self.app(scope, _counting(receive, limit), send_with_ids)
+        route = scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        self.metrics.http.labels(scope["method"], template, str(status[0])).observe(
+            time.perf_counter() - started
+        )
+
+
+class BodyTooLarge(Exception):
+    """The request body passed its limit while being read."""
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    seen = [0]
+
+    async def counted() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            seen[0] += len(message.get("body", b""))
+            if seen[0] > limit:
+                raise BodyTooLarge(f"the request body is over {limit} bytes")
+        return message
+
+    return counted
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = (
+        '{"type":"https://awe.dev/problems/too-large","title":"The request is too large.",'
+        f'"status":413,"detail":"the request body is over {limit} bytes"}}'
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
