@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Ten years: the oldest anything in awe can be.
+MAX_AGE_SECONDS = 10 * 365 * 86400
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -227,7 +230,7 @@ class RequeueIn(_In):
     queue: str | None = None
     category: str | None = None
     workflow: str | None = None
-    older_than_seconds: float | None = Field(default=None, ge=0)
+    older_than_seconds: float | None = Field(default=None, ge=0, le=MAX_AGE_SECONDS)
 
 
 class Requeued(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from awe.api.deps import CurrentPrincipal, DbDep, MetaDep, actor_of
 from awe.api.schemas import (
+    MAX_AGE_SECONDS,
     EventPublic,
     Requeued,
     RequeueIn,
@@ -150,7 +151,7 @@ def dead_letters(
     queue: Annotated[str | None, Query(max_length=100)] = None,
     category: Annotated[str | None, Query(max_length=100)] = None,
     workflow: Annotated[str | None, Query(max_length=100)] = None,
-    older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
+    older_than_seconds: Annotated[float | None, Query(ge=0, le=MAX_AGE_SECONDS)] = None,
 ) -> list[dict[str, object]]:
     """Dead steps (retries exhausted or not retryable) of the runs you may see."""
     found = runs.dead_letters(
