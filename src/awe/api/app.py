@@ -14,8 +14,17 @@ from awe.ai import pii
 from awe.api import problems
 from awe.api.observe import Metrics, Observe
 from awe.api.routes import auth, health, ops, projects, runs, status
-from awe.core.config import Settings
+from awe.core.config import Settings, load_settings
+from awe.core.logging import configure_logging
 from awe.storage.database import Database, create_database
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one process of ``awe serve --workers N``: settings and logging from the
+    environment, as the parent read them."""
+    settings = load_settings()
+    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    return create_app(settings)
 
 
 def create_app(

@@ -14,14 +14,16 @@ from awe.services.audit import Actor
 from awe.services.tokens import Principal
 from awe.storage.database import Database
 
+# The trivial dependencies are coroutines: FastAPI runs sync ones on a thread each, per request.
 
-def get_db(request: Request) -> Database:
+
+async def get_db(request: Request) -> Database:
     """The app's database."""
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
@@ -40,7 +42,7 @@ class Meta:
     trace_id: str
 
 
-def get_meta(request: Request) -> Meta:
+async def get_meta(request: Request) -> Meta:
     """The request's address, request id and trace id (set by the middleware)."""
     return Meta(
         ip=request.client.host if request.client else None,
@@ -66,7 +68,7 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def admin_principal(principal: CurrentPrincipal) -> Principal:
+async def admin_principal(principal: CurrentPrincipal) -> Principal:
     """The principal, if it is an admin (or the admin token); 403 otherwise."""
     if not principal.is_admin:
         raise PermissionDenied("this needs the admin role or the admin token")

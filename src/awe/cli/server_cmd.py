@@ -36,6 +36,7 @@ def _serve(
     *,
     migrate_first: bool,
     with_engine: bool,
+    workers: int = 1,
 ) -> None:
     cli = state(ctx)
     settings = cli.settings
@@ -49,6 +50,19 @@ def _serve(
         f"awe is up: http://{bind_host}:{bind_port} (API docs at /docs)",
         database=cli.db.describe(),
     )
+    if workers > 1:
+        # Several processes: each builds its app from the environment (api/app.py).
+        cli.close()
+        uvicorn.run(
+            "awe.api.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=bind_host,
+            port=bind_port,
+            log_config=None,
+            server_header=False,
+        )
+        return
     background = _engine_threads(cli.db, settings) if with_engine else None
     app = create_app(settings, db=cli.db, background=background)
     # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
@@ -93,6 +107,13 @@ def register(app: typer.Typer) -> None:
         _serve(ctx, host, port, migrate_first=True, with_engine=True)
 
     @app.command("serve")
-    def serve(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
-        """Run the API server only (scale-out: run several behind a proxy)."""
-        _serve(ctx, host, port, migrate_first=False, with_engine=False)
+    def serve(
+        ctx: typer.Context,
+        host: HostOption = None,
+        port: PortOption = None,
+        workers: Annotated[
+            int, typer.Option("--workers", min=1, max=64, help="API processes on this port.")
+        ] = 1,
+    ) -> None:
+        """Run the API server only (scale out: several processes, or hosts behind a proxy)."""
+        _serve(ctx, host, port, migrate_first=False, with_engine=False, workers=workers)

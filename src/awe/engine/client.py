@@ -270,7 +270,9 @@ class Engine:
                 f"run status {status!r} is not one of {', '.join(states.RUN_STATES)}"
                 + did_you_mean(status, states.RUN_STATES)
             )
-        statement = select(_RUNS).order_by(Run.id.desc()).limit(limit)
+        # Lists leave the spec out (callers of a list never read it; it is the biggest column).
+        columns = [c for c in _RUNS.columns if c.name != "spec"]
+        statement = select(*columns).order_by(Run.id.desc()).limit(limit)
         for column, value in (
             (Run.status, status),
             (Run.workflow_name, workflow),
@@ -285,7 +287,7 @@ class Engine:
             statement = statement.where(Run.project_id.in_(sorted(project_ids)))
         with self.db.read() as conn:
             rows = conn.execute(statement).all()
-        return [RunRecord.from_row(r._mapping, None) for r in rows]
+        return [RunRecord.from_row({**r._mapping, "spec": {}}, None) for r in rows]
 
     def dead_letters(
         self, where: DeadLetterFilter | None = None, *, limit: int = 1000
