@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ WORKFLOW = "name: hello\nsteps:\n  - id: say\n    kind: noop\n"
 
 
 @pytest.fixture
-def api_schema(sqlite_template: Path, tmp_path: Path) -> Iterator[Any]:
-    """The app's OpenAPI schema, loaded for schemathesis, on a SQLite database with data in it."""
+def api_schema(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The app's OpenAPI schema, loaded for schemathesis, on a database with data in it."""
     settings = make_settings(tmp_path, admin_token=ADMIN)
-    shutil.copy(sqlite_template, tmp_path / "awe.db")
-    database = create_database(settings, url=f"sqlite:///{tmp_path / 'awe.db'}")
+    database = create_database(settings, url=db_url)
     app = create_app(settings, db=database)
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {ADMIN}"}

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from awe.api.observe import BodyTooLarge
@@ -71,6 +72,27 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (PostgreSQL: a NUL character in text, a number too big).
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "a value the database refuses"
+        return problem(
+            status=422,
+            title="The input is invalid.",
+            detail=f"invalid value: {reason}",
+            code="validation",
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable", error=str(exc.orig).splitlines()[0][:200])
+        return problem(
+            status=503,
+            title="The database is unavailable.",
+            detail="the database did not answer; try again shortly",
+            code="connection",
+        )
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:

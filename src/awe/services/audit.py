@@ -58,6 +58,12 @@ def record(
     )
 
 
+def record_now(db: Database, actor: Actor, action: str, **target: Any) -> None:
+    """Append an audit entry in a transaction of its own (for changes that committed already)."""
+    with db.write() as conn:
+        record(conn, actor, action, **target)
+
+
 def security_event(
     db: Database,
     kind: str,

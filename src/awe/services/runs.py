@@ -158,15 +158,14 @@ def requeue(
     else:
         chosen = list(visible)
     requeued = engine.requeue(chosen) if chosen else []
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor,
-            "dlq.requeue",
-            target_type="steps",
-            target_id=f"{len(requeued)} step(s)",
-            details={"steps": requeued[:100]},
-        )
+    audit.record_now(
+        db,
+        actor,
+        "dlq.requeue",
+        target_type="steps",
+        target_id=f"{len(requeued)} step(s)",
+        details={"steps": requeued[:100]},
+    )
     return requeued
 
 
@@ -196,13 +195,12 @@ def _audit(
     project_id: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor,
-            action,
-            target_type="run",
-            target_id=run_id,
-            project_id=project_id,
-            details=details,
-        )
+    audit.record_now(
+        db,
+        actor,
+        action,
+        target_type="run",
+        target_id=run_id,
+        project_id=project_id,
+        details=details,
+    )

@@ -102,16 +102,15 @@ def _audit_schedule(
     found: schedules.ScheduleInfo,
     details: dict[str, Any] | None = None,
 ) -> None:
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor_of(principal, meta),
-            action,
-            target_type="schedule",
-            target_id=found.name,
-            project_id=found.project_id,
-            details=details,
-        )
+    audit.record_now(
+        db,
+        actor_of(principal, meta),
+        action,
+        target_type="schedule",
+        target_id=found.name,
+        project_id=found.project_id,
+        details=details,
+    )
 
 
 @router.get("/audit", tags=["admin"])

@@ -101,16 +101,15 @@ def push_workflow(
     """Store a workflow (YAML ``source`` or JSON ``spec``) as its next immutable version."""
     found = projects.visible(db, principal, project)
     stored, created = workflows.push_source(db, _source(body), project=found.name)
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor_of(principal, meta),
-            "workflow.push",
-            target_type="workflow",
-            target_id=f"{stored.name}@{stored.version}",
-            project_id=found.id,
-            details={"created": created},
-        )
+    audit.record_now(
+        db,
+        actor_of(principal, meta),
+        "workflow.push",
+        target_type="workflow",
+        target_id=f"{stored.name}@{stored.version}",
+        project_id=found.id,
+        details={"created": created},
+    )
     return {**stored.summary(), "created": created}
 
 
@@ -212,16 +211,15 @@ def upload_documents(
             path.write_bytes(data)
             paths.append(path)
         report = knowledge.add(db, settings, paths, project=found.name, uploaded=True)
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor_of(principal, meta),
-            "knowledge.upload",
-            target_type="documents",
-            target_id=f"{len(report.stored)} document(s)",
-            project_id=found.id,
-            details={"names": [d.name for d in report.stored]},
-        )
+    audit.record_now(
+        db,
+        actor_of(principal, meta),
+        "knowledge.upload",
+        target_type="documents",
+        target_id=f"{len(report.stored)} document(s)",
+        project_id=found.id,
+        details={"names": [d.name for d in report.stored]},
+    )
     return {
         "run_id": report.run_id,
         "documents": [d.as_dict() for d in report.stored + report.unchanged],
@@ -256,15 +254,14 @@ def delete_document(
     """Delete a document (by id or name) with its chunks and vectors."""
     found = projects.visible(db, principal, project)
     removed = knowledge.remove(db, settings, [document], project=found.name)
-    with db.write() as conn:
-        audit.record(
-            conn,
-            actor_of(principal, meta),
-            "knowledge.delete",
-            target_type="document",
-            target_id=removed[0].id,
-            project_id=found.id,
-        )
+    audit.record_now(
+        db,
+        actor_of(principal, meta),
+        "knowledge.delete",
+        target_type="document",
+        target_id=removed[0].id,
+        project_id=found.id,
+    )
 
 
 @router.post("/projects/{project}/search", response_model=list[ChunkPublic], tags=["knowledge"])
