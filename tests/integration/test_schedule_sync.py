@@ -11,6 +11,7 @@ from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.services import schedules, workflows
 from awe.storage.database import Database
+from awe.storage.engine_models import Schedule
 from tests.integration.conftest import Drain
 from tests.support.clock import ManualClock
 
@@ -59,8 +60,6 @@ def test_fires_run_the_pinned_version_with_input_defaults(
     push(database, tmp_path, NIGHTLY.replace("default: v1", "default: v2"))
     scheduler = Scheduler(database, clock=clock)
     with database.write() as conn:  # bring the fire time to the manual clock's "now"
-        from awe.storage.engine_models import Schedule
-
         conn.execute(Schedule.__table__.update().values(next_fire_at=clock.now()))
     assert scheduler.tick() == 1
     drain()
@@ -84,3 +83,23 @@ def test_disable_enable_and_trigger_by_name(
     assert (run.status, run.step("say").output) == ("succeeded", {"word": "v3"})
     with pytest.raises(NotFound, match="no schedule 'nightlly'"):
         schedules.trigger(database, "nightlly")
+
+
+def test_a_refused_fire_is_skipped_and_the_scheduler_goes_on(
+    database: Database, tmp_path: Path
+) -> None:
+    """A schedule whose workflow needs an input it does not give makes no run, and neither
+    stops the scheduler nor blocks the other schedules; it moves on to its next fire time."""
+    clock = ManualClock()
+    push(database, tmp_path, NIGHTLY.replace("default: v1", "required: true"))
+    other = tmp_path / "other.yaml"
+    other.write_text(NIGHTLY.replace("name: nightly", "name: other"), encoding="utf-8")
+    workflows.push(database, other)
+    with database.write() as conn:
+        conn.execute(Schedule.__table__.update().values(next_fire_at=clock.now()))
+    scheduler = Scheduler(database, clock=clock)
+    assert scheduler.tick() == 1  # 'other' fired; 'nightly' was refused
+    (run,) = Engine(database).list_runs()
+    assert run.workflow_name == "other"
+    moved = {s.name: s.next_fire_at for s in schedules.list_schedules(database)}
+    assert moved["nightly"] > clock.now()

@@ -175,13 +175,19 @@ class Scheduler:
         for row in due:
             fire_time = row.next_fire_at
             key = f"schedule:{row.id}:{fire_time.isoformat()}"
-            run_id = self.engine.submit(
-                row.spec,
-                row.inputs,
-                idempotency_key=key,
-                workflow_version=row.workflow_version,
-                project_id=row.project_id,
-            )
+            try:
+                run_id: str | None = self.engine.submit(
+                    row.spec,
+                    row.inputs,
+                    idempotency_key=key,
+                    workflow_version=row.workflow_version,
+                    project_id=row.project_id,
+                )
+            except ValidationFailed as exc:
+                # A fire the engine refuses (a required input the schedule does not give) is
+                # logged and skipped; the schedule goes on to its next time, and so do the others.
+                log.error("schedule fire refused", schedule=row.name, error=exc.message)
+                run_id = None
             # Missed fires collapse: the next fire is the first cron time after now.
             following = next_fire(row.cron, row.timezone, max(now, fire_time))
             with self.db.write() as conn:
@@ -190,10 +196,14 @@ class Scheduler:
                     .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
                     .values(next_fire_at=following, last_fire_at=fire_time)
                 )
-            log.info(
-                "schedule fired", schedule=row.name, fire_time=fire_time.isoformat(), run_id=run_id
-            )
-            fired += 1
+            if run_id is not None:
+                log.info(
+                    "schedule fired",
+                    schedule=row.name,
+                    fire_time=fire_time.isoformat(),
+                    run_id=run_id,
+                )
+                fired += 1
         return fired
 
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
