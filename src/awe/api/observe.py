@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from awe.api.problems import BodyTooLarge, too_large
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
 from awe.services import queues
@@ -136,7 +136,7 @@ class Observe:
 
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(send_with_ids, limit)
+            await too_large(limit)(scope, receive, send_with_ids)
         else:
             await self.app(scope, _counting(receive, limit), send_with_ids)
         route = scope.get("route")
@@ -144,10 +144,6 @@ class Observe:
         self.metrics.http.labels(scope["method"], template, str(status[0])).observe(
             time.perf_counter() - started
         )
-
-
-class BodyTooLarge(Exception):
-    """The request body passed its limit while being read."""
 
 
 def _counting(receive: Receive, limit: int) -> Receive:
@@ -162,21 +158,3 @@ def _counting(receive: Receive, limit: int) -> Receive:
         return message
 
     return counted
-
-
-async def _too_large(send: Any, limit: int) -> None:
-    body = (
-        '{"type":"https://awe.dev/problems/too-large","title":"The request is too large.",'
-        f'"status":413,"detail":"the request body is over {limit} bytes"}}'
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
-from awe.api.observe import BodyTooLarge
 from awe.api.schemas import Problem
 from awe.core.errors import AuthenticationFailed, AweError, TooManyRequests
 from awe.core.logging import get_logger
@@ -54,6 +53,20 @@ def problem(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+class BodyTooLarge(Exception):
+    """The request body passed its limit while being read."""
+
+
+def too_large(limit: int) -> JSONResponse:
+    """The 413 answer for a body over ``limit`` bytes."""
+    return problem(
+        status=413,
+        title="The request is too large.",
+        detail=f"the request body is over {limit} bytes",
+        code="too-large",
+    )
 
 
 def install(app: FastAPI) -> None:

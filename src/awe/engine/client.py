@@ -348,6 +348,14 @@ class Engine:
             ).all()
         return [EventRecord.from_row(r._mapping) for r in rows]
 
+    def status(self, run_id: str) -> str:
+        """A run's status alone (one indexed read, for loops that poll); NotFound if no run."""
+        with self.db.read() as conn:
+            found = conn.execute(select(Run.status).where(Run.id == run_id)).scalar()
+        if found is None:
+            raise NotFound(f"no run {run_id}")
+        return str(found)
+
     def follow(self, run_id: str, *, after: int = 0, poll: float = 0.2) -> Iterator[EventRecord]:
         """Yield a run's events as they are written, until the run is finished and drained."""
         while True:
@@ -356,8 +364,6 @@ class Engine:
             if batch:
                 after = batch[-1].id
                 continue
-            if self.get_run(run_id).status in states.RUN_FINAL and not self.events(
-                run_id, after=after
-            ):
+            if self.status(run_id) in states.RUN_FINAL and not self.events(run_id, after=after):
                 return
             time.sleep(poll)

@@ -15,7 +15,7 @@ from awe.engine import states
 from awe.engine.errors import Failure, LeaseLost
 from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
-from awe.engine.transitions import advance, lock_run
+from awe.engine.transitions import advance, attempt_error, lock_run
 from awe.storage import queue as queue_sql
 from awe.storage.engine_models import Step
 
@@ -69,12 +69,7 @@ def fail(
     policy = policy or RetryPolicy.from_definition(row.definition.get("retry"))
     history = [
         *(row.errors or []),
-        {
-            "attempt": attempt,
-            "category": failure.category,
-            "message": failure.message[:2000],
-            "at": now.isoformat(),
-        },
+        attempt_error(attempt, failure.category, failure.message, now),
     ]
     retry = failure.retryable and policy.can_retry(attempt) and not row.cancel_requested
     status = states.QUEUED if retry else states.DEAD

@@ -250,14 +250,27 @@ def _set_status(
     reason: str | None = None,
     category: str | None = None,
     message: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status, "finished_at": now}
     if category is not None:
         values.update(error_category=category, error_message=message)
+    if errors is not None:
+        values["errors"] = errors
     conn.execute(update(Step).where(Step.id == step["id"]).values(**values))
     step["status"] = status
     data = {k: v for k, v in (("reason", reason), ("category", category), ("error", message)) if v}
     events.append(state_event(run_id, step["step_key"], status, now, **data))
+
+
+def attempt_error(attempt: int, category: str, message: str, now: datetime) -> dict[str, Any]:
+    """One entry of a step's ``errors`` history (what the DLQ shows for each attempt)."""
+    return {
+        "attempt": attempt,
+        "category": category,
+        "message": message[:2000],
+        "at": now.isoformat(),
+    }
 
 
 def _finish_run(
@@ -410,21 +423,7 @@ def _settle(
         return
     message = f"child run {child_id} {child_status}" + (f": {error}" if error else "")
     history = conn.execute(select(Step.errors, Step.attempt).where(Step.id == step["id"])).one()
-    conn.execute(
-        update(Step)
-        .where(Step.id == step["id"])
-        .values(
-            errors=[
-                *(history.errors or []),
-                {
-                    "attempt": history.attempt,
-                    "category": children.CHILD_FAILED,
-                    "message": message[:2000],
-                    "at": now.isoformat(),
-                },
-            ]
-        )
-    )
+    entry = attempt_error(history.attempt, children.CHILD_FAILED, message, now)
     _set_status(
         conn,
         step,
@@ -434,6 +433,7 @@ def _settle(
         run_id,
         category=children.CHILD_FAILED,
         message=message,
+        errors=[*(history.errors or []), entry],
     )
 
 

@@ -70,7 +70,8 @@ def add(
     report = AddReport(refused=stored.refused)
     to_ingest = stored.to_ingest
     with db.read() as conn:
-        infos = {d.id: d for d in store.get_documents(conn, project_key=key)}
+        touched = stored.to_ingest + stored.unchanged
+        infos = {d.id: d for d in store.get_documents(conn, project_key=key, refs=touched)}
     report.stored = [infos[i] for i in to_ingest]
     report.unchanged = [infos[i] for i in stored.unchanged]
     if to_ingest:

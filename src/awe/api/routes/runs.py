@@ -22,6 +22,7 @@ from awe.api.schemas import (
     StepPublic,
 )
 from awe.engine import states
+from awe.engine.client import Engine
 from awe.services import projects, runs
 
 router = APIRouter(tags=["runs"])
@@ -106,15 +107,16 @@ def stream_events(
 ) -> StreamingResponse:
     """The run's events as server-sent events, live, until it ends; reconnecting with
     ``Last-Event-ID`` resumes right after the last event received."""
-    runs.visible_run(db, principal, run_id)  # 404 before the stream starts
+    runs.visible_run(db, principal, run_id)  # 404 before the stream starts; checked once
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    engine = Engine(db)
 
     async def produce() -> AsyncIterator[bytes]:
         cursor = start
         quiet = 0.0
         yield b"retry: 2000\n\n"
         while True:
-            batch = await asyncio.to_thread(runs.events, db, principal, run_id, after=cursor)
+            batch = await asyncio.to_thread(engine.events, run_id, after=cursor)
             for event in batch:
                 cursor = event.id
                 data = json.dumps(event.as_dict(), separators=(",", ":"))
@@ -122,11 +124,11 @@ def stream_events(
             if batch:
                 quiet = 0.0
                 continue
-            run = await asyncio.to_thread(runs.visible_run, db, principal, run_id)
-            if run.status in states.RUN_FINAL:
-                tail = await asyncio.to_thread(runs.events, db, principal, run_id, after=cursor)
+            status = await asyncio.to_thread(engine.status, run_id)
+            if status in states.RUN_FINAL:
+                tail = await asyncio.to_thread(engine.events, run_id, after=cursor)
                 if not tail:
-                    yield f"event: end\ndata: {json.dumps({'status': run.status})}\n\n".encode()
+                    yield f"event: end\ndata: {json.dumps({'status': status})}\n\n".encode()
                     return
                 continue
             if await request.is_disconnected():
