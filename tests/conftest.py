@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from awe.core.config import Settings, load_settings
 from awe.engine.client import Engine
-from awe.storage import migrate
+from awe.storage import migrate, privacy
 from awe.storage.database import Database, create_database
 from tests.support.clock import ManualClock
 
@@ -37,13 +37,16 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the developer's own AWE_* and old-style variables out of every test."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the developer's own AWE_* and old-style variables out of every test, and leave no
+    privacy mode installed behind a test that turned it on."""
     for name in list(os.environ):
         if name.startswith("AWE_") and name != "AWE_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
     for name in ("DATABASE_URL", "LOG_LEVEL", "ENVIRONMENT", "DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
+    yield
+    privacy.install(scrubber=None, sealer=None, sealing=False)
 
 
 class PostgresServer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,6 +45,34 @@ def run_awe(
         timeout=timeout,
         check=False,
     )
+
+
+def setup_link(home: Path) -> str:
+    """The one-time setup link a fresh `awe up` printed to its log (see running_server)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = re.search(r"(http://\S+/setup\?token=\S+)", (home / "server.log").read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    pytest.fail("no setup link in the server log")
+
+
+def first_admin(base: str, home: Path, email: str, password: str) -> dict[str, str]:
+    """Create the first admin with the setup link's token over the API; its Authorization."""
+    token = setup_link(home).rsplit("token=", 1)[1]
+    created = httpx.post(
+        f"{base}/api/v1/auth/setup", json={"token": token, "email": email, "password": password}
+    )
+    assert created.status_code == 201, created.text
+    return login(base, email, password)
+
+
+def login(base: str, email: str, password: str) -> dict[str, str]:
+    """Log in; the Authorization header."""
+    answer = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 @contextmanager

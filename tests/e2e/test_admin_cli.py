@@ -10,8 +10,9 @@ from tests.e2e.conftest import run_awe
 
 
 def test_admin_create_audit_list_and_rotate(tmp_path: Path) -> None:
-    """A generated admin password is printed once; the creation is audited; the secret file
-    is 0600 and rotating it writes a new one."""
+    """A generated admin password is printed once; the creation is audited as the operator's;
+    rotating the signing secret is audited too, and the instance key that seals it is a 0600
+    file."""
     created = run_awe("admin", "create", "root@example.com", "--generate", home=tmp_path)
     assert created.returncode == 0, created.stderr
     lines = created.stdout.strip().splitlines()
@@ -19,16 +20,18 @@ def test_admin_create_audit_list_and_rotate(tmp_path: Path) -> None:
     password = lines[-1]
     assert len(password) >= 20
     entries = json.loads(run_awe("audit", "list", "--json", home=tmp_path).stdout)
-    assert [(e["action"], e["actor_type"]) for e in entries] == [("user.create", "system")]
+    assert [(e["action"], e["actor_type"]) for e in entries] == [("user.create", "operator")]
     assert password not in json.dumps(entries)
     twice = run_awe("admin", "create", "root@example.com", "--generate", home=tmp_path)
     assert twice.returncode == 1
     assert "exists already" in twice.stderr
-    secret = tmp_path / "secrets" / "jwt_secret"
     assert run_awe("secrets", "rotate", home=tmp_path).returncode == 0
-    first = secret.read_text()
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert run_awe("secrets", "rotate", home=tmp_path).returncode == 0
-    assert secret.read_text() != first
+    key = tmp_path / "secrets" / "instance_key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    rotations = json.loads(
+        run_awe("audit", "list", "--action", "secrets.rotate", "--json", home=tmp_path).stdout
+    )
+    assert [e["actor_type"] for e in rotations] == ["operator", "operator"]
     events = json.loads(run_awe("audit", "list", "--security", "--json", home=tmp_path).stdout)
     assert events == []

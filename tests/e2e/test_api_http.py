@@ -1,5 +1,5 @@
-"""The API over real HTTP (awe up as a subprocess, SQLite and PostgreSQL): a user's whole path
-from registering to a run's outputs, live events over SSE resumed with Last-Event-ID, and no
+"""The API over real HTTP (awe up as a subprocess, SQLite and PostgreSQL): from the first
+admin's setup link to a run's outputs, live events over SSE resumed with Last-Event-ID, and no
 password or token in the server's log."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import awe_env, running_server
+from tests.e2e.conftest import awe_env, first_admin, running_server
 
 PASSWORD = "a long and secret passphrase"
 WORKFLOW = """\
@@ -47,26 +47,18 @@ def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
             event["data"] = json.loads(value)
 
 
-def user(base: str, email: str) -> dict[str, str]:
-    """Register, log in; the Authorization header."""
-    assert (
-        httpx.post(
-            f"{base}/api/v1/auth/register", json={"email": email, "password": PASSWORD}
-        ).status_code
-        == 201
-    )
-    login = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert login.status_code == 200
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
-def test_register_to_outputs_over_http_with_sse(tmp_path: Path, db_url: str) -> None:
-    """Register, log in, create a project, push a workflow, start a run, follow its events to
-    the end over SSE (reconnecting once with Last-Event-ID: no event lost or doubled), read the
-    outputs; the trace id of the request is the run's; the log holds no password or token."""
+def test_setup_to_outputs_over_http_with_sse(tmp_path: Path, db_url: str) -> None:
+    """Create the first admin with the setup link, create a project, push a workflow, start a
+    run, follow its events to the end over SSE (reconnecting once with Last-Event-ID: no event
+    lost or doubled), read the outputs; the trace id of the request is the run's; the log holds
+    no password or token; registration is closed."""
     env = awe_env(tmp_path, DATABASE_URL=db_url)
     with running_server("up", home=tmp_path, env=env) as base:
-        auth = user(base, "ada@example.com")
+        closed = httpx.post(
+            f"{base}/api/v1/auth/register", json={"email": "x@example.com", "password": PASSWORD}
+        )
+        assert closed.status_code == 403
+        auth = first_admin(base, tmp_path, "ada@example.com", PASSWORD)
         assert (
             httpx.post(f"{base}/api/v1/projects", headers=auth, json={"name": "demo"}).status_code
             == 201
@@ -106,7 +98,7 @@ def test_register_to_outputs_over_http_with_sse(tmp_path: Path, db_url: str) -> 
                 rest.append(event)
         stored = httpx.get(f"{base}/api/v1/runs/{run_id}/events", headers=auth).json()
         received = [int(e["id"]) for e in first + rest]
-        assert received == [e["id"] for e in stored]  # all of them, once, in order
+        assert received == [e["seq"] for e in stored]  # all of them, once, in order
         logs = [e["data"]["message"] for e in first + rest if e["event"] == "log"]
         assert logs == [f"line {i}" for i in range(1, 13)]
         run = httpx.get(f"{base}/api/v1/runs/{run_id}", headers=auth).json()

@@ -132,7 +132,8 @@ def test_two_scheduler_processes_fire_each_time_once(
 
 def test_sigterm_releases_unfinished_steps(tmp_path: Path, db_url: str, engine: Engine) -> None:
     """SIGTERM with a step still running past the grace period: the worker gives the step back
-    (the attempt does not count) and exits 0; a later worker runs it."""
+    (the attempt does not count against its budget, though its number is kept) and exits 0; a
+    later worker runs it."""
     run_id = engine.submit(
         {"name": "slow", "steps": [{"id": "a", "kind": "sleep", "with": {"seconds": 60}}]}
     )
@@ -150,6 +151,6 @@ def test_sigterm_releases_unfinished_steps(tmp_path: Path, db_url: str, engine: 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     step = engine.get_run(run_id).steps[0]
-    assert (step.status, step.attempt, step.lease_owner) == ("queued", 0, None)
+    assert (step.status, step.tries, step.attempt, step.lease_owner) == ("queued", 0, 1, None)
     events = [e.message for e in engine.events(run_id)]
     assert "step a queued" in events[-1]

@@ -5,19 +5,37 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run_awe
+from tests.e2e.conftest import awe_env, run_awe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+ROW = re.compile(r"^\| \[([\w.-]+\.yaml)\]\([^)]*\) \|.*\|(.*)\| (\w+) \|$", re.M)
 
 
 def documented() -> dict[str, str]:
     """Example file → the status examples/README.md documents for it."""
     text = (EXAMPLES / "README.md").read_text(encoding="utf-8")
-    return dict(re.findall(r"^\| \[([\w.-]+\.yaml)\]\([^)]*\) \|.*\| (\w+) \|$", text, re.M))
+    return {name: status for name, _, status in ROW.findall(text)}
+
+
+def settings_of(name: str) -> dict[str, str]:
+    """The settings examples/README.md says an example needs (`NAME=value` in its row)."""
+    text = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    cell = next(needs for found, needs, _ in ROW.findall(text) if found == name)
+    return dict(pair.split("=", 1) for pair in re.findall(r"`(AWE_\w+=[^`]*)`", cell))
+
+
+def run_example(name: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`awe run examples/NAME ARGS` with the settings its row names, and only those."""
+    return run_awe(
+        "run", f"examples/{name}", *args, home=home, env=awe_env(home, **settings_of(name))
+    )
 
 
 def workspace(tmp_path: Path) -> Path:
@@ -36,7 +54,7 @@ def test_every_example_is_documented() -> None:
 def test_example_runs_with_documented_status(tmp_path: Path, name: str) -> None:
     """`awe run examples/NAME --json` on a fresh home gives the documented status and exit code."""
     home = workspace(tmp_path)
-    result = run_awe("run", f"examples/{name}", "--json", home=home)
+    result = run_example(name, "--json", home=home)
     run = json.loads(result.stdout)
     expected = documented()[name]
     assert run["status"] == expected, result.stderr
@@ -61,8 +79,17 @@ def test_script_pipeline_dry_run_changes_nothing(tmp_path: Path) -> None:
 def test_http_fanout_reports_each_answer_in_order(tmp_path: Path) -> None:
     """The fan-out's statuses follow the order of its paths, the 404 included."""
     home = workspace(tmp_path)
-    run = json.loads(run_awe("run", "examples/http-fanout.yaml", "--json", home=home).stdout)
+    run = json.loads(run_example("http-fanout.yaml", "--json", home=home).stdout)
     assert run["outputs"] == {"statuses": [200, 200, 404], "ok": 2}
+
+
+def test_examples_fail_clearly_without_their_settings(tmp_path: Path) -> None:
+    """Without the setting its row names, an example that needs one fails and says which."""
+    home = workspace(tmp_path)
+    run = json.loads(run_awe("run", "examples/http-fanout.yaml", "--json", home=home).stdout)
+    fetch = next(s for s in run["steps"] if s["step_key"] == "fetch")
+    assert (run["status"], fetch["error_category"]) == ("failed", "network_policy")
+    assert "AWE_HTTP_ALLOWED_HOSTS" in fetch["error_message"]
 
 
 def test_dead_letter_walkthrough(tmp_path: Path) -> None:
@@ -107,7 +134,8 @@ def test_release_gate_branches(tmp_path: Path) -> None:
 def test_nightly_maintenance_is_scheduled_when_pushed(tmp_path: Path) -> None:
     """Pushing the runbook creates its nightly schedule; triggering it makes a pinned run."""
     home = workspace(tmp_path)
-    pushed = run_awe("workflows", "push", "examples/nightly-maintenance.yaml", home=home)
+    env = awe_env(home, **settings_of("nightly-maintenance.yaml"))
+    pushed = run_awe("workflows", "push", "examples/nightly-maintenance.yaml", home=home, env=env)
     assert pushed.returncode == 0, pushed.stderr
     (schedule,) = json.loads(run_awe("schedules", "list", "--json", home=home).stdout)
     assert (schedule["name"], schedule["cron"], schedule["enabled"]) == (
@@ -117,7 +145,7 @@ def test_nightly_maintenance_is_scheduled_when_pushed(tmp_path: Path) -> None:
     )
     assert schedule["next_fire_at"].endswith("03:00:00+00:00")
     run_id = run_awe("schedules", "trigger", "nightly-maintenance", home=home).stdout.strip()
-    assert run_awe("worker", "--burst", home=home).returncode == 0
+    assert run_awe("worker", "--burst", home=home, env=env).returncode == 0
     run = json.loads(run_awe("runs", "show", run_id, "--json", home=home).stdout)
     assert (run["status"], run["workflow_version"]) == ("succeeded", 1)
     assert run["outputs"]["report"]["database_at_head"] is True
@@ -127,7 +155,7 @@ def test_ask_docs_answers_from_the_repository_docs(tmp_path: Path) -> None:
     """ask-docs ingests the README and examples/README.md and cites what it retrieved."""
     home = workspace(tmp_path)
     question = "question=What does make test run?"
-    result = run_awe("run", "examples/ask-docs.yaml", "-i", question, "--json", home=home)
+    result = run_example("ask-docs.yaml", "-i", question, "--json", home=home)
     run = json.loads(result.stdout)
     assert run["status"] == "succeeded", result.stderr
     assert run["outputs"]["answer"]

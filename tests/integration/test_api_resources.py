@@ -1,5 +1,8 @@
 """The API's resources doing their jobs: workflows (YAML, JSON, validation), runs (start,
-cancel, resume, fork), the DLQ, queues and workers, schedules, knowledge, and the audit trail."""
+cancel, resume, fork), the DLQ, queues and workers, schedules, knowledge, and the audit trail.
+
+FLAKY runs a shell step, a privileged kind: the admin pushes it into the member's project, and
+the member starts its runs (they run with the admin's privileges)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,12 @@ steps:
     kind: noop
     needs: [check]
 """
+ADMIN = {"Authorization": "Bearer resources-admin-token-0123456789"}
+
+
+def push_as_admin(client: TestClient, source: str) -> Any:
+    """Push a workflow into the member's project 'demo' with the admin token."""
+    return client.post("/api/v1/projects/demo/workflows", headers=ADMIN, json={"source": source})
 
 
 @pytest.fixture
@@ -38,7 +47,9 @@ def api(
     database: Database, tmp_path: Path
 ) -> Iterator[tuple[TestClient, dict[str, str], Settings]]:
     """A client, a logged-in member's header with a project 'demo', and the settings."""
-    settings = make_settings(tmp_path, admin_token="resources-admin-token-0123456789")
+    settings = make_settings(
+        tmp_path, admin_token="resources-admin-token-0123456789", registration_open=True
+    )
     with TestClient(create_app(settings, db=database)) as client:
         body = {"email": "ada@example.com", "password": "a long password here"}
         client.post("/api/v1/auth/register", json=body)
@@ -54,10 +65,11 @@ def api(
 def test_workflows_from_yaml_and_json_with_validation(api: Any) -> None:
     """A YAML push and an equal JSON push make one version; validate reports located problems."""
     client, headers, _ = api
-    first = client.post("/api/v1/projects/demo/workflows", headers=headers, json={"source": FLAKY})
+    first = push_as_admin(client, FLAKY)
     assert (first.status_code, first.json()["version"], first.json()["created"]) == (201, 1, True)
+    assert first.json()["trusted"] is True
     spec = client.get("/api/v1/projects/demo/workflows/flaky", headers=headers).json()["spec"]
-    again = client.post("/api/v1/projects/demo/workflows", headers=headers, json={"spec": spec})
+    again = client.post("/api/v1/projects/demo/workflows", headers=ADMIN, json={"spec": spec})
     assert (again.json()["version"], again.json()["created"]) == (1, False)
     versions = client.get("/api/v1/projects/demo/workflows/flaky/versions", headers=headers).json()
     assert [v["version"] for v in versions] == [1]
@@ -79,7 +91,7 @@ def test_runs_dlq_resume_fork_and_cancel(api: Any, drain: Drain, tmp_path: Path)
     """A run fails into the DLQ; requeue by filter after the fix completes it; fork reuses
     outputs; a queued run is cancelled; bad inputs are refused with the reason."""
     client, headers, settings = api
-    client.post("/api/v1/projects/demo/workflows", headers=headers, json={"source": FLAKY})
+    push_as_admin(client, FLAKY)
     marker = tmp_path / "ok"
     refused = client.post("/api/v1/projects/demo/runs", headers=headers, json={"workflow": "flaky"})
     assert refused.status_code == 422
@@ -114,13 +126,14 @@ def test_queues_workers_schedules(api: Any) -> None:
     """Queue depth and the oldest ready step's age; the workflow's schedule can be paused,
     resumed and fired."""
     client, headers, _ = api
-    client.post("/api/v1/projects/demo/workflows", headers=headers, json={"source": FLAKY})
+    push_as_admin(client, FLAKY)
     start = {"workflow": "flaky", "inputs": {"marker": "/nonexistent"}}
     client.post("/api/v1/projects/demo/runs", headers=headers, json=start)
     (queue,) = client.get("/api/v1/queues", headers=headers).json()
     assert (queue["name"], queue["ready"]) == ("default", 1)
     assert queue["oldest_ready_age_seconds"] >= 0
-    assert client.get("/api/v1/workers", headers=headers).json() == []
+    assert client.get("/api/v1/workers", headers=ADMIN).json() == []
+    assert client.get("/api/v1/workers", headers=headers).status_code == 403  # admins only
     (schedule,) = client.get("/api/v1/schedules", headers=headers).json()
     name = schedule["name"]
     assert (name, schedule["cron"], schedule["enabled"]) == ("demo/flaky", "0 4 * * *", True)
@@ -163,10 +176,15 @@ def test_knowledge_upload_search_delete(api: Any, drain: Drain) -> None:
 def test_state_changes_are_audited(api: Any) -> None:
     """Each change made through the API leaves an audit entry with its actor and address."""
     client, headers, _ = api
-    client.post("/api/v1/projects/demo/workflows", headers=headers, json={"source": FLAKY})
+    quiet = "name: quiet\nsteps: [{id: a, kind: noop}]\n"
+    assert (
+        client.post(
+            "/api/v1/projects/demo/workflows", headers=headers, json={"source": quiet}
+        ).status_code
+        == 201
+    )
     client.patch("/api/v1/projects/demo", headers=headers, json={"description": "d"})
-    admin = {"Authorization": "Bearer resources-admin-token-0123456789"}
-    entries = client.get("/api/v1/audit", headers=admin).json()
+    entries = client.get("/api/v1/audit", headers=ADMIN).json()
     actions = [e["action"] for e in entries]
     for action in (
         "user.create",
@@ -178,5 +196,6 @@ def test_state_changes_are_audited(api: Any) -> None:
         assert action in actions
     push = next(e for e in entries if e["action"] == "workflow.push")
     assert push["actor_type"] == "user"
-    assert push["target_id"] == "flaky@1"
+    assert push["target_id"] == "quiet@1"
+    assert push["details"]["trusted"] is False
     assert push["ip"]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from awe.api.app import create_app
 from awe.core.clock import utcnow
 from awe.core.config import Settings
-from awe.services import secrets
+from awe.services import signing
 from awe.storage.database import Database
 from awe.storage.models import User
 from tests.conftest import make_settings
@@ -27,13 +27,14 @@ from tests.integration.conftest import Drain
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 PASSWORD = "correct horse battery"
+# What a member may push: no privileged kind. It fails at once (loopback is not allowed).
 WORKFLOW = """\
 name: hello
 steps:
   - id: say
-    kind: shell
+    kind: http
     retry: {max_attempts: 1}
-    with: {command: "echo hello; exit 3"}
+    with: {url: "http://127.0.0.1:9/"}
 """
 
 
@@ -41,7 +42,10 @@ steps:
 def api_settings(tmp_path: Path) -> Settings:
     """Settings with an admin token and a quick lockout."""
     return make_settings(
-        tmp_path, admin_token="admin-token-for-tests-0123456789", login_max_failures=3
+        tmp_path,
+        admin_token="admin-token-for-tests-0123456789",
+        login_max_failures=3,
+        registration_open=True,
     )
 
 
@@ -91,7 +95,7 @@ def test_register_login_me_and_argon2id_hash(client: TestClient, database: Datab
 
 
 def test_tampered_expired_and_alg_none_tokens_are_refused(
-    client: TestClient, api_settings: Settings
+    client: TestClient, api_settings: Settings, database: Database
 ) -> None:
     """A changed signature, an expired token, alg=none, a refresh token as access: all 401."""
     headers = signup(client, "ada@example.com")
@@ -105,7 +109,7 @@ def test_tampered_expired_and_alg_none_tokens_are_refused(
         .decode()
     )
     none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
-    secret = secrets.signing_secret(api_settings)
+    secret = signing.signing_secret(database, api_settings)
     expired = jwt.encode(
         {**claims, "exp": utcnow() - timedelta(minutes=1)}, secret, algorithm="HS256"
     )
@@ -180,11 +184,13 @@ def test_refresh_rotates_and_reuse_ends_the_session(client: TestClient) -> None:
     assert "refresh_token_reuse" in kinds
 
 
-def test_rotating_the_secret_logs_everyone_out(client: TestClient, api_settings: Settings) -> None:
+def test_rotating_the_secret_logs_everyone_out(
+    client: TestClient, api_settings: Settings, database: Database
+) -> None:
     """After the signing secret is rotated, tokens issued before are refused."""
     headers = signup(client, "ada@example.com")
     assert me(client, headers) == 200
-    secrets.rotate(api_settings)
+    signing.rotate(database, api_settings)
     assert me(client, headers) == 401
     again = client.post(
         "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}

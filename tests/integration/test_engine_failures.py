@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -67,27 +68,30 @@ def test_retry_waits_out_backoff_on_injected_clock(
 
 
 def test_stale_worker_completion_is_refused(database: Database, clock: ManualClock) -> None:
-    """After worker A's lease expires and B takes the step over, A's completion is refused."""
+    """After worker A's lease expires and B takes the step over, A's completion is refused: it
+    names its own claim's lease token, which is no longer the step's."""
     engine = Engine(database, clock=clock)
     run_id = engine.submit(spec({"id": "a", "kind": "noop"}))
     with database.write() as conn:
         (a_step,) = queue_sql.claim(
-            conn, owner="A", queues=["default"], limit=1, now=clock.now(), lease_seconds=5
+            conn, owner="A", queues=["default"], limit=1, now=clock.now(), lease_seconds=0.2
         )
-    clock.advance(6)
+    clock.advance(6)  # SQLite reads the worker's clock
+    time.sleep(0.3)  # PostgreSQL reads its own
     with database.write() as conn:
         assert results.reap_one(conn, step_id=a_step.id, now=clock.now()) == "queued"
     with database.write() as conn:
         (b_step,) = queue_sql.claim(
-            conn, owner="B", queues=["default"], limit=1, now=clock.now(), lease_seconds=5
+            conn, owner="B", queues=["default"], limit=1, now=clock.now(), lease_seconds=30
         )
     assert b_step.attempt == 2
+    assert b_step.lease_token != a_step.lease_token
     with pytest.raises(LeaseLost), database.write() as conn:
         results.complete(
             conn,
             run_id=run_id,
             step_id=a_step.id,
-            owner="A",
+            token=a_step.lease_token,
             attempt=1,
             output={"by": "A"},
             now=clock.now(),
@@ -97,7 +101,7 @@ def test_stale_worker_completion_is_refused(database: Database, clock: ManualClo
             conn,
             run_id=run_id,
             step_id=b_step.id,
-            owner="B",
+            token=b_step.lease_token,
             attempt=2,
             output={"by": "B"},
             now=clock.now(),
@@ -134,7 +138,10 @@ def test_dead_letter_queue_filter_and_requeue(engine: Engine, drain: Drain, tmp_
 
 
 def test_resume_reruns_only_failed_part(engine: Engine, drain: Drain, tmp_path: Path) -> None:
-    """resume re-queues the dead step and what it blocked; finished steps are not run again."""
+    """resume re-queues the dead step and what it blocked; finished steps are not run again.
+
+    The resumed step gets a fresh budget of attempts, and its attempt numbers go on (2, not 1
+    again), so its history has one entry per attempt."""
     gate = tmp_path / "ok"
     run_id = engine.submit(
         spec(
@@ -151,7 +158,9 @@ def test_resume_reruns_only_failed_part(engine: Engine, drain: Drain, tmp_path: 
     drain()
     run = engine.get_run(run_id)
     assert run.status == "succeeded"
-    assert [s.attempt for s in run.steps] == [1, 1, 1]
+    assert [s.attempt for s in run.steps] == [1, 2, 1]
+    assert [s.tries for s in run.steps] == [1, 1, 1]
+    assert [e["attempt"] for e in run.step("b").errors] == [1]
     assert run.step("a").finished_at < run.step("b").finished_at  # type: ignore[operator]
 
 

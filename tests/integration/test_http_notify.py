@@ -16,6 +16,14 @@ from tests.integration.conftest import Drain
 from tests.support.servers import HttpServer, Mailbox, Reply, free_port, http_server, smtp_server
 
 FAST_RETRY = {"max_attempts": 3, "backoff": [0], "jitter": 0}
+#: The test servers listen on loopback, which steps may only reach when it is allowed.
+LOCAL = {"http_allowed_hosts": "127.0.0.1"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings that let steps reach the local test servers (and nothing else private)."""
+    return make_settings(tmp_path, **LOCAL)
 
 
 @pytest.fixture
@@ -158,7 +166,7 @@ def test_default_webhook_from_settings(
     assert step.error_category == "validation"
     assert "AWE_NOTIFY_WEBHOOK_URL" in (step.error_message or "")
     run_id = engine.submit(one_step("notify", {"message": "hi", "payload": {"custom": True}}))
-    drain(settings=make_settings(tmp_path, notify_webhook_url=web.url + "/default"))
+    drain(settings=make_settings(tmp_path, notify_webhook_url=web.url + "/default", **LOCAL))
     assert engine.get_run(run_id).status == "succeeded"
     assert web.seen("/default")[0].json() == {"custom": True}
 
@@ -227,7 +235,7 @@ def test_unreachable_smtp_server_is_a_connection_error(
     run_id = engine.submit(
         one_step("notify", {"to": "a@example.org", "message": "m"}, retry={"max_attempts": 1})
     )
-    drain(settings=make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
+    drain(settings=make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port, **LOCAL))
     step = engine.get_run(run_id).step("call")
     assert step.error_category == "connection"
     assert f"SMTP 127.0.0.1:{port}" in (step.error_message or "")

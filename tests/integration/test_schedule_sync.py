@@ -10,6 +10,7 @@ from awe.core.errors import NotFound
 from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.services import schedules, workflows
+from awe.services.audit import SYSTEM
 from awe.storage.database import Database
 from awe.storage.engine_models import Schedule
 from tests.integration.conftest import Drain
@@ -73,16 +74,16 @@ def test_disable_enable_and_trigger_by_name(
 ) -> None:
     """A paused schedule stays paused across pushes; trigger fires it at once; names are checked."""
     push(database, tmp_path, NIGHTLY)
-    schedules.set_enabled(database, "nightly", enabled=False)
+    schedules.set_enabled(database, "nightly", enabled=False, actor=SYSTEM)
     push(database, tmp_path, NIGHTLY.replace("default: v1", "default: v3"))
     (paused,) = schedules.list_schedules(database)
     assert (paused.enabled, paused.workflow_version) == (False, 2)
-    run_id = schedules.trigger(database, "nightly")
+    run_id = schedules.trigger(database, "nightly", actor=SYSTEM)
     drain()
     run = Engine(database).get_run(run_id)
     assert (run.status, run.step("say").output) == ("succeeded", {"word": "v3"})
     with pytest.raises(NotFound, match="no schedule 'nightlly'"):
-        schedules.trigger(database, "nightlly")
+        schedules.trigger(database, "nightlly", actor=SYSTEM)
 
 
 def test_a_refused_fire_is_skipped_and_the_scheduler_goes_on(

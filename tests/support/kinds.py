@@ -44,3 +44,14 @@ def track_item(group: str, item: object, seconds: float = 0.05) -> object:
     """Like track, for one item of a fan-out; returns the item."""
     track(group, seconds)
     return item
+
+
+class Opaque:
+    """An object JSON cannot hold, for log data."""
+
+
+def log_oddities(ctx: Any) -> str:
+    """Log data that is not JSON (an object, bytes, a set) and a NUL character; return one too."""
+    ctx.log("odd data", thing=Opaque(), raw=b"\x00\x01", numbers={1, 2})
+    ctx.log("a NUL \x00 in a log line")
+    return "a NUL \x00 in an output"

@@ -123,7 +123,7 @@ def test_valid_file_gives_engine_spec() -> None:
         ("name: x\nsteps: [{id: a, kind: noop, for_each: 5}]\n", "for_each must be a list"),
         (
             "name: x\nsteps: [{id: a, kind: noop, for_each: [1], parallel: 0}]\n",
-            "parallel must be an integer >= 1",
+            "parallel must be an integer from 1 to 64",
         ),
         (
             "name: x\nsteps: [{id: a, kind: noop, parallel: 2}]\n",

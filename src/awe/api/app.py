@@ -16,7 +16,9 @@ from awe.api.observe import Metrics, Observe
 from awe.api.routes import auth, health, ops, projects, runs, status
 from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_logging
+from awe.services import audit
 from awe.storage.database import Database, create_database
+from awe.web import setup as setup_page
 
 
 def app_from_environment() -> FastAPI:
@@ -45,6 +47,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         with background() if background is not None else nullcontext():
             yield
+        audit.flush_failed_tokens()  # what was counted and not written yet
         if db is None:  # we made it, we close it
             database.dispose()
 
@@ -65,6 +68,7 @@ def create_app(
     for router in (health.router, auth.router, projects.router, runs.router, ops.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(status.router)
+    app.include_router(setup_page.router)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

@@ -142,6 +142,8 @@ class WorkflowVersionPublic(BaseModel):
     description: str
     steps: int
     created_at: str
+    #: Pushed by an admin: its runs may use privileged kinds.
+    trusted: bool = False
     created: bool | None = None
 
 
@@ -211,10 +213,12 @@ class RunPublic(BaseModel):
 
 
 class EventPublic(BaseModel):
-    """One run event."""
+    """One run event; ``seq`` numbers a run's events in order (what ``after`` and SSE ids
+    follow)."""
 
     id: int
     run_id: str
+    seq: int
     step_key: str | None
     type: str
     level: str
@@ -276,6 +280,29 @@ class SchedulePublic(BaseModel):
     enabled: bool
     next_fire_at: str
     last_fire_at: str | None
+
+
+class SecretSet(_In):
+    """A secret's value (kept sealed; never shown again)."""
+
+    value: str = Field(min_length=1, max_length=64 * 1024)
+
+
+class SecretPublic(BaseModel):
+    """A secret as listed: its name, never its value."""
+
+    name: str
+    updated_at: str
+    updated_by: str | None
+
+
+class SetupIn(_In):
+    """The first admin, with the one-time setup token ``awe up`` printed."""
+
+    token: str = Field(min_length=1, max_length=200)
+    email: str = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str = Field(default="", max_length=200)
 
 
 class RunStarted(BaseModel):

@@ -7,9 +7,12 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
-from awe.cli.context import console, print_json, state
+from awe.cli.context import CliState, console, print_json, state
 from awe.core.config import Settings, masked_url, setting_env_names
+from awe.core.errors import AweError
+from awe.services import signing
 
 app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
@@ -38,12 +41,31 @@ def effective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def shared_state(cli: CliState) -> dict[str, str]:
+    """What every process must share, compared with the database: the instance key (whose
+    fingerprint the database recorded) and where the token signing secret comes from."""
+    settings = cli.settings
+    signing_source = (
+        "AWE_JWT_SECRET" if settings.jwt_secret is not None else "the database (sealed)"
+    )
+    try:
+        key = signing.key_status(cli.db, settings)
+    except AweError as exc:
+        key = f"unknown: {exc.message}"
+    except DBAPIError as exc:  # a database not set up yet: the settings are still worth seeing
+        key = f"unknown: {str(exc.orig).splitlines()[0][:200]}"
+    return {"instance_key": key, "signing_secret": signing_source}
+
+
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Print the effective settings, with secrets masked."""
-    rows = effective_settings(state(ctx).settings)
+    """Print the effective settings, with secrets masked, and whether this process's instance
+    key matches the one the database was set up with."""
+    cli = state(ctx)
+    rows = effective_settings(cli.settings)
+    shared = shared_state(cli)
     if as_json:
-        print_json({name: row["value"] for name, row in rows.items()})
+        print_json({**{name: row["value"] for name, row in rows.items()}, "shared": shared})
         return
     table = Table("setting", "variable", "value", "from")
     for row in rows.values():
@@ -54,3 +76,5 @@ def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
             "environment" if row["set"] else "default",
         )
     console.print(table)
+    for name, value in shared.items():
+        console.print(f"{name.replace('_', ' ')}: {value}", highlight=False)

@@ -15,8 +15,10 @@ from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_logging
 from awe.storage.database import Database, create_database
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: what users and the validator write ("[a-z0-9]", "[steps]") is printed as it is.
+# Styling is given explicitly (rich.text.Text, style=…), never as markup in strings.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from awe.cli.context import console, err_console, print_json, state
 from awe.cli.watch import watch_run
@@ -63,7 +64,7 @@ def add(
             raise ValidationFailed(f"{path}: no such file or folder")
     report = knowledge.add(cli.db, cli.settings, paths, project=project)
     for _path, reason in report.refused:
-        err_console.print(f"[yellow]refused:[/] {reason}", highlight=False)
+        err_console.print(Text.assemble(("refused:", "yellow"), f" {reason}"), highlight=False)
     ok = True
     if report.run_id is not None:
         ok = _wait(ctx, report.run_id, detach=detach, as_json=as_json)
@@ -129,7 +130,10 @@ def search(
         print_json([c.as_dict() for c in found])
         return
     for c in found:
-        console.print(f"[bold]{c.score:.3f}[/]  {c.document} #{c.chunk_index}", highlight=False)
+        console.print(
+            Text.assemble((f"{c.score:.3f}", "bold"), f"  {c.document} #{c.chunk_index}"),
+            highlight=False,
+        )
         console.print(c.text[:400], highlight=False, markup=False)
         console.print()
 

@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from awe import __version__
 from awe.cli import (
@@ -83,7 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     except AweError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(
+            Text.assemble(("error:", "bold red"), f" {exc.message}"),
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -92,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc}"
-            " (run again with --debug for the traceback)",
+            Text.assemble(
+                ("error:", "bold red"),
+                f" unexpected {type(exc).__name__}: {exc}"
+                " (run again with --debug for the traceback)",
+            ),
             highlight=False,
             soft_wrap=True,
         )

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from awe.ai.llm.local import DEFAULT_MODEL, default_gguf
 from awe.ai.llm.ollama import OllamaClient
@@ -42,7 +43,7 @@ def list_(
         table.add_row(row["provider"], row["name"], f"{(row['size'] or 0) / 1e6:.0f} MB")
     console.print(table)
     if ollama_error:
-        console.print(f"[yellow]ollama:[/] {ollama_error}", highlight=False)
+        console.print(Text.assemble(("ollama:", "yellow"), f" {ollama_error}"), highlight=False)
 
 
 @app.command("pull")
@@ -50,7 +51,10 @@ def pull(ctx: typer.Context, name: Annotated[str, typer.Argument(help="e.g. llam
     """Pull a model into the Ollama server (AWE_OLLAMA_URL), showing its progress."""
     client = OllamaClient(state(ctx).settings)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        console=console,
     ) as progress:
         tasks: dict[str, Any] = {}
 

@@ -8,11 +8,14 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from awe.cli.context import console, print_json, state
 from awe.core.errors import ValidationFailed
 from awe.engine.client import DeadLetterFilter, Engine
 from awe.engine.records import EventRecord, RunRecord
+from awe.services import runs
+from awe.services.tokens import OPERATOR, operator_actor
 
 runs_app = typer.Typer(help="Runs: list, show, cancel, resume, fork, events.", no_args_is_help=True)
 dlq_app = typer.Typer(
@@ -32,7 +35,10 @@ def _when(value: object) -> str:
 
 
 def _print_run(run: RunRecord, children: dict[str, RunRecord]) -> None:
-    console.print(f"[bold]{run.id}[/]  {run.workflow_name}  [bold]{run.status}[/]", highlight=False)
+    console.print(
+        Text.assemble((run.id, "bold"), f"  {run.workflow_name}  ", (run.status, "bold")),
+        highlight=False,
+    )
     if run.error:
         console.print(f"error: {run.error}", highlight=False)
     table = Table("step", "kind", "status", "attempt", "error")
@@ -41,10 +47,10 @@ def _print_run(run: RunRecord, children: dict[str, RunRecord]) -> None:
         if s.step_key in children:
             child = children[s.step_key]
             error = f"child run {child.id} ({child.status}) " + error
-        table.add_row(s.step_key, s.kind, s.status, f"{s.attempt}/{s.max_attempts}", error[:120])
+        table.add_row(s.step_key, s.kind, s.status, f"{s.tries}/{s.max_attempts}", error[:120])
     console.print(table)
     if run.outputs:
-        console.print("outputs:", run.outputs)
+        console.print("outputs:", run.as_dict()["outputs"])
 
 
 @runs_app.command("list")
@@ -57,12 +63,12 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """Runs, newest first."""
-    runs = _engine(ctx).list_runs(status=status, workflow=workflow, queue=queue, limit=limit)
+    found = _engine(ctx).list_runs(status=status, workflow=workflow, queue=queue, limit=limit)
     if as_json:
-        print_json([r.as_dict() for r in runs])
+        print_json([r.as_dict() for r in found])
         return
     table = Table("id", "workflow", "status", "created", "finished")
-    for r in runs:
+    for r in found:
         table.add_row(r.id, r.workflow_name, r.status, _when(r.created_at), _when(r.finished_at))
     console.print(table)
 
@@ -84,7 +90,7 @@ def show(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> Non
 @runs_app.command("cancel")
 def cancel(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> None:
     """Cancel a run: waiting steps at once, running steps (and their processes) right after."""
-    run = _engine(ctx).cancel(run_id)
+    run = runs.cancel(state(ctx).db, OPERATOR, run_id, actor=operator_actor())
     if as_json:
         print_json(run.as_dict())
     else:
@@ -94,7 +100,7 @@ def cancel(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> N
 @runs_app.command("resume")
 def resume(ctx: typer.Context, run_id: RunArg, as_json: JsonOption = False) -> None:
     """Re-queue a run's dead and cancelled steps; finished steps are not run again."""
-    steps = _engine(ctx).resume(run_id)
+    steps = runs.resume(state(ctx).db, OPERATOR, run_id, actor=operator_actor())
     if as_json:
         print_json({"run_id": run_id, "requeued": steps})
     else:
@@ -111,7 +117,7 @@ def fork(
     as_json: JsonOption = False,
 ) -> None:
     """A new run that reuses every output not downstream of --from."""
-    new_id = _engine(ctx).fork(run_id, from_step)
+    new_id = runs.fork(state(ctx).db, OPERATOR, run_id, from_step, actor=operator_actor())
     if as_json:
         print_json({"run_id": new_id, "forked_from": run_id, "from_step": from_step})
     else:
@@ -124,7 +130,8 @@ def _print_event(event: EventRecord, as_json: bool) -> None:
         return
     where = f"[{event.step_key}] " if event.step_key else ""
     console.print(
-        f"{_when(event.created_at)} {event.level:<7} {where}{event.message}", highlight=False
+        f"{_when(event.created_at)} {event.level:<7} {where}{event.message}",
+        highlight=False,
     )
 
 
@@ -135,7 +142,7 @@ def events(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
-    after: Annotated[int, typer.Option(help="Only events after this event id.")] = 0,
+    after: Annotated[int, typer.Option(help="Only events after this event number (seq).")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """A run's events: state changes, logs, progress."""
@@ -218,16 +225,22 @@ def dlq_requeue(
     as_json: JsonOption = False,
 ) -> None:
     """Put dead steps back in the queue with fresh attempts, by id or by filter."""
-    engine = _engine(ctx)
     has_filter = any(v is not None for v in (queue, category, workflow, older_than))
     if not step_ids and not has_filter:
         raise ValidationFailed(
             "give step ids, or a filter (--queue, --category, --workflow, --older-than)"
         )
-    if step_ids:
-        requeued = engine.requeue(step_ids)
-    else:
-        requeued = engine.requeue(where=_filter(queue, category, workflow, older_than))
+    age = _age(older_than)
+    requeued = runs.requeue(
+        state(ctx).db,
+        OPERATOR,
+        step_ids=step_ids or None,
+        queue=queue,
+        category=category,
+        workflow=workflow,
+        older_than_seconds=age.total_seconds() if age is not None else None,
+        actor=operator_actor(),
+    )
     if as_json:
         print_json({"requeued": requeued})
     else:

@@ -9,13 +9,16 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.text import Text
 
 from awe.api.app import create_app
-from awe.cli.context import state
+from awe.cli.context import err_console, state
 from awe.core.config import Settings
+from awe.core.crypto import instance_key
 from awe.core.logging import get_logger
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
+from awe.services import setup, signing
 from awe.storage import migrate
 from awe.storage.database import Database
 
@@ -44,12 +47,15 @@ def _serve(
         migrate.upgrade(cli.db)
     else:
         cli.db.ping()
+    signing.check_instance_key(cli.db, instance_key(settings))
     bind_host = host or settings.host
     bind_port = port or settings.port
     log.info(
         f"awe is up: http://{bind_host}:{bind_port} (API docs at /docs)",
         database=cli.db.describe(),
     )
+    if with_engine:
+        _offer_setup_link(cli.db, bind_host, bind_port)
     if workers > 1:
         # Several processes: each builds its app from the environment (api/app.py).
         cli.close()
@@ -67,6 +73,26 @@ def _serve(
     app = create_app(settings, db=cli.db, background=background)
     # log_config=None keeps uvicorn on our logging setup, so its lines share our format.
     uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, server_header=False)
+
+
+def _offer_setup_link(db: Database, host: str, port: int) -> None:
+    """On an installation with no users yet, print the one-time link that creates the first
+    admin (a new one at each start; the previous one stops working)."""
+    made = setup.new_token(db)
+    if made is None:
+        return
+    token, expires = made
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only compared
+    link = f"http://{shown}:{port}{setup.SETUP_PATH}?token={token}"
+    err_console.print(
+        Text.assemble(
+            ("awe has no users yet.", "bold"),
+            f" Create the first admin at\n  {link}\nThe link works once, until"
+            f" {expires:%Y-%m-%d %H:%M} UTC (or: awe admin create EMAIL).",
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _engine_threads(db: Database, settings: Settings) -> Callable[[], AbstractContextManager[None]]:

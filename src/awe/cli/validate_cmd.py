@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from awe.cli.context import console, err_console, print_json
+from awe.cli.context import console, err_console, print_json, state
 from awe.engine.files import WorkflowFileInvalid, load_file
 from awe.engine.registry import default_registry
+from awe.services import secrets
+from awe.services.projects import project_key
 
 INVALID_EXIT = 3
 
@@ -19,10 +21,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("validate")
     def validate(
+        ctx: typer.Context,
         files: Annotated[list[Path], typer.Argument(help="Workflow YAML files.")],
+        project: Annotated[
+            str | None,
+            typer.Option(
+                "--project",
+                help="Also check that the secrets they read are set there ('' for the default).",
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Check workflow files; print every problem as file:line:col; exit 3 if any is invalid."""
+        """Check workflow files; print every problem as file:line:col; exit 3 if any is invalid.
+
+        No database is needed, unless --project asks to check secret names.
+        """
+        known = None
+        if project is not None:
+            db = state(ctx).db
+            known = secrets.known_names(db, project_key=project_key(db, project or None))
         report: dict[str, list[dict[str, object]]] = {}
         for path in files:
             problems: list[dict[str, object]] = []
@@ -30,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 if not path.is_file():
                     problems = [{"line": 0, "col": 0, "message": "no such file"}]
                 else:
-                    load_file(path, known_kind=default_registry.knows)
+                    load_file(path, known_kind=default_registry.knows, known_secrets=known)
             except WorkflowFileInvalid as exc:
                 problems = [p.__dict__ for p in exc.problems]
             report[str(path)] = problems
@@ -41,10 +58,11 @@ def register(app: typer.Typer) -> None:
                     err_console.print(
                         f"{path}:{p['line']}:{p['col']}: {p['message']}",
                         highlight=False,
+                        markup=False,
                         soft_wrap=True,
                     )
             else:
-                console.print(f"{path}: ok", highlight=False)
+                console.print(f"{path}: ok", highlight=False, markup=False)
         if as_json:
             print_json(report)
         if any(report.values()):

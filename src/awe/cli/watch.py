@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from awe.cli.context import err_console
 from awe.core.config import Settings
@@ -46,7 +47,7 @@ def _levels(run: RunRecord) -> dict[str, int]:
 
 def run_view(run: RunRecord, progress: dict[str, str]) -> Table:
     """The run's steps, grouped by DAG level, with state, attempt, duration and progress."""
-    table = Table(title=f"{run.workflow_name}  {run.id}  [bold]{run.status}[/]")
+    table = Table(title=Text.assemble(f"{run.workflow_name}  {run.id}  ", (run.status, "bold")))
     for column in ("level", "step", "kind", "state", "attempt", "duration", "progress", "error"):
         table.add_column(column)
     levels = _levels(run)
@@ -60,7 +61,7 @@ def run_view(run: RunRecord, progress: dict[str, str]) -> Table:
             str(levels[step.step_key]),
             step.step_key,
             step.kind,
-            f"[{style}]{step.status}[/]",
+            Text(step.status, style=style),
             f"{step.attempt}/{step.max_attempts}",
             duration,
             progress.get(step.step_key, "") if step.status == states.RUNNING else "",
@@ -102,7 +103,7 @@ def _watch(engine: Engine, run_id: str, *, verbose: bool) -> RunRecord:
             # The run first, then its events: the events of a final state are then all read.
             record = engine.get_run(run_id)
             for event in engine.events(run_id, after=after):
-                after = event.id
+                after = event.seq
                 if event.type == "progress" and event.step_key:
                     progress[event.step_key] = _progress_text(event.data, event.message)
                 elif event.type == "log" and verbose:

@@ -11,9 +11,11 @@ import typer
 from rich.table import Table
 
 from awe.cli.context import console, print_json, state
+from awe.core.crypto import instance_key
 from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
+from awe.services import signing
 
 workers_app = typer.Typer(help="Workers.", no_args_is_help=True)
 
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
         cli = state(ctx)
+        signing.check_instance_key(cli.db, instance_key(cli.settings))
         options = WorkerOptions(
             queues=[q.strip() for q in queues.split(",") if q.strip()],
             concurrency=concurrency,

@@ -24,6 +24,8 @@ LogFormat = Literal["console", "json"]
 LlmProvider = Literal["local", "ollama", "openai", "anthropic"]
 EmbeddingProvider = Literal["local", "sentence-transformers", "openai", "ollama"]
 VectorBackend = Literal["auto", "sqlite-vec", "numpy", "pgvector", "qdrant"]
+#: Bearer tokens and keys shorter than this are guessable; they are refused.
+MIN_ADMIN_TOKEN = 32
 
 
 def _env(name: str, *older: str) -> AliasChoices:
@@ -190,9 +192,46 @@ class Settings(BaseSettings):
         description="Lifetime of a login session (its refresh token).",
     )
     registration_open: bool = Field(
-        default=True,
+        default=False,
         validation_alias=_env("REGISTRATION_OPEN"),
-        description="Whether anyone may register; when false, admins create users.",
+        description="Whether anyone may register. Default: no (admins create users).",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SECRET_KEY"),
+        description="Key sealing secrets (32+ chars). Default: a file in $AWE_HOME/secrets/.",
+    )
+    member_kinds: str | None = Field(
+        default=None,
+        validation_alias=_env("MEMBER_KINDS"),
+        description="Kinds members may use (comma-separated). Default: all but privileged ones.",
+    )
+    ingest_root: Path | None = Field(
+        default=None,
+        validation_alias=_env("INGEST_ROOT"),
+        description="Folder ingest steps may read paths: from. Default: none (paths: refused).",
+    )
+    script_env_allow: str = Field(
+        default="",
+        validation_alias=_env("SCRIPT_ENV_ALLOW"),
+        description="More variables shell steps get (comma-separated: NAME or PREFIX_*).",
+    )
+    http_allow_private: bool = Field(
+        default=False,
+        validation_alias=_env("HTTP_ALLOW_PRIVATE"),
+        description="Let http, webhook and provider calls reach private and loopback addresses.",
+    )
+    http_allowed_hosts: str = Field(
+        default="",
+        validation_alias=_env("HTTP_ALLOWED_HOSTS"),
+        description="Private hosts calls may reach: names, addresses, CIDRs (comma-separated).",
+    )
+    max_workflow_depth: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        validation_alias=_env("MAX_WORKFLOW_DEPTH"),
+        description="How deep workflow steps may nest child runs.",
     )
     cors_origins: str = Field(
         default="",
@@ -381,6 +420,23 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN} characters long"
+                " (make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN} characters long")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -3,7 +3,8 @@
 The step holds no lease and no worker slot while it waits (its state is ``waiting``): the child
 is an ordinary run, and when it finishes, its last transaction settles the parent's step and
 moves the parent run on. What this module holds is the reading side: finding stored versions,
-a step's child, and checking a step's parameters. The state changes live in ``transitions``.
+a step's child, checking a step's parameters, and finding workflows that call each other before
+anything runs. The state changes live in ``child_runs``.
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ class StoredSpec:
     name: str
     version: int
     spec: dict[str, Any]
+    #: Pushed by an admin or the operator: its runs may use privileged kinds.
+    trusted: bool = True
 
 
 def stored_workflow(
     conn: Connection, *, project_key: str, name: str, version: int | None = None
 ) -> StoredSpec | None:
     """The stored version ``version`` of ``name`` (the latest when None), or None."""
-    statement = select(Workflow.name, Workflow.version, Workflow.spec).where(
+    statement = select(Workflow.name, Workflow.version, Workflow.spec, Workflow.trusted).where(
         Workflow.project_key == project_key, Workflow.name == name
     )
     if version is not None:
         statement = statement.where(Workflow.version == version)
     row = conn.execute(statement.order_by(Workflow.version.desc()).limit(1)).first()
-    return None if row is None else StoredSpec(row.name, row.version, row.spec)
+    return None if row is None else StoredSpec(row.name, row.version, row.spec, bool(row.trusted))
 
 
 def latest_child(conn: Connection, parent_step_id: str) -> Any:
@@ -112,3 +115,46 @@ def resolve(
 
 def _invalid(message: str) -> StepError:
     return StepError(message, category="validation", retryable=False)
+
+
+def _literal_calls(spec: dict[str, Any]) -> list[tuple[str, str, int | None]]:
+    """(step id, workflow name, version or None) of each workflow step with a literal name."""
+    calls = []
+    for step in spec.get("steps") or []:
+        params = step.get("with") if step.get("kind") == CHILD_KIND else None
+        if not isinstance(params, dict):
+            continue
+        name, version = params.get("workflow"), params.get("version")
+        if isinstance(name, str) and not has_template(name):
+            calls.append((str(step.get("id")), name, version if isinstance(version, int) else None))
+    return calls
+
+
+def check_calls(
+    conn: Connection, spec: dict[str, Any], *, project_key: str, max_depth: int
+) -> None:
+    """Refuse a workflow whose workflow steps call back into it, or nest deeper than
+    ``max_depth``, following the stored versions they name (ValidationFailed naming the chain).
+
+    Names given by templates are only known at run time; the depth limit stops those there.
+    """
+    root = spec["name"]
+
+    def walk(current: dict[str, Any], path: list[str]) -> None:
+        for step_id, name, version in _literal_calls(current):
+            chain = [*path, name]
+            if name in path:
+                raise ValidationFailed(
+                    f"step {step_id!r}: workflows call each other: {' -> '.join(chain)}"
+                    " (a workflow may not run itself, directly or through others)"
+                )
+            if len(chain) - 1 > max_depth:
+                raise ValidationFailed(
+                    f"step {step_id!r}: workflow steps nest more than {max_depth} deep"
+                    f" ({' -> '.join(chain)}); AWE_MAX_WORKFLOW_DEPTH sets the limit"
+                )
+            found = stored_workflow(conn, project_key=project_key, name=name, version=version)
+            if found is not None:
+                walk(found.spec, chain)
+
+    walk(spec, [root])

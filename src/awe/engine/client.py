@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
-from awe.engine import children, states, transitions
+from awe.engine import children, permissions, reopen, states, transitions
 from awe.engine.inputs import resolve_inputs
 from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
@@ -26,6 +26,8 @@ from awe.engine.spec import (
     downstream_of,
     normalise_spec,
 )
+from awe.engine.template_refs import spec_secrets
+from awe.storage import secret_store
 from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
 from awe.storage.engine_models import Worker as WorkerRow
@@ -79,6 +81,7 @@ class Engine:
         project_id: str | None = None,
         workflow_version: int | None = None,
         dry_run: bool = False,
+        trusted: bool = True,
     ) -> str:
         """Create a run of ``spec``; with an idempotency key already used, return that run.
 
@@ -87,16 +90,31 @@ class Engine:
 
         A dry run's steps preview their effects (DRY_RUN=true for scripts, no request that
         changes anything sent), whichever worker runs them.
+
+        ``trusted`` runs may use privileged kinds: this Python API is the operator's, so it is
+        the default; the services pass False for what members start (engine/permissions.py).
         """
+        settings = self.db.settings
         normalised = normalise_spec(spec, known_kind=self.registry.knows)
+        if not trusted:
+            permissions.check_member_spec(normalised, settings=settings, registry=self.registry)
         resolved = resolve_inputs(normalised, dict(inputs or {}))
         if dry_run:
             normalised = as_dry_run(normalised)
         if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
             return existing
-        if any(step["kind"] == CHILD_KIND for step in normalised["steps"]):
+        project_key = project_id or ""
+        needed_secrets = spec_secrets(normalised)
+        if needed_secrets or any(step["kind"] == CHILD_KIND for step in normalised["steps"]):
             with self.db.read() as conn:
-                normalised = children.pin_versions(conn, normalised, project_key=project_id or "")
+                self._check_secrets(conn, needed_secrets, project_key)
+                normalised = children.pin_versions(conn, normalised, project_key=project_key)
+                children.check_calls(
+                    conn,
+                    normalised,
+                    project_key=project_key,
+                    max_depth=settings.max_workflow_depth,
+                )
         try:
             with self.db.write() as conn:
                 run_id = transitions.create_run(
@@ -110,6 +128,7 @@ class Engine:
                     trace_id=trace_id,
                     project_id=project_id,
                     workflow_version=workflow_version,
+                    trusted=trusted,
                 )
         except IntegrityError:
             # A concurrent submit with the same key won the race: theirs is the run.
@@ -118,6 +137,23 @@ class Engine:
             raise
         local_wakeup(self.db).set()
         return run_id
+
+    @staticmethod
+    def _check_secrets(conn: Any, needed: dict[str, str], project_key: str) -> None:
+        """Refuse a run whose steps read secrets the project does not have (ValidationFailed)."""
+        if not needed:
+            return
+        have = {name for name, _, _ in secret_store.names(conn, project_key=project_key)}
+        missing = [
+            f"step {step!r} reads secrets.{name}"
+            for name, step in needed.items()
+            if name not in have
+        ]
+        if missing:
+            where = "the default project" if not project_key else "its project"
+            raise ValidationFailed(
+                "; ".join(missing) + f", which is not set in {where} (awe secrets set NAME)"
+            )
 
     def _by_key(self, key: str) -> str | None:
         with self.db.read() as conn:
@@ -136,7 +172,7 @@ class Engine:
                 raise NotFound(f"no run {run_id}")
             if run.status in states.RUN_FINAL:
                 raise Conflict(f"run {run_id} is already {run.status}")
-            open_children = transitions.cancel_run(conn, run, now)
+            open_children = reopen.cancel_run(conn, run, now)
         for child_id in open_children:
             with contextlib.suppress(Conflict):  # it finished meanwhile
                 self.cancel(child_id)
@@ -156,7 +192,7 @@ class Engine:
                 conn.execute(select(Step.run_id).where(Step.id.in_(ids)).distinct()).scalars().all()
             )
             for run_id in sorted(runs):
-                requeued += transitions.reopen(conn, run_id, now, step_ids=ids)
+                requeued += reopen.reopen(conn, run_id, now, step_ids=ids)
         local_wakeup(self.db).set()
         return requeued
 
@@ -166,7 +202,7 @@ class Engine:
         with self.db.write() as conn:
             if transitions.lock_run(conn, run_id) is None:
                 raise NotFound(f"no run {run_id}")
-            reopened = transitions.reopen(conn, run_id, now)
+            reopened = reopen.reopen(conn, run_id, now)
         if not reopened:
             raise Conflict(f"run {run_id} has no dead or cancelled step to resume")
         local_wakeup(self.db).set()
@@ -195,6 +231,7 @@ class Engine:
                 parent_run_id=run_id,
                 forked_from_step=from_step,
                 reused=reused,
+                trusted=run.trusted,
             )
         local_wakeup(self.db).set()
         return new_id
@@ -338,12 +375,15 @@ class Engine:
         return records
 
     def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
-        """A run's events with id greater than ``after``, in order."""
+        """A run's events after its event number ``after`` (``seq``), in order.
+
+        Numbers are given in commit order, so following them never skips an event.
+        """
         with self.db.read() as conn:
             rows = conn.execute(
                 select(_EVENTS)
-                .where(RunEvent.run_id == run_id, RunEvent.id > after)
-                .order_by(RunEvent.id)
+                .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+                .order_by(RunEvent.seq)
                 .limit(limit)
             ).all()
         return [EventRecord.from_row(r._mapping) for r in rows]
@@ -362,7 +402,7 @@ class Engine:
             batch = self.events(run_id, after=after)
             yield from batch
             if batch:
-                after = batch[-1].id
+                after = batch[-1].seq
                 continue
             if self.status(run_id) in states.RUN_FINAL and not self.events(run_id, after=after):
                 return

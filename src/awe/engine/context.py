@@ -33,11 +33,15 @@ class StepContext:
     #: The worker's database, for kinds that keep data of their own (the knowledge base).
     db: Database
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    #: The item's position when this is one call of a for_each step.
+    item_index: int | None = None
 
     @property
     def idempotency_key(self) -> str:
-        """``{run_id}/{step_key}``: the same on every attempt; pass it to external side effects."""
-        return f"{self.run_id}/{self.step_key}"
+        """``{run_id}/{step_key}`` (``/{index}`` for an item of a for_each): the same on every
+        attempt, and distinct for each item; pass it to external side effects."""
+        base = f"{self.run_id}/{self.step_key}"
+        return base if self.item_index is None else f"{base}/{self.item_index}"
 
     @property
     def cancelled(self) -> bool:

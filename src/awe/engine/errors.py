@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from awe.core.errors import AweError, ValidationFailed
 
-# Exit codes of the operational scripts that retrying cannot fix: dependency, configuration,
-# permission.
-NON_RETRYABLE_EXIT_CODES = frozenset({2, 3, 5})
+# Exit codes that retrying cannot fix: the operational scripts' dependency, configuration and
+# permission errors, and the shell's "cannot execute" (126) and "command not found" (127).
+NON_RETRYABLE_EXIT_CODES = frozenset({2, 3, 5, 126, 127})
 NON_RETRYABLE_CATEGORIES = frozenset({"validation", "cancelled"})
 
 

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from awe.core.errors import ValidationFailed
@@ -59,19 +59,19 @@ def _each(function: Any, ctx: StepContext, items: list[Any], parallel: int) -> l
     done = 0
     lock = threading.Lock()
 
-    def one(item_params: Any) -> Any:
+    def one(index: int, item_params: Any) -> Any:
         nonlocal done
         ctx.check()
-        result = function(ctx, item_params)
+        result = function(replace(ctx, item_index=index), item_params)
         with lock:
             done += 1
             ctx.progress(done / total, f"{done} of {total} items")
         return result
 
     if parallel <= 1 or total <= 1:
-        return [one(item) for item in items]
+        return [one(i, item) for i, item in enumerate(items)]
     with ThreadPoolExecutor(min(parallel, total), thread_name_prefix="awe-item") as pool:
-        futures = [pool.submit(one, item) for item in items]
+        futures = [pool.submit(one, i, item) for i, item in enumerate(items)]
         wait(futures)
     return [future.result() for future in futures]
 

@@ -45,7 +45,7 @@ class StepSpec(_Model):
     with_: Any = Field(default=None, alias="with")
     when: Any = None
     for_each: Any = None
-    parallel: int | None = Field(default=None, ge=1)
+    parallel: int | None = Field(default=None, ge=1, le=64)
     retry: RetrySpec | None = None
     timeout: float | None = Field(default=None, gt=0)
     on_failure: Literal["fail", "continue"] = "fail"

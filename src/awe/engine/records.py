@@ -7,9 +7,19 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from awe.storage.privacy import readable
+
+#: What views show scrubbed in privacy mode (the columns that hold the real values, sealed).
+_SEALED_FIELDS = frozenset({"inputs", "outputs", "spec", "input", "output"})
+
 
 def _pick(cls: type, row: Mapping[Any, Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in fields(cls) if f.name in row}
+
+
+def _view(data: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as shown: payloads scrubbed in privacy mode, JSON-ready."""
+    return dict(_jsonable({k: readable(v) if k in _SEALED_FIELDS else v for k, v in data.items()}))
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,7 +44,10 @@ class StepRecord:
     needs: list[str]
     queue: str
     priority: int
+    #: The latest attempt's number (never reused).
     attempt: int
+    #: Attempts counted against max_attempts since the step was last requeued.
+    tries: int
     max_attempts: int
     input: Any
     output: Any
@@ -53,8 +66,8 @@ class StepRecord:
         return cls(**_pick(cls, row))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dict(_jsonable(asdict(self)))
+        """JSON-ready dict (payloads scrubbed in privacy mode)."""
+        return _view(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,10 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: May use privileged kinds (pushed or started by an admin or the operator).
+    trusted: bool = True
+    #: How many workflow steps it is nested in.
+    depth: int = 0
     steps: tuple[StepRecord, ...] = ()
 
     @classmethod
@@ -96,8 +113,9 @@ class RunRecord:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
         if not with_spec:
             data.pop("spec")
-        data["steps"] = [s.as_dict() for s in self.steps]
-        return dict(_jsonable(data))
+        shown = _view(data)
+        shown["steps"] = [s.as_dict() for s in self.steps]
+        return shown
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,8 @@ class EventRecord:
 
     id: int
     run_id: str
+    #: The event's number in its run: 1, 2, 3… in commit order (what readers follow).
+    seq: int
     step_key: str | None
     type: str
     level: str

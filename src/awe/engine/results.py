@@ -1,7 +1,8 @@
 """What a worker reports back: a step's output, a failed attempt, a released or lost lease.
 
 Each runs inside the caller's transaction and first locks the step's run (the lock order of
-:mod:`awe.engine.transitions`); each refuses a worker whose lease is no longer the current one.
+:mod:`awe.engine.transitions`); each refuses a claim whose lease token is no longer the current
+one, so a stale worker can never overwrite a newer attempt.
 """
 
 from __future__ import annotations
@@ -20,23 +21,25 @@ from awe.storage import queue as queue_sql
 from awe.storage.engine_models import Step
 
 
+def _lost(step_id: str, attempt: int) -> LeaseLost:
+    return LeaseLost(f"step {step_id}: attempt {attempt} no longer holds the step's lease")
+
+
 def complete(
     conn: Connection,
     *,
     run_id: str,
     step_id: str,
-    owner: str,
+    token: str,
     attempt: int,
     output: Any,
     now: datetime,
 ) -> None:
-    """Record a step's output, if this worker still holds its lease; then advance the run."""
+    """Record a step's output, if this claim still holds its lease; then advance the run."""
     run = lock_run(conn, run_id)
-    key = queue_sql.complete_step(
-        conn, step_id=step_id, owner=owner, attempt=attempt, output=output, now=now
-    )
+    key = queue_sql.complete_step(conn, step_id=step_id, token=token, output=output, now=now)
     if key is None:
-        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
+        raise _lost(step_id, attempt)
     add_events(conn, [state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
     advance(conn, run_id, now=now, locked=run)
 
@@ -46,7 +49,7 @@ def fail(
     *,
     run_id: str,
     step_id: str,
-    owner: str | None,
+    token: str | None,
     attempt: int,
     failure: Failure,
     now: datetime,
@@ -54,24 +57,22 @@ def fail(
 ) -> str:
     """Record a failed attempt: back to 'queued' after a backoff, or 'dead'. Returns the status.
 
-    ``owner`` None is the reaper's call for an expired lease (checked by the caller).
+    ``token`` None is the reaper's call for an expired lease (checked by the caller).
     """
     lock_run(conn, run_id)
-    if owner is not None and not queue_sql.guard_lease(
-        conn, step_id=step_id, owner=owner, attempt=attempt
-    ):
-        raise LeaseLost(f"step {step_id}: lease of attempt {attempt} is no longer held by {owner}")
+    if token is not None and not queue_sql.guard_lease(conn, step_id=step_id, token=token):
+        raise _lost(step_id, attempt)
     row = conn.execute(
-        select(Step.step_key, Step.errors, Step.definition, Step.cancel_requested).where(
-            Step.id == step_id
-        )
+        select(
+            Step.step_key, Step.errors, Step.definition, Step.cancel_requested, Step.tries
+        ).where(Step.id == step_id)
     ).one()
     policy = policy or RetryPolicy.from_definition(row.definition.get("retry"))
     history = [
         *(row.errors or []),
         attempt_error(attempt, failure.category, failure.message, now),
     ]
-    retry = failure.retryable and policy.can_retry(attempt) and not row.cancel_requested
+    retry = failure.retryable and policy.can_retry(row.tries) and not row.cancel_requested
     status = states.QUEUED if retry else states.DEAD
     if row.cancel_requested:
         status = states.CANCELLED
@@ -82,6 +83,7 @@ def fail(
         "error_message": failure.message,
         "lease_owner": None,
         "lease_expires_at": None,
+        "lease_token": None,
     }
     data: dict[str, Any] = {
         "attempt": attempt,
@@ -89,7 +91,7 @@ def fail(
         "error": failure.message,
     }
     if retry:
-        delay = policy.delay(attempt)
+        delay = policy.delay(row.tries)
         values["run_after"] = now + timedelta(seconds=delay)
         data["retry_in"] = round(delay, 3)
     else:
@@ -104,33 +106,54 @@ def fail(
 
 
 def release(
-    conn: Connection, *, run_id: str, step_id: str, owner: str, attempt: int, now: datetime
-) -> None:
-    """Give a lease back unfinished (worker shutdown): the attempt does not count."""
+    conn: Connection, *, run_id: str, step_id: str, token: str, now: datetime
+) -> str | None:
+    """Give a lease back unfinished (worker shutdown): the attempt does not count.
+
+    A step whose run is being cancelled is cancelled instead of put back in the queue. Returns
+    the step's new status (None when the lease was no longer held).
+    """
     lock_run(conn, run_id)
-    if not queue_sql.guard_lease(conn, step_id=step_id, owner=owner, attempt=attempt):
-        return
-    key = conn.execute(
+    if not queue_sql.guard_lease(conn, step_id=step_id, token=token):
+        return None
+    current = conn.execute(
+        select(Step.step_key, Step.queue, Step.cancel_requested).where(Step.id == step_id)
+    ).one()
+    cleared = {"lease_owner": None, "lease_expires_at": None, "lease_token": None}
+    if current.cancel_requested:
+        conn.execute(
+            update(Step)
+            .where(Step.id == step_id)
+            .values(
+                status=states.CANCELLED,
+                finished_at=now,
+                error_category="cancelled",
+                error_message="cancelled while its worker was stopping",
+                **cleared,
+            )
+        )
+        add_events(conn, [state_event(run_id, current.step_key, states.CANCELLED, now)])
+        advance(conn, run_id, now=now)
+        return states.CANCELLED
+    conn.execute(
         update(Step)
         .where(Step.id == step_id)
-        .values(
-            status=states.QUEUED,
-            attempt=Step.attempt - 1,
-            run_after=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .returning(Step.step_key, Step.queue)
-    ).one()
+        .values(status=states.QUEUED, tries=Step.tries - 1, run_after=now, **cleared)
+    )
     add_events(
         conn,
         [
             state_event(
-                run_id, key.step_key, states.QUEUED, now, reason="released by a stopping worker"
+                run_id,
+                current.step_key,
+                states.QUEUED,
+                now,
+                reason="released by a stopping worker",
             )
         ],
     )
-    notify(conn, {key.queue})
+    notify(conn, {current.queue})
+    return states.QUEUED
 
 
 def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
@@ -139,23 +162,17 @@ def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
     if row is None:
         return None
     lock_run(conn, row.run_id)
-    current = conn.execute(
-        select(
-            Step.status, Step.lease_expires_at, Step.lease_owner, Step.attempt, Step.queue
-        ).where(Step.id == step_id)
-    ).one()
-    if (
-        current.status != states.RUNNING
-        or current.lease_expires_at is None
-        or current.lease_expires_at >= now
-    ):
+    if not queue_sql.lease_expired(conn, step_id=step_id, now=now):
         return None  # completed or heartbeated meanwhile
+    current = conn.execute(
+        select(Step.lease_owner, Step.attempt, Step.queue).where(Step.id == step_id)
+    ).one()
     failure = Failure("lease_lost", f"worker {current.lease_owner} stopped heartbeating", True)
     status = fail(
         conn,
         run_id=row.run_id,
         step_id=step_id,
-        owner=None,
+        token=None,
         attempt=current.attempt,
         failure=failure,
         now=now,

@@ -18,12 +18,12 @@ from croniter import croniter
 from sqlalchemy import bindparam, insert, select, text, update
 
 from awe.core.clock import Clock, SystemClock
-from awe.core.errors import NotFound, ValidationFailed
+from awe.core.errors import NotFound, PermissionDenied, ValidationFailed
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
 from awe.engine.client import Engine
 from awe.engine.spec import normalise_spec
-from awe.storage.database import DB_ERRORS, Database
+from awe.storage.database import Database, is_outage
 from awe.storage.engine_models import Schedule
 from awe.storage.types import UTCDateTime
 
@@ -81,10 +81,12 @@ class Scheduler:
         inputs: dict[str, Any] | None = None,
         workflow_version: int | None = None,
         project_id: str | None = None,
+        trusted: bool = True,
     ) -> str:
         """Add (or replace, by name) a schedule; its first fire is the next cron time from now.
 
-        A replaced schedule that was disabled stays disabled.
+        A replaced schedule that was disabled stays disabled. ``trusted``: its runs may use
+        privileged kinds (the workflow's pusher was an admin or the operator).
         """
         check_cron(cron, timezone)
         normalised = normalise_spec(spec, known_kind=self.engine.registry.knows)
@@ -96,6 +98,7 @@ class Scheduler:
             "timezone": timezone,
             "workflow_version": workflow_version,
             "project_id": project_id,
+            "trusted": trusted,
             "next_fire_at": next_fire(cron, timezone, now),
         }
         with self.db.write() as conn:
@@ -167,52 +170,73 @@ class Scheduler:
                     Schedule.next_fire_at,
                     Schedule.workflow_version,
                     Schedule.project_id,
+                    Schedule.trusted,
                 )
                 .where(Schedule.enabled.is_(True), Schedule.next_fire_at <= now)
                 .order_by(Schedule.next_fire_at)
             ).all()
         fired = 0
         for row in due:
-            fire_time = row.next_fire_at
-            key = f"schedule:{row.id}:{fire_time.isoformat()}"
             try:
-                run_id: str | None = self.engine.submit(
-                    row.spec,
-                    row.inputs,
-                    idempotency_key=key,
-                    workflow_version=row.workflow_version,
-                    project_id=row.project_id,
-                )
-            except ValidationFailed as exc:
-                # A fire the engine refuses (a required input the schedule does not give) is
-                # logged and skipped; the schedule goes on to its next time, and so do the others.
-                log.error("schedule fire refused", schedule=row.name, error=exc.message)
-                run_id = None
-            # Missed fires collapse: the next fire is the first cron time after now.
-            following = next_fire(row.cron, row.timezone, max(now, fire_time))
-            with self.db.write() as conn:
-                conn.execute(
-                    update(Schedule)
-                    .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
-                    .values(next_fire_at=following, last_fire_at=fire_time)
-                )
-            if run_id is not None:
-                log.info(
-                    "schedule fired",
-                    schedule=row.name,
-                    fire_time=fire_time.isoformat(),
-                    run_id=run_id,
-                )
-                fired += 1
+                fired += self._fire(row, now)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                # One broken schedule (a timezone that no longer exists, say) must not stop the
+                # others: it is paused, with the reason in the log.
+                log.exception("schedule could not fire; pausing it", schedule=row.name)
+                with self.db.write() as conn:
+                    conn.execute(
+                        update(Schedule).where(Schedule.id == row.id).values(enabled=False)
+                    )
         return fired
 
+    def _fire(self, row: Any, now: datetime) -> int:
+        """Fire one due schedule and move it to its next time; 1 if a run was made."""
+        fire_time = row.next_fire_at
+        key = f"schedule:{row.id}:{fire_time.isoformat()}"
+        try:
+            run_id: str | None = self.engine.submit(
+                row.spec,
+                row.inputs,
+                idempotency_key=key,
+                workflow_version=row.workflow_version,
+                project_id=row.project_id,
+                trusted=bool(row.trusted),
+            )
+        except (ValidationFailed, PermissionDenied) as exc:
+            # A fire the engine refuses (a required input the schedule does not give, a kind
+            # its pusher may not use) is logged and skipped; the schedule goes on to its next
+            # time, and so do the others.
+            log.error("schedule fire refused", schedule=row.name, error=exc.message)
+            run_id = None
+        # Missed fires collapse: the next fire is the first cron time after now.
+        following = next_fire(row.cron, row.timezone, max(now, fire_time))
+        with self.db.write() as conn:
+            conn.execute(
+                update(Schedule)
+                .where(Schedule.id == row.id, Schedule.next_fire_at == fire_time)
+                .values(next_fire_at=following, last_fire_at=fire_time)
+            )
+        if run_id is None:
+            return 0
+        log.info(
+            "schedule fired", schedule=row.name, fire_time=fire_time.isoformat(), run_id=run_id
+        )
+        return 1
+
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
-        """Tick every ``interval`` seconds until ``stop`` is set; outages are logged and retried."""
+        """Tick every ``interval`` seconds until ``stop`` is set; nothing stops it but ``stop``:
+        outages are logged and retried, any other error is logged with its traceback."""
         while not stop.is_set():
             try:
                 self.tick()
-            except DB_ERRORS as exc:
-                log.warning(
-                    "database unavailable; scheduler retries", error=str(exc).splitlines()[0][:200]
-                )
+            except Exception as exc:
+                if is_outage(exc):
+                    log.warning(
+                        "database unavailable; scheduler retries",
+                        error=str(exc).splitlines()[0][:200],
+                    )
+                else:
+                    log.exception("scheduler tick failed; it goes on at the next tick")
             stop.wait(interval)

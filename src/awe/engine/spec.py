@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from awe.engine.errors import SpecInvalid
+from awe.engine.retry import DEFAULT_MAX_ATTEMPTS
 from awe.engine.templating import has_template
 
 #: The kind of a step that runs a stored workflow as a child run (see engine/children.py).
@@ -19,6 +20,8 @@ CHILD_KIND = "workflow"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: The most items of one for_each step that may run at once.
+MAX_PARALLEL = 64
 STEP_KEYS = frozenset(
     {
         "id",
@@ -224,8 +227,8 @@ def parallel_problems(step: dict[str, Any]) -> list[str]:
     if "parallel" not in step:
         return []
     value = step["parallel"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        return [f"parallel must be an integer >= 1, not {value!r}"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL:
+        return [f"parallel must be an integer from 1 to {MAX_PARALLEL}, not {value!r}"]
     if "for_each" not in step:
         return ["parallel only applies to a step with for_each"]
     return []
@@ -234,7 +237,7 @@ def parallel_problems(step: dict[str, Any]) -> list[str]:
 def retry_problems(retry: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, what is wrong) for each bad value of a ``retry:`` mapping."""
     found = []
-    max_attempts = retry.get("max_attempts", 1)
+    max_attempts = retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         found.append(("max_attempts", "retry.max_attempts must be an integer >= 1"))
     backoff = retry.get("backoff", [])

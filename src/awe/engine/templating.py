@@ -2,24 +2,156 @@
 
 A string that is exactly one ``{{ expression }}`` yields the expression's native value (a list
 stays a list, an integer an integer); any other string with templates renders to a string.
-Besides Jinja's filters there is ``fromjson``, to read JSON a script printed.
+Besides Jinja's filters there are ``fromjson`` (read JSON a script printed) and ``shquote``
+(quote a value for a POSIX shell).
+
+Whatever a template does, rendering it fails only with a ``validation`` StepError naming the
+template, and its cost is bounded: repetitions (``'a' * n``), powers, padding widths and
+replacements that would build huge values are refused, and a template with statements (loops)
+gets a time budget.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, UndefinedError
+from jinja2 import filters as jinja_filters
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from awe.engine.errors import StepError
+from awe.storage.privacy import readable
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+#: The largest string or list a template may build by repetition, padding or replacement.
+MAX_SIZE = 1_000_000
+#: Powers whose result would have more bits than this are refused.
+MAX_POWER_BITS = 100_000
+#: Seconds a template with statements (loops) may take to render. Templates render when a step
+#: becomes ready, inside the transaction that readies it: this bounds how long one may hold it.
+TIME_BUDGET = 0.5
+# Widths in %-formats and format specs ("%999999999d", "{:>999999999}").
+_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)|\{[^{}]*:[^{}]*?(\d{7,})")
+# Methods of str that pad or repeat to a size given as an argument.
+_PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+
+
+class TemplateTooCostly(Exception):
+    """A template would take too much memory or time."""
+
+
+def _check_size(size: int, what: str) -> None:
+    if size > MAX_SIZE:
+        raise TemplateTooCostly(f"{what} would make {size:,} items (at most {MAX_SIZE:,})")
+
+
+def _check_format(template: str) -> None:
+    for match in _WIDTHS.finditer(template):
+        width = match.group(1) or match.group(2)
+        if width == "*" or int(width) > MAX_SIZE:
+            raise TemplateTooCostly(f"a format width of {width} is too large")
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with the operators and calls that can build huge values checked first."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse repetitions, powers and formats whose result would be huge."""
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    _check_size(len(seq) * max(times, 0), "a repetition")
+            return left * right
+        if operator == "**":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and abs(left) > 1
+                and left.bit_length() * right > MAX_POWER_BITS
+            ):
+                raise TemplateTooCostly(f"{left} ** {right} is too large to compute")
+            return left**right
+        if isinstance(left, str):
+            _check_format(left)
+        return left % right
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Refuse str methods that would pad or replace to a huge size."""
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name in _PADDING_METHODS:
+                for value in args:
+                    if isinstance(value, int):
+                        _check_size(value * (8 if name == "expandtabs" else 1), f"str.{name}")
+            elif name == "replace" and len(args) >= 2:
+                _check_size(_replaced_size(owner, str(args[0]), str(args[1])), "str.replace")
+            elif name in ("format", "format_map"):
+                _check_format(owner)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _replaced_size(text: str, old: str, new: str) -> int:
+    count = len(text) + 1 if old == "" else text.count(old)
+    return len(text) + count * len(new)
+
+
+def _bounded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
+    original = jinja_filters.FILTERS[name]
+
+    @functools.wraps(original)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        check(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    return bounded
+
+
+def _width_check(what: str) -> Callable[..., None]:
+    def check(value: Any, width: Any = 80, *rest: Any, **options: Any) -> None:
+        if isinstance(width, int):
+            _check_size(width + len(str(value)), what)
+
+    return check
+
+
+def _replace_check(_context: Any, text: Any, old: Any, new: Any, *rest: Any) -> None:
+    _check_size(_replaced_size(str(text), str(old), str(new)), "the replace filter")
+
+
+def _format_check(text: Any, *args: Any, **kwargs: Any) -> None:
+    _check_format(str(text))
+
+
+def _indent_check(text: Any, width: Any = 4, *rest: Any, **options: Any) -> None:
+    if isinstance(width, int):
+        _check_size(width * (str(text).count("\n") + 1) + len(str(text)), "the indent filter")
+
+
+def shquote(value: Any) -> str:
+    """``value`` quoted for a POSIX shell: one word, whatever it holds."""
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value))
+
+
+ENVIRONMENT = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 # The reverse of Jinja's own tojson: read what a script printed as JSON.
 ENVIRONMENT.filters["fromjson"] = json.loads
+ENVIRONMENT.filters["shquote"] = shquote
+ENVIRONMENT.filters["center"] = _bounded_filter("center", _width_check("the center filter"))
+ENVIRONMENT.filters["indent"] = _bounded_filter("indent", _indent_check)
+ENVIRONMENT.filters["replace"] = _bounded_filter("replace", _replace_check)
+ENVIRONMENT.filters["format"] = _bounded_filter("format", _format_check)
 
 
 def has_template(value: Any) -> bool:
@@ -33,6 +165,16 @@ def has_template(value: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str) -> Template:
+    return ENVIRONMENT.from_string(source)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expression(source: str) -> Callable[..., Any]:
+    return ENVIRONMENT.compile_expression(source, undefined_to_none=False)
+
+
 def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
     """Resolve every template in ``value``; raise a validation StepError naming ``where``."""
     if isinstance(value, dict):
@@ -44,21 +186,66 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
     try:
         single = _SINGLE.match(value)
         if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-            result = ENVIRONMENT.compile_expression(single["expr"], undefined_to_none=False)(
-                **context
-            )
+            result = _expression(single["expr"])(**context)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
-            return result
-        return ENVIRONMENT.from_string(value).render(**context)
+            return _native(result)
+        template = _compiled(value)
+        if "{%" not in value:
+            return template.render(**context)
+        with _time_budget(TIME_BUDGET):
+            return template.render(**context)
     except UndefinedError as exc:
-        raise StepError(
-            f"{where}: {exc.message} in template {value!r}", category="validation", retryable=False
-        ) from None
+        raise _invalid(f"{where}: {exc.message} in template {_shown(value)}") from None
+    except TemplateTooCostly as exc:
+        raise _invalid(f"{where}: template {_shown(value)} is too costly: {exc}") from None
     except TemplateError as exc:
-        raise StepError(
-            f"{where}: template error: {exc}", category="validation", retryable=False
+        raise _invalid(f"{where}: template error: {exc} in {_shown(value)}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a template raises belongs to its step
+        reason = str(exc) or type(exc).__name__
+        raise _invalid(
+            f"{where}: template {_shown(value)} raised {type(exc).__name__}: {reason[:500]}"
         ) from None
+
+
+def _native(result: Any) -> Any:
+    """What a single-expression template gives, as the step receives it."""
+    to_marker = getattr(result, "awe_marker", None)
+    return to_marker() if callable(to_marker) else result
+
+
+def _shown(template: str) -> str:
+    return repr(template if len(template) <= 300 else template[:300] + "…")
+
+
+def _invalid(message: str) -> StepError:
+    # The message may quote values (a template, what it raised): in privacy mode it is scrubbed
+    # here, inside the transaction that renders; it is short (templates are cut at 300
+    # characters) and this happens only when a template fails.
+    return StepError(str(readable(message)), category="validation", retryable=False)
+
+
+class _time_budget:
+    """Raise TemplateTooCostly in this thread once ``seconds`` have passed (a line tracer)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+        self.count = 0
+        self.previous: Any = None
+
+    def _line(self, frame: FrameType, event: str, arg: Any) -> Any:
+        self.count += 1
+        if self.count % 1000 == 0 and time.monotonic() > self.deadline:
+            raise TemplateTooCostly(f"rendering took longer than {self.seconds:g} s")
+        return self._line
+
+    def __enter__(self) -> None:
+        self.previous = sys.gettrace()
+        sys.settrace(lambda frame, event, arg: self._line)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self.previous)
 
 
 def truthy(value: Any) -> bool:

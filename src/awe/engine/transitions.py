@@ -5,25 +5,31 @@ cancellation of one run are thereby serialised (two branches finishing at once b
 other, so their join step is promoted exactly once), and never deadlock with each other.
 Between runs the order is child before parent: a child run that finishes locks its parent's run
 last, to settle the step waiting for it; a cancelled parent cancels its children afterwards, each
-in a transaction of its own.
+in a transaction of its own. Child runs live in :mod:`awe.engine.child_runs`; re-opening and
+cancelling in :mod:`awe.engine.reopen`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from awe.core.crypto import instance_key
 from awe.core.ids import new_id
-from awe.engine import children, states
+from awe.engine import child_runs, states
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
-from awe.engine.spec import CHILD_KIND, as_dry_run, downstream_of
+from awe.engine.secret_refs import SecretRefs
+from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template, render, truthy
+from awe.storage.database import settings_of
 from awe.storage.engine_models import Run, Step
+
+#: The most items one for_each step may have.
+MAX_ITEMS = 10_000
 
 # ------------------------------------------------------------------------------------ runs
 
@@ -31,7 +37,15 @@ from awe.storage.engine_models import Run, Step
 def lock_run(conn: Connection, run_id: str) -> Any:
     """The run's row, locked for this transaction on PostgreSQL (SQLite is serialised already)."""
     statement = select(
-        Run.id, Run.status, Run.inputs, Run.spec, Run.project_id, Run.trace_id, Run.parent_step_id
+        Run.id,
+        Run.status,
+        Run.inputs,
+        Run.spec,
+        Run.project_id,
+        Run.trace_id,
+        Run.parent_step_id,
+        Run.trusted,
+        Run.depth,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
         statement = statement.with_for_update()
@@ -54,6 +68,8 @@ def create_run(
     forked_from_step: str | None = None,
     reused: dict[str, Any] | None = None,
     workflow_version: int | None = None,
+    trusted: bool = True,
+    depth: int = 0,
 ) -> str:
     """Insert a run and its steps (``reused``: step key → output taken over as succeeded)."""
     run_id = new_id()
@@ -75,6 +91,9 @@ def create_run(
             parent_step_id=parent_step_id,
             forked_from_step=forked_from_step,
             trace_id=trace_id,
+            trusted=trusted,
+            depth=depth,
+            event_seq=0,
             created_at=now,
         )
     )
@@ -95,6 +114,8 @@ def create_run(
                 "output": reused.get(step["id"]),
                 "queue": step.get("queue") or run_queue,
                 "priority": step["priority"] if step.get("priority") is not None else run_priority,
+                "attempt": 0,
+                "tries": 0,
                 "max_attempts": policy.max_attempts,
                 "on_failure": step.get("on_failure", "fail"),
                 "errors": [],
@@ -112,6 +133,8 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
     """Move the run forward: ready pending steps whose needs are met, skip blocked ones, finish.
 
     ``locked`` is the run's row when the caller has already locked it in this transaction.
+    Templates always see the state after every change made so far in this pass (a step that
+    went dead with ``on_failure: continue``, a child run settled at once).
     """
     run = locked if locked is not None else lock_run(conn, run_id)
     if run is None or run.status in states.RUN_FINAL:
@@ -144,7 +167,7 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
             changed = True
             blocked = next((d for d in deps if _blocks(d)), None)
             if blocked is not None:
-                _set_status(
+                set_status(
                     conn,
                     step,
                     states.SKIPPED,
@@ -153,10 +176,13 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
                     run_id,
                     reason=f"upstream step {blocked['step_key']} {blocked['status']}",
                 )
+                context = None
                 continue
             if context is None:
                 context = template_context(run.inputs, steps)
             _ready(conn, run, step, context, now, events, woken)
+            if step["status"] not in states.STEP_OPEN:
+                context = None  # it finished at once: what templates read has changed
     open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
     if not open_steps:
         _finish_run(conn, run, steps, now, events)
@@ -198,14 +224,14 @@ def _ready(
     try:
         when = definition.get("when")
         if when is not None and not truthy(render(when, context, where=f"step {key}: when")):
-            _set_status(conn, step, states.SKIPPED, now, events, run_id, reason="when is false")
+            set_status(conn, step, states.SKIPPED, now, events, run_id, reason="when is false")
             return
-        params = _params(definition, context, key)
+        params = _params(conn, definition, context, step)
         if definition["kind"] == CHILD_KIND:
-            _start_child(conn, run, step, params, now, events)
+            child_runs.start_child(conn, run, step, params, now, events)
             return
     except StepError as exc:
-        _set_status(
+        set_status(
             conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
         )
         return
@@ -219,13 +245,24 @@ def _ready(
     woken.add(step["queue"])
 
 
-def _params(definition: dict[str, Any], context: dict[str, Any], key: str) -> Any:
-    """The step's resolved ``with:``; for a ``for_each`` step, one per item, in order."""
+def _params(
+    conn: Connection, definition: dict[str, Any], context: dict[str, Any], step: dict[str, Any]
+) -> Any:
+    """The step's resolved ``with:``; for a ``for_each`` step, one per item, in order.
+
+    ``secrets.NAME`` renders as this step's reference, never the value (see secret_refs.py).
+    """
+    key = step["step_key"]
     params = definition.get("with", {})
+    if not has_template(params) and "for_each" not in definition:
+        return params
+    settings = settings_of(conn)
+    scope = {
+        **context,
+        "secrets": SecretRefs(lambda text: instance_key(settings).tag(text), step["id"]),
+    }
     if "for_each" not in definition:
-        return (
-            render(params, context, where=f"step {key}: with") if has_template(params) else params
-        )
+        return render(params, scope, where=f"step {key}: with")
     items = render(definition["for_each"], context, where=f"step {key}: for_each")
     if not isinstance(items, list):
         raise StepError(
@@ -233,13 +270,20 @@ def _params(definition: dict[str, Any], context: dict[str, Any], key: str) -> An
             category="validation",
             retryable=False,
         )
+    if len(items) > MAX_ITEMS:
+        raise StepError(
+            f"step {key}: for_each gave {len(items):,} items; a step may have {MAX_ITEMS:,} at"
+            " most (split the list, or use a child workflow per part)",
+            category="validation",
+            retryable=False,
+        )
     return [
-        render(params, {**context, "item": item}, where=f"step {key}: with (item {i})")
+        render(params, {**scope, "item": item}, where=f"step {key}: with (item {i})")
         for i, item in enumerate(items)
     ]
 
 
-def _set_status(
+def set_status(
     conn: Connection,
     step: dict[str, Any],
     status: str,
@@ -252,6 +296,7 @@ def _set_status(
     message: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Give a step a final status, with its error when it has one, and record the event."""
     values: dict[str, Any] = {"status": status, "finished_at": now}
     if category is not None:
         values.update(error_category=category, error_message=message)
@@ -303,7 +348,9 @@ def _finish_run(
     if run.parent_step_id is not None:
         add_events(conn, events)  # the child's events first, then its parent's
         events.clear()
-        child_finished(conn, run=run, status=status, outputs=outputs, error=error, now=now)
+        child_runs.child_finished(
+            conn, run=run, status=status, outputs=outputs, error=error, now=now
+        )
 
 
 def _outputs(
@@ -312,7 +359,10 @@ def _outputs(
     declared = spec.get("outputs") or {}
     if declared:
         rendered = render(declared, template_context(inputs, steps), where="outputs")
-        assert isinstance(rendered, dict)
+        if not isinstance(rendered, dict):
+            raise StepError(
+                "outputs must render to a mapping", category="validation", retryable=False
+            )
         return rendered
     # Nothing declared: the outputs of the steps nothing else needs.
     needed = {n for s in steps.values() for n in s["needs"]}
@@ -321,281 +371,6 @@ def _outputs(
         for k, s in steps.items()
         if k not in needed and s["status"] == states.SUCCEEDED
     }
-
-
-# ------------------------------------------------------------------------------ child runs
-
-
-def _start_child(
-    conn: Connection,
-    run: Any,
-    step: dict[str, Any],
-    params: Any,
-    now: datetime,
-    events: list[dict[str, Any]],
-) -> None:
-    """Start (or resume) a workflow step's child run; the step waits for it, holding no lease."""
-    key = step["step_key"]
-    child = children.latest_child(conn, step["id"])
-    reopened = False
-    if child is not None and child.status in (states.RUN_FAILED, states.RUN_CANCELLED):
-        # The parent step was resumed or requeued: resume its child from the failed step.
-        reopened = bool(reopen(conn, child.id, now))
-    if child is None or (child.status != states.RUN_SUCCEEDED and not reopened):
-        stored, inputs = children.resolve(
-            conn, step_key=key, params=params, project_key=run.project_id or ""
-        )
-        child_id = create_run(
-            conn,
-            spec=as_dry_run(stored.spec) if step["definition"].get("dry_run") else stored.spec,
-            inputs=inputs,
-            now=now,
-            trace_id=run.trace_id,
-            project_id=run.project_id,
-            parent_run_id=run.id,
-            parent_step_id=step["id"],
-            workflow_version=stored.version,
-        )
-    else:
-        child_id = child.id
-    current = conn.execute(
-        select(Run.status, Run.outputs, Run.error).where(Run.id == child_id)
-    ).one()
-    if current.status in states.RUN_FINAL:
-        # Finished inside this transaction already (every step skipped, say): settle it now.
-        _settle(
-            conn,
-            run.id,
-            step,
-            current.status,
-            current.outputs,
-            current.error,
-            child_id,
-            now,
-            events,
-        )
-        return
-    conn.execute(
-        update(Step)
-        .where(Step.id == step["id"])
-        .values(
-            status=states.WAITING,
-            input=params,
-            attempt=Step.attempt + 1,
-            started_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    )
-    step["status"] = states.WAITING
-    events.append(state_event(run.id, key, states.WAITING, now, child_run_id=child_id))
-    mark_run_running(conn, {run.id}, now)  # no worker claims a waiting step: say it here
-
-
-def _settle(
-    conn: Connection,
-    run_id: str,
-    step: dict[str, Any],
-    child_status: str,
-    outputs: Any,
-    error: str | None,
-    child_id: str,
-    now: datetime,
-    events: list[dict[str, Any]],
-) -> None:
-    """Finish a workflow step from its child run's end: its outputs, or a dead step."""
-    if child_status == states.RUN_SUCCEEDED:
-        conn.execute(
-            update(Step)
-            .where(Step.id == step["id"])
-            .values(
-                status=states.SUCCEEDED,
-                output=outputs,
-                finished_at=now,
-                error_category=None,
-                error_message=None,
-            )
-        )
-        step["status"], step["output"] = states.SUCCEEDED, outputs
-        events.append(
-            state_event(run_id, step["step_key"], states.SUCCEEDED, now, child_run_id=child_id)
-        )
-        return
-    message = f"child run {child_id} {child_status}" + (f": {error}" if error else "")
-    history = conn.execute(select(Step.errors, Step.attempt).where(Step.id == step["id"])).one()
-    entry = attempt_error(history.attempt, children.CHILD_FAILED, message, now)
-    _set_status(
-        conn,
-        step,
-        states.DEAD,
-        now,
-        events,
-        run_id,
-        category=children.CHILD_FAILED,
-        message=message,
-        errors=[*(history.errors or []), entry],
-    )
-
-
-def child_finished(
-    conn: Connection,
-    *,
-    run: Any,
-    status: str,
-    outputs: Any,
-    error: str | None,
-    now: datetime,
-) -> None:
-    """A child run ended: settle the parent's step that waits for it, then move the parent on."""
-    parent = conn.execute(select(Step.run_id).where(Step.id == run.parent_step_id)).one_or_none()
-    if parent is None:
-        return
-    parent_run = lock_run(conn, parent.run_id)
-    step = conn.execute(
-        select(Step.id, Step.step_key, Step.status).where(Step.id == run.parent_step_id)
-    ).one()
-    if parent_run is None or step.status != states.WAITING:
-        return  # the parent moved on (cancelled, or still starting this child): nothing to do
-    events: list[dict[str, Any]] = []
-    _settle(conn, parent.run_id, dict(step._mapping), status, outputs, error, run.id, now, events)
-    add_events(conn, events)
-    advance(conn, parent.run_id, now=now, locked=parent_run)
-
-
-def reopen(
-    conn: Connection, run_id: str, now: datetime, *, step_ids: Iterable[str] | None = None
-) -> list[str]:
-    """Re-open a run's dead and cancelled steps (those of ``step_ids`` only, when given).
-
-    What they had blocked (skipped or cancelled downstream) waits again; the run is running
-    again; a child run's parent step waits for it again. Returns the step ids re-opened.
-    """
-    run = lock_run(conn, run_id)
-    if run is None:
-        return []
-    wanted = None if step_ids is None else set(step_ids)
-    reopened = _reopen_steps(
-        conn,
-        run,
-        lambda r: (
-            r.status in (states.DEAD, states.CANCELLED) and (wanted is None or r.id in wanted)
-        ),
-        status=states.PENDING,
-        now=now,
-    )
-    if reopened:
-        _wait_again(conn, run, now)
-        advance(conn, run_id, now=now)
-    return reopened
-
-
-def _wait_again(conn: Connection, child: Any, now: datetime) -> None:
-    """A child run was re-opened: the parent step it had failed waits for it again, and so on up."""
-    if child.parent_step_id is None:
-        return
-    parent = conn.execute(select(Step.run_id).where(Step.id == child.parent_step_id)).one_or_none()
-    if parent is None:
-        return
-    parent_run = lock_run(conn, parent.run_id)
-    if parent_run is None:
-        return
-    reopened = _reopen_steps(
-        conn,
-        parent_run,
-        lambda r: (
-            r.id == child.parent_step_id
-            and r.status == states.DEAD
-            and r.error_category == children.CHILD_FAILED
-        ),
-        status=states.WAITING,
-        now=now,
-    )
-    if reopened:
-        _wait_again(conn, parent_run, now)
-
-
-def _reopen_steps(
-    conn: Connection, run: Any, chosen: Any, *, status: str, now: datetime
-) -> list[str]:
-    rows = conn.execute(
-        select(Step.id, Step.step_key, Step.status, Step.needs, Step.error_category).where(
-            Step.run_id == run.id
-        )
-    ).all()
-    targets = [r for r in rows if chosen(r)]
-    if not targets:
-        return []
-    target_keys = {r.step_key for r in targets}
-    # Everything downstream that was skipped or cancelled because of them waits again.
-    downstream = downstream_of(target_keys, {r.step_key: r.needs for r in rows})
-    reset = [
-        r
-        for r in rows
-        if r.step_key in downstream
-        and r.step_key not in target_keys
-        and r.status in (states.SKIPPED, states.CANCELLED)
-    ]
-    values: dict[str, Any] = {"status": status, "finished_at": None, "cancel_requested": False}
-    if status == states.PENDING:
-        values["attempt"] = 0
-    conn.execute(update(Step).where(Step.id.in_([r.id for r in targets])).values(**values))
-    if reset:
-        conn.execute(
-            update(Step)
-            .where(Step.id.in_([r.id for r in reset]))
-            .values(status=states.PENDING, finished_at=None, cancel_requested=False)
-        )
-    conn.execute(
-        update(Run)
-        .where(Run.id == run.id)
-        .values(status=states.RUN_RUNNING, finished_at=None, error=None, outputs=None)
-    )
-    add_events(conn, [state_event(run.id, None, "resumed", now, steps=sorted(target_keys))])
-    return [r.id for r in targets]
-
-
-def cancel_run(conn: Connection, run: Any, now: datetime) -> list[str]:
-    """Cancel a locked, unfinished run: waiting steps at once, running ones at their heartbeat.
-
-    Returns the ids of child runs still open, for the caller to cancel each in a transaction of
-    its own (child before parent is the lock order; a parent never locks its children).
-    """
-    waiting = conn.execute(
-        update(Step)
-        .where(
-            Step.run_id == run.id,
-            Step.status.in_([states.PENDING, states.QUEUED, states.WAITING]),
-        )
-        .values(status=states.CANCELLED, finished_at=now, error_category="cancelled")
-        .returning(Step.id, Step.step_key, Step.kind)
-    ).all()
-    conn.execute(
-        update(Step)
-        .where(Step.run_id == run.id, Step.status == states.RUNNING)
-        .values(cancel_requested=True)
-    )
-    conn.execute(
-        update(Run)
-        .where(Run.id == run.id)
-        .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
-    )
-    events = [state_event(run.id, r.step_key, states.CANCELLED, now) for r in waiting]
-    events.append(state_event(run.id, None, states.RUN_CANCELLED, now))
-    add_events(conn, events)
-    if run.parent_step_id is not None:
-        child_finished(
-            conn, run=run, status=states.RUN_CANCELLED, outputs=None, error="cancelled", now=now
-        )
-    open_children = conn.execute(
-        select(Run.id).where(
-            Run.parent_step_id.in_([r.id for r in waiting if r.kind == CHILD_KIND]),
-            Run.status.not_in(list(states.RUN_FINAL)),
-        )
-    ).scalars()
-    return list(open_children)
-
-
-# ----------------------------------------------------------------------------- step results
 
 
 def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None:

@@ -20,6 +20,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy.exc import DataError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.config import Settings, load_settings
@@ -28,12 +29,15 @@ from awe.core.logging import bind_context, get_logger
 from awe.engine import events, results, transitions
 from awe.engine.client import local_wakeup
 from awe.engine.context import StepContext
-from awe.engine.errors import LeaseLost
+from awe.engine.errors import Failure, LeaseLost
 from awe.engine.executor import Outcome, execute
+from awe.engine.preparation import Preparation
 from awe.engine.registry import Registry, default_registry
+from awe.engine.secret_refs import Masker
 from awe.engine.wakeup import Listener
+from awe.storage import privacy
 from awe.storage import queue as queue_sql
-from awe.storage.database import DB_ERRORS, Database
+from awe.storage.database import Database, is_outage
 from awe.storage.engine_models import Worker as WorkerRow
 
 log = get_logger("worker")
@@ -57,7 +61,9 @@ class WorkerOptions:
 @dataclass
 class _InFlight:
     claimed: queue_sql.ClaimedStep
-    ctx: StepContext
+    ctx: StepContext | None = None
+    #: Masks the values of the secrets this step was given, in everything it reports.
+    masker: Masker = field(default_factory=lambda: Masker([]))
     future: Future[None] | None = None
 
 
@@ -89,6 +95,7 @@ class Worker:
         self.executed = 0
         self._results: SimpleQueue[tuple[queue_sql.ClaimedStep, Outcome]] = SimpleQueue()
         self._reporter_stop = threading.Event()
+        self._prepare = Preparation(db, self.settings, self.registry)
 
     # --------------------------------------------------------------------------- control
 
@@ -158,8 +165,8 @@ class Worker:
             return queue_sql.has_ready(conn, queues=self.options.queues, now=self.clock.now())
 
     def _claim(self, limit: int) -> list[queue_sql.ClaimedStep]:
-        now = self.clock.now()
         with self.db.write() as conn:
+            now = self.clock.now()  # once the write lock is held: the lease starts now
             claimed = queue_sql.claim(
                 conn,
                 owner=self.id,
@@ -180,7 +187,8 @@ class Worker:
 
     def _start(self, pool: ThreadPoolExecutor, step: queue_sql.ClaimedStep) -> None:
         timeout = step.definition.get("timeout")
-        ctx = StepContext(
+        entry = _InFlight(step)
+        entry.ctx = StepContext(
             run_id=step.run_id,
             step_id=step.id,
             step_key=step.step_key,
@@ -188,13 +196,14 @@ class Worker:
             dry_run=self.options.dry_run or bool(step.definition.get("dry_run")),
             deadline=time.monotonic() + float(timeout) if timeout else None,
             timeout=float(timeout) if timeout else None,
-            emit=self._emitter(step),
+            emit=self._emitter(entry),
             settings=self.settings,
             db=self.db,
         )
-        entry = _InFlight(step, ctx)
+        # In-flight work is keyed by its lease token: a retry with no backoff may be claimed
+        # again (a new token) before this attempt's result is recorded.
         with self._lock:
-            self._inflight[step.id] = entry
+            self._inflight[step.lease_token] = entry
         entry.future = pool.submit(self._execute, entry)
 
     def _execute(self, entry: _InFlight) -> None:
@@ -202,27 +211,39 @@ class Worker:
         recorded = False
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
-                outcome = execute(
-                    self.registry,
-                    step.kind,
-                    entry.ctx,
-                    step.input,
-                    each="for_each" in step.definition,
-                    parallel=int(step.definition.get("parallel", 1)),
-                )
+                outcome = self._outcome(entry)
             self._results.put((step, outcome))
             recorded = True
         finally:
             if not recorded:  # the thread itself is dying; the lease will expire
                 self._forget(step)
 
+    def _outcome(self, entry: _InFlight) -> Outcome:
+        """Check the step may run, give it its secrets, run it; what it reports is masked."""
+        step, ctx = entry.claimed, entry.ctx
+        assert ctx is not None
+        prepared = self._prepare(step)
+        entry.masker = prepared.masker
+        if prepared.failure is not None:
+            outcome = Outcome(failure=prepared.failure)
+        else:
+            outcome = execute(
+                self.registry,
+                step.kind,
+                ctx,
+                prepared.params,
+                each="for_each" in step.definition,
+                parallel=int(step.definition.get("parallel", 1)),
+            )
+        if outcome.failure is not None:
+            failure = outcome.failure
+            message = privacy.readable(entry.masker.text(failure.message))
+            return Outcome(failure=Failure(failure.category, message, failure.retryable))
+        return Outcome(output=entry.masker.value(outcome.output))
+
     def _forget(self, step: queue_sql.ClaimedStep) -> None:
         with self._lock:
-            entry = self._inflight.get(step.id)
-            # A retry with no backoff may be claimed again (the next attempt) before this
-            # attempt's result is recorded: forget only the attempt that ended.
-            if entry is not None and entry.claimed.attempt == step.attempt:
-                del self._inflight[step.id]
+            self._inflight.pop(step.lease_token, None)
         self.executed += 1
         self._wake.set()
 
@@ -249,22 +270,30 @@ class Worker:
                 self._forget(step)
 
     def _record(self, batch: list[tuple[queue_sql.ClaimedStep, Outcome]]) -> None:
+        """Record a batch in one transaction, each result in a savepoint of its own: a result
+        that cannot be applied fails its own step, never the batch."""
         # Runs are locked in id order, so two workers' batches never deadlock on PostgreSQL.
         batch.sort(key=lambda item: (item[0].run_id, item[0].id))
-        logs = {step.id: self._take_events(step.id) for step, _ in batch}
+        logs = {step.lease_token: self._take_events(step.lease_token) for step, _ in batch}
         refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
 
         def write() -> None:
             refused.clear()
-            now = self.clock.now()
-            with self.db.write() as conn, events.buffered_events(conn):
-                for step, outcome in batch:
-                    # A step's logs go in with its result, before its final state.
-                    events.add_events(conn, logs[step.id])
-                    try:
-                        self._apply(conn, step, outcome, now)
-                    except LeaseLost as exc:  # checked before any write of this step
-                        refused.append((step, exc))
+            with self.db.write() as conn:
+                now = self.clock.now()
+                pending: list[dict[str, Any]] = []
+                conn.info[events.EVENT_BUFFER] = pending
+                try:
+                    for step, outcome in batch:
+                        # A step's logs go in with its result, before its final state.
+                        pending.extend(logs[step.lease_token])
+                        try:
+                            self._apply_alone(conn, step, outcome, now, pending)
+                        except LeaseLost as exc:  # checked before any write of this step
+                            refused.append((step, exc))
+                finally:
+                    del conn.info[events.EVENT_BUFFER]
+                events.insert_tolerant(conn, pending)
 
         self._retrying(write, "record step results", forever=True)
         for step, exc in refused:
@@ -279,6 +308,45 @@ class Worker:
                     error=outcome.failure.message[:500],
                 )
 
+    def _apply_alone(
+        self,
+        conn: Connection,
+        step: queue_sql.ClaimedStep,
+        outcome: Outcome,
+        now: datetime,
+        pending: list[dict[str, Any]],
+    ) -> None:
+        """Apply one result in a savepoint; if that fails, fail the step in another one."""
+        mark = len(pending)
+        try:
+            with conn.begin_nested():
+                self._apply(conn, step, outcome, now)
+            return
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the database is out: the whole batch is retried
+            del pending[mark:]  # what the failed apply would have written
+            failure = _unrecordable(exc)
+            log.error(
+                "could not record a step's result; failing the step",
+                step=step.step_key,
+                run_id=step.run_id,
+                error=failure.message,
+                exc_info=exc,
+            )
+        try:
+            with conn.begin_nested():
+                self._apply(conn, step, Outcome(failure=failure), now)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            del pending[mark:]
+            log.exception("could not fail the step either", step=step.step_key)
+
     def _apply(
         self, conn: Connection, step: queue_sql.ClaimedStep, outcome: Outcome, now: datetime
     ) -> None:
@@ -287,7 +355,7 @@ class Worker:
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,
-                owner=self.id,
+                token=step.lease_token,
                 attempt=step.attempt,
                 output=outcome.output,
                 now=now,
@@ -297,7 +365,7 @@ class Worker:
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,
-                owner=self.id,
+                token=step.lease_token,
                 attempt=step.attempt,
                 failure=outcome.failure,
                 now=now,
@@ -311,30 +379,35 @@ class Worker:
         while not self._stopping.is_set() or self._inflight:
             now = time.monotonic()
             if now >= next_flush:
-                self._retrying(self._flush_events, "flush events", attempts=1)
+                self._survive(self._flush_events, "flush events")
                 next_flush = now + 0.25
             if now >= next_beat:
-                self._retrying(self._heartbeat, "heartbeat", attempts=1)
-                self._retrying(self._reap, "reap", attempts=1)
+                self._survive(self._heartbeat, "heartbeat")
+                self._survive(self._reap, "reap")
                 next_beat = now + interval
             time.sleep(min(0.05, interval))
+
+    def _survive(self, action: Callable[[], None], what: str) -> None:
+        """Run one beat of a loop that must never stop: log whatever it raises, go on."""
+        try:
+            self._retrying(action, what, attempts=1)
+        except Exception:
+            log.exception(f"{what} failed; trying again at the next beat")
 
     def _heartbeat(self) -> None:
         with self._lock:
             entries = dict(self._inflight)
-        now = self.clock.now()
         with self.db.write() as conn:
+            # Read the clock once the write lock is held: waiting for it must not shorten the
+            # lease being renewed.
+            now = self.clock.now()
             held = queue_sql.heartbeat(
-                conn,
-                owner=self.id,
-                step_ids=list(entries),
-                now=now,
-                lease_seconds=self.options.lease_seconds,
+                conn, tokens=list(entries), now=now, lease_seconds=self.options.lease_seconds
             )
             conn.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now))
-        for step_id, entry in entries.items():
+        for token, entry in entries.items():
             # Cancel requested for its run, or lease lost (its result would be refused): stop.
-            if held.get(step_id, True):
+            if held.get(token, True) and entry.ctx is not None:
                 entry.ctx.cancel_event.set()
 
     def _reap(self) -> None:
@@ -352,31 +425,35 @@ class Worker:
 
     # --------------------------------------------------------------------------- events
 
-    def _emitter(
-        self, step: queue_sql.ClaimedStep
-    ) -> Callable[[str, str, str, dict[str, Any] | None], None]:
+    def _emitter(self, entry: _InFlight) -> Callable[[str, str, str, dict[str, Any] | None], None]:
+        step = entry.claimed
+
         def emit(kind: str, level: str, message: str, data: dict[str, Any] | None) -> None:
+            # Made storable here, on the step's thread: JSON-safe, bounded, secrets masked, and
+            # scrubbed in privacy mode, so no write transaction ever waits on any of it.
+            text = entry.masker.text(events.short_message(message))
+            safe = None if data is None else entry.masker.value(events.json_safe(data))
             with self._events_lock:
                 self._events.append(
                     {
-                        "_step_id": step.id,
+                        "_token": step.lease_token,
                         "run_id": step.run_id,
                         "step_key": step.step_key,
                         "type": kind,
-                        "level": level,
-                        "message": message,
-                        "data": data,
+                        "level": level if level in _LEVELS else "info",
+                        "message": privacy.readable(text),
+                        "data": privacy.readable(safe),
                         "created_at": self.clock.now(),
                     }
                 )
 
         return emit
 
-    def _take_events(self, step_id: str) -> list[dict[str, Any]]:
+    def _take_events(self, token: str) -> list[dict[str, Any]]:
         with self._events_lock:
-            mine = [e for e in self._events if e["_step_id"] == step_id]
+            mine = [e for e in self._events if e["_token"] == token]
             if mine:
-                self._events = [e for e in self._events if e["_step_id"] != step_id]
+                self._events = [e for e in self._events if e["_token"] != token]
         return [_public(e) for e in mine]
 
     def _flush_events(self) -> None:
@@ -386,7 +463,7 @@ class Worker:
             return
         try:
             with self.db.write() as conn:
-                events.add_events(conn, [_public(e) for e in batch])
+                events.insert_tolerant(conn, [_public(e) for e in batch])
         except BaseException:
             with self._events_lock:
                 self._events[:0] = batch  # keep them for the next flush
@@ -426,7 +503,8 @@ class Worker:
         with self._lock:
             leftover = list(self._inflight.values())
         for entry in leftover:
-            entry.ctx.cancel_event.set()
+            if entry.ctx is not None:
+                entry.ctx.cancel_event.set()
             step = entry.claimed
             self._retrying(functools.partial(self._release, step), "release lease", attempts=3)
         pool.shutdown(wait=False, cancel_futures=True)
@@ -437,21 +515,25 @@ class Worker:
                 conn,
                 run_id=step.run_id,
                 step_id=step.id,
-                owner=self.id,
-                attempt=step.attempt,
+                token=step.lease_token,
                 now=self.clock.now(),
             )
 
     def _retrying(
         self, action: Callable[[], T], what: str, *, attempts: int = 0, forever: bool = False
     ) -> T | None:
-        """Run ``action``, retrying with backoff while the database is out (attempts 0: no cap)."""
+        """Run ``action``, retrying with backoff while the database is out (attempts 0: no cap).
+
+        Only outages are retried; any other error is raised at once (see storage.is_outage).
+        """
         delay = 0.2
         tried = 0
         while True:
             try:
                 return action()
-            except DB_ERRORS as exc:
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 tried += 1
                 if attempts and tried >= attempts:
                     log.warning(f"database unavailable during {what}", error=_short(exc))
@@ -466,8 +548,26 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
 
+_LEVELS = frozenset({"debug", "info", "warning", "error"})
+
+
 def _public(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if not k.startswith("_")}
+
+
+def _unrecordable(exc: Exception) -> Failure:
+    """The failure of a step whose result the database would not take."""
+    if isinstance(exc, DataError):
+        reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+        return Failure(
+            "validation", f"the database refused this step's result: {reason[:300]}", False
+        )
+    reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return Failure(
+        "internal",
+        f"awe could not record this step's result: {type(exc).__name__}: {reason}",
+        False,
+    )
 
 
 def _short(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from awe.core.clock import utcnow
 from awe.core.config import Settings
@@ -28,9 +28,9 @@ from awe.core.errors import (
     ValidationFailed,
 )
 from awe.core.ids import new_id
-from awe.services import audit, tokens
+from awe.services import audit, throttle, tokens
 from awe.services.audit import Actor
-from awe.storage.auth_models import AuthSession, AuthThrottle
+from awe.storage.auth_models import AuthSession
 from awe.storage.database import Database
 from awe.storage.models import User
 
@@ -97,26 +97,10 @@ def create_user(
     actor: Actor = audit.SYSTEM,
 ) -> UserInfo:
     """A new user with an Argon2id password hash; Conflict if the email is taken."""
-    address = normal_email(email)
-    _check_password(password)
-    if role not in ROLES:
-        raise ValidationFailed(f"role {role!r} is not one of {', '.join(ROLES)}")
-    now = utcnow()
-    user_id = new_id()
+    address, hashed = checked_credentials(email, password)
     with db.write() as conn:
-        if conn.execute(select(User.id).where(User.email == address)).first() is not None:
-            raise Conflict(f"a user with the email {address} exists already")
-        conn.execute(
-            insert(User).values(
-                id=user_id,
-                email=address,
-                display_name=display_name.strip()[:200],
-                password_hash=PASSWORDS.hash(password),
-                role=role,
-                is_active=True,
-                created_at=now,
-                updated_at=now,
-            )
+        user_id = insert_user(
+            conn, email=address, password_hash=hashed, role=role, display_name=display_name
         )
         audit.record(
             conn,
@@ -127,6 +111,39 @@ def create_user(
             details={"email": address, "role": role},
         )
     return get_user(db, user_id)
+
+
+def checked_credentials(email: str, password: str) -> tuple[str, str]:
+    """The normalised email and the password's Argon2id hash (made before any transaction
+    opens: hashing takes a while on purpose)."""
+    address = normal_email(email)
+    _check_password(password)
+    return address, PASSWORDS.hash(password)
+
+
+def insert_user(
+    conn: Connection, *, email: str, password_hash: str, role: str, display_name: str
+) -> str:
+    """Insert a user in the caller's transaction; its id. Conflict if the email is taken."""
+    if role not in ROLES:
+        raise ValidationFailed(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if conn.execute(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user with the email {email} exists already")
+    now = utcnow()
+    user_id = new_id()
+    conn.execute(
+        insert(User).values(
+            id=user_id,
+            email=email,
+            display_name=display_name.strip()[:200],
+            password_hash=password_hash,
+            role=role,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return user_id
 
 
 def register(
@@ -157,58 +174,29 @@ def list_users(db: Database) -> list[UserInfo]:
 # ---------------------------------------------------------------------------------- logging in
 
 
-def _throttle_keys(email: str, ip: str | None) -> list[str]:
-    return [f"account:{email}"] + ([f"ip:{ip}"] if ip else [])
-
-
-def _locked(conn: Connection, keys: list[str], now: datetime) -> datetime | None:
-    rows = conn.execute(
-        select(AuthThrottle.locked_until).where(
-            AuthThrottle.key.in_(keys), AuthThrottle.locked_until > now
-        )
-    ).all()
-    return max((r.locked_until for r in rows), default=None)
-
-
-def _count_failure(conn: Connection, settings: Settings, key: str, now: datetime) -> bool:
-    """One more failure for ``key``; True when it now locks."""
-    limit = (
-        settings.login_max_failures
-        if key.startswith("account:")
-        else (settings.login_max_failures_per_ip)
-    )
-    window = timedelta(seconds=settings.login_window_seconds)
-    row = conn.execute(select(AuthThrottle.__table__).where(AuthThrottle.key == key)).first()
-    if row is None or row.window_started_at < now - window:
-        failures = 1
-        conn.execute(delete(AuthThrottle).where(AuthThrottle.key == key))
-        conn.execute(insert(AuthThrottle).values(key=key, failures=1, window_started_at=now))
-    else:
-        failures = row.failures + 1
-        conn.execute(update(AuthThrottle).where(AuthThrottle.key == key).values(failures=failures))
-    if failures >= limit:
-        until = now + timedelta(seconds=settings.login_lockout_seconds)
-        conn.execute(update(AuthThrottle).where(AuthThrottle.key == key).values(locked_until=until))
-        return True
-    return False
-
-
 def login(
     db: Database, settings: Settings, *, email: str, password: str, actor: Actor
 ) -> TokenPair:
-    """Check the password and open a session; throttled per account and per address."""
+    """Check the password and open a session; throttled per account and per address.
+
+    Each attempt takes its number before the password is checked (services/throttle.py), so
+    parallel guesses cannot get more than the limit checked.
+    """
     address = email.strip().lower()
     now = utcnow()
-    keys = _throttle_keys(address, actor.ip)
-    with db.read() as conn:
-        locked_until = _locked(conn, keys, now)
-    if locked_until is not None:
-        audit.security_event(
+    with db.write() as conn:
+        attempts = [
+            throttle.reserve(conn, settings, k, now) for k in throttle.keys(address, actor.ip)
+        ]
+    refused = [a for a in attempts if a.refused(now)]
+    if refused:
+        audit.failed_token(
             db, "login_locked", email=address, ip=actor.ip, detail="login refused during a lockout"
         )
+        until = max((a.locked_until for a in refused if a.locked_until), default=None)
+        wait = (until - now).total_seconds() if until else settings.login_lockout_seconds
         raise TooManyRequests(
-            "too many failed logins; try again later",
-            retry_after=max(1, int((locked_until - now).total_seconds())),
+            "too many failed logins; try again later", retry_after=max(1, int(wait))
         )
     with db.read() as conn:
         user = conn.execute(select(User.__table__).where(User.email == address)).first()
@@ -217,7 +205,9 @@ def login(
     )
     if user is None or not valid or not user.is_active:
         with db.write() as conn:
-            newly_locked = [k for k in keys if _count_failure(conn, settings, k, now)]
+            newly_locked = [
+                a.key for a in attempts if throttle.lock_if_spent(conn, settings, a, now)
+            ]
         audit.security_event(
             db,
             "login_failed",
@@ -237,7 +227,7 @@ def login(
         raise AuthenticationFailed("wrong email or password")
     session_id, jti = new_id(), new_id()
     with db.write() as conn:
-        conn.execute(delete(AuthThrottle).where(AuthThrottle.key == keys[0]))
+        throttle.succeeded(conn, attempts)
         conn.execute(
             insert(AuthSession).values(
                 id=session_id,
@@ -255,16 +245,18 @@ def login(
             target_type="session",
             target_id=session_id,
         )
-    return _pair(settings, user.id, user.role, session_id, jti)
+    return _pair(db, settings, user.id, user.role, session_id, jti)
 
 
-def _pair(settings: Settings, user_id: str, role: str, session_id: str, jti: str) -> TokenPair:
+def _pair(
+    db: Database, settings: Settings, user_id: str, role: str, session_id: str, jti: str
+) -> TokenPair:
     return TokenPair(
         access_token=tokens.issue_access(
-            settings, user_id=user_id, role=role, session_id=session_id
+            db, settings, user_id=user_id, role=role, session_id=session_id
         ),
         refresh_token=tokens.issue_refresh(
-            settings, user_id=user_id, session_id=session_id, jti=jti
+            db, settings, user_id=user_id, session_id=session_id, jti=jti
         ),
         expires_in=settings.access_token_minutes * 60,
     )
@@ -288,11 +280,21 @@ def refresh(db: Database, settings: Settings, refresh_token: str, *, actor: Acto
             )
             reuse = session
         else:
+            user = conn.execute(
+                select(User.role, User.is_active).where(User.id == session.user_id)
+            ).one()
+            if user.is_active:
+                conn.execute(
+                    update(AuthSession)
+                    .where(AuthSession.id == session.id)
+                    .values(refresh_jti=new_jti)
+                )
+                return _pair(db, settings, session.user_id, user.role, session.id, new_jti)
+            # A deactivated user's session ends here.
             conn.execute(
-                update(AuthSession).where(AuthSession.id == session.id).values(refresh_jti=new_jti)
+                update(AuthSession).where(AuthSession.id == session.id).values(revoked_at=now)
             )
-            role = conn.execute(select(User.role).where(User.id == session.user_id)).scalar_one()
-            return _pair(settings, session.user_id, role, session.id, new_jti)
+            reuse = None
     if reuse is not None:
         audit.security_event(
             db,

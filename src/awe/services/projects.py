@@ -6,6 +6,7 @@ is "not found" to a member, never "forbidden", so ids do not leak what exists.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,9 @@ from awe.storage.database import Database
 from awe.storage.engine_models import Workflow
 from awe.storage.knowledge_models import Document
 from awe.storage.models import Project
+
+#: The shape of ids (UUIDs in canonical form).
+ID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,20 @@ def _info(row: Any) -> ProjectInfo:
     )
 
 
+def looks_like_id(ref: str) -> bool:
+    """True when ``ref`` has the shape of an id (a project name never does)."""
+    return bool(ID_SHAPE.match(ref))
+
+
 def visible(db: Database, principal: Principal, ref: str) -> ProjectInfo:
-    """The project with this id or name, if the principal may see it; NotFound otherwise."""
+    """The project with this id or name, if the principal may see it; NotFound otherwise.
+
+    What looks like an id is looked up as an id only, anything else as a name only: since no
+    name may look like an id, a reference never means two projects.
+    """
+    column = Project.id if looks_like_id(ref) else Project.name
     with db.read() as conn:
-        row = conn.execute(
-            select(Project.__table__).where((Project.id == ref) | (Project.name == ref))
-        ).first()
+        row = conn.execute(select(Project.__table__).where(column == ref)).first()
     if row is None or not (principal.is_admin or row.owner_id == principal.user_id):
         raise NotFound(f"no project {ref}")
     return _info(row)
@@ -101,6 +113,11 @@ def create(
     """A new project owned by the principal (an admin may name another owner)."""
     if not NAME_RE.match(name) or len(name) > 100:
         raise ValidationFailed(f"project name {name!r} must match [a-z0-9][a-z0-9-]* (100 at most)")
+    if looks_like_id(name):
+        raise ValidationFailed(
+            f"project name {name!r} looks like an id; choose a name that does not, so that a"
+            " reference to a project by id or name is never ambiguous"
+        )
     owner = owner_id if (owner_id and principal.is_admin) else principal.user_id
     if owner is None:
         raise ValidationFailed("the admin token acts for no user: give owner_id")

@@ -31,9 +31,14 @@ class QueueStats:
         return asdict(self)
 
 
-def queue_stats(db: Database) -> list[QueueStats]:
-    """Every queue that has steps or limits."""
+def queue_stats(db: Database, *, project_ids: set[str] | None = None) -> list[QueueStats]:
+    """Every queue that has steps or limits; with ``project_ids``, only the steps of runs in
+    those projects are counted, and only queues they use are listed (what a member sees)."""
     now = utcnow()
+    scope = [Step.status.in_([states.QUEUED, states.RUNNING])]
+    if project_ids is not None:
+        mine = select(Run.id).where(Run.project_id.in_(sorted(project_ids)))
+        scope.append(Step.run_id.in_(mine))
     with db.read() as conn:
         counted = conn.execute(
             select(
@@ -46,18 +51,19 @@ def queue_stats(db: Database) -> list[QueueStats]:
                 ),
                 func.sum(case((Step.status == states.RUNNING, 1), else_=0)),
             )
-            .where(Step.status.in_([states.QUEUED, states.RUNNING]))
+            .where(*scope)
             .group_by(Step.queue)
         ).all()
         oldest = dict(
             conn.execute(
                 select(Step.queue, func.min(Step.run_after))
-                .where(Step.status == states.QUEUED, Step.run_after <= now)
+                .where(*scope, Step.status == states.QUEUED, Step.run_after <= now)
                 .group_by(Step.queue)
             ).all()
         )
         limits = {r.name: r for r in conn.execute(select(Queue.__table__)).all()}
-    names = sorted({row[0] for row in counted} | set(limits))
+    listed = set(limits) if project_ids is None else set()
+    names = sorted({row[0] for row in counted} | listed)
     by_name = {row[0]: row for row in counted}
     result = []
     for name in names:

@@ -41,7 +41,12 @@ def start(
     dry_run: bool,
     actor: Actor,
 ) -> str:
-    """Start a run of a stored workflow of the project (an idempotency key returns the first)."""
+    """Start a run of a stored workflow of the project (an idempotency key returns the first).
+
+    The run has the privileges of whoever pushed the version, not of who starts it: an admin's
+    workflow started by a member may use privileged kinds; a member's, started by an admin, may
+    not (PermissionDenied when it uses one members may no longer use).
+    """
     stored = workflows.get(db, workflow, version=version, project=project.name)
     key = f"{project.id}:{idempotency_key}" if idempotency_key else None  # keys per project
     run_id = Engine(db).submit(
@@ -52,6 +57,7 @@ def start(
         workflow_version=stored.version,
         trace_id=actor.trace_id,
         dry_run=dry_run,
+        trusted=stored.trusted,
     )
     _audit(
         db,

@@ -16,6 +16,8 @@ from sqlalchemy import delete, select
 from awe.core.errors import NotFound
 from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
+from awe.services import audit
+from awe.services.audit import Actor
 from awe.storage.database import Database
 from awe.storage.engine_models import Schedule
 
@@ -55,8 +57,13 @@ def sync_workflow(
     version: int,
     project: str | None,
     project_id: str | None,
+    trusted: bool = True,
 ) -> str | None:
-    """Make the workflow's schedule match ``spec`` (created, updated or removed); its id."""
+    """Make the workflow's schedule match ``spec`` (created, updated or removed); its id.
+
+    ``trusted``: the version's pusher was an admin or the operator (its runs may use privileged
+    kinds); a member's schedule fires as that member would start it.
+    """
     name = schedule_name(spec["name"], project)
     if not spec.get("schedule"):
         with db.write() as conn:
@@ -73,6 +80,7 @@ def sync_workflow(
         timezone=str(spec.get("timezone") or "UTC"),
         workflow_version=version,
         project_id=project_id,
+        trusted=trusted,
     )
 
 
@@ -119,6 +127,7 @@ def _find(db: Database, name: str) -> Any:
                 Schedule.inputs,
                 Schedule.workflow_version,
                 Schedule.project_id,
+                Schedule.trusted,
             ).where(Schedule.name == name)
         ).first()
     if row is None:
@@ -126,17 +135,38 @@ def _find(db: Database, name: str) -> Any:
     return row
 
 
-def set_enabled(db: Database, name: str, *, enabled: bool) -> None:
+def set_enabled(db: Database, name: str, *, enabled: bool, actor: Actor) -> None:
     """Pause or resume a schedule by name (resumed, it fires at its next cron time)."""
-    Scheduler(db).set_enabled(_find(db, name).id, enabled)
+    row = _find(db, name)
+    Scheduler(db).set_enabled(row.id, enabled)
+    audit.record_now(
+        db,
+        actor,
+        "schedule.enable" if enabled else "schedule.disable",
+        target_type="schedule",
+        target_id=name,
+        project_id=row.project_id,
+    )
 
 
-def trigger(db: Database, name: str) -> str:
+def trigger(db: Database, name: str, *, actor: Actor) -> str:
     """Fire a schedule now, outside its cron; returns the run id."""
     row = _find(db, name)
-    return Engine(db).submit(
+    run_id = Engine(db).submit(
         row.spec,
         row.inputs,
         workflow_version=row.workflow_version,
         project_id=row.project_id,
+        trusted=bool(row.trusted),
+        trace_id=actor.trace_id,
     )
+    audit.record_now(
+        db,
+        actor,
+        "schedule.trigger",
+        target_type="schedule",
+        target_id=name,
+        project_id=row.project_id,
+        details={"run_id": run_id},
+    )
+    return run_id

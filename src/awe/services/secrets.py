@@ -1,70 +1,125 @@
-"""The token signing secret: from AWE_JWT_SECRET, or a 0600 file in AWE_HOME made on first use.
+"""Project secrets: API keys and passwords that steps read as ``{{ secrets.NAME }}``.
 
-Rotating the secret (``awe secrets rotate``) logs everyone out: every token signed with the
-old one fails its signature check. API processes on this machine notice the new file at their
-next request (its modification time is checked); elsewhere, distribute it and restart.
+Values are sealed with the instance key before they are written (for their project and name),
+listed by name only, and never shown again. The project's owner and admins may set and unset
+them; the operator's CLI works on the default project (runs outside any project) unless told
+another. Every change is audited, by name, never with the value.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import threading
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from awe.core.clock import utcnow
 from awe.core.config import Settings
-from awe.core.errors import ConfigurationError, PermissionDenied
+from awe.core.crypto import instance_key
+from awe.core.errors import NotFound, ValidationFailed
+from awe.engine.secret_refs import NAME_RE
+from awe.services import audit
+from awe.services.audit import Actor
+from awe.services.projects import ProjectInfo
+from awe.services.signing import check_instance_key
+from awe.storage import secret_store
+from awe.storage.database import Database
 
-SECRET_BYTES = 48
-_cache: dict[str, tuple[float, str]] = {}
-_lock = threading.Lock()
-
-
-def secret_path(settings: Settings) -> Path:
-    """Where the signing secret file lives."""
-    return settings.home / "secrets" / "jwt_secret"
-
-
-def _write(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
-    os.replace(temporary, path)  # readers see the old secret or the new one, never half of one
+MAX_VALUE = 64 * 1024
 
 
-def signing_secret(settings: Settings) -> str:
-    """The current secret (created, 0600, when there is none yet)."""
-    if settings.jwt_secret is not None:
-        value = settings.jwt_secret.get_secret_value()
-        if len(value) < 32:
-            raise ConfigurationError("AWE_JWT_SECRET must be at least 32 characters long")
-        return value
-    path = secret_path(settings)
-    with _lock:
-        if not path.exists():
-            _write(path, secrets.token_urlsafe(SECRET_BYTES))
-        stat = path.stat()
-        if stat.st_mode & 0o077:
-            raise PermissionDenied(
-                f"{path} is readable by others (mode {stat.st_mode & 0o777:o}); chmod 600 it"
-            )
-        cached = _cache.get(str(path))
-        if cached is None or cached[0] != stat.st_mtime:
-            _cache[str(path)] = (stat.st_mtime, path.read_text(encoding="utf-8").strip())
-        return _cache[str(path)][1]
+@dataclass(frozen=True)
+class SecretInfo:
+    """A secret as listed: its name and when it was set, never its value."""
+
+    name: str
+    updated_at: datetime
+    updated_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "name": self.name,
+            "updated_at": self.updated_at.isoformat(),
+            "updated_by": self.updated_by,
+        }
 
 
-def rotate(settings: Settings) -> Path:
-    """Write a new secret: every token issued so far stops being valid."""
-    if settings.jwt_secret is not None:
-        raise ConfigurationError(
-            "the signing secret comes from AWE_JWT_SECRET; set a new value there and restart"
+def _check(name: str, value: str) -> None:
+    if not NAME_RE.match(name):
+        raise ValidationFailed(
+            f"secret name {name!r} must be an identifier (letters, digits, _; not starting with a"
+            " digit; 100 at most), so that templates can read secrets.<name>"
         )
-    path = secret_path(settings)
-    with _lock:
-        _write(path, secrets.token_urlsafe(SECRET_BYTES))
-        _cache.pop(str(path), None)
-    return path
+    if not value:
+        raise ValidationFailed("a secret's value may not be empty")
+    if len(value) > MAX_VALUE:
+        raise ValidationFailed(f"a secret's value may be {MAX_VALUE} characters at most")
+    if "\x00" in value:
+        raise ValidationFailed("a secret's value may not contain NUL characters")
+
+
+def _where(project: ProjectInfo | None) -> tuple[str, str | None]:
+    return (project.id, project.id) if project is not None else ("", None)
+
+
+def set_secret(
+    db: Database,
+    settings: Settings,
+    *,
+    project: ProjectInfo | None,
+    name: str,
+    value: str,
+    actor: Actor,
+) -> bool:
+    """Set a secret of ``project`` (None: the default project); True when it is new."""
+    _check(name, value)
+    key = instance_key(settings)
+    check_instance_key(db, key)
+    project_key, project_id = _where(project)
+    with db.write() as conn:
+        created = secret_store.put(
+            conn,
+            key,
+            project_key=project_key,
+            name=name,
+            value=value,
+            by=actor.id if actor.type == "user" else None,
+            now=utcnow(),
+        )
+        audit.record(
+            conn,
+            actor,
+            "secret.set",
+            target_type="secret",
+            target_id=name,
+            project_id=project_id,
+            details={"created": created},
+        )
+    return created
+
+
+def list_secrets(db: Database, *, project: ProjectInfo | None) -> list[SecretInfo]:
+    """The names of a project's secrets (None: the default project), by name."""
+    project_key, _ = _where(project)
+    with db.read() as conn:
+        rows = secret_store.names(conn, project_key=project_key)
+    return [SecretInfo(name, at, by) for name, at, by in rows]
+
+
+def known_names(db: Database, *, project_key: str) -> set[str]:
+    """The names of the secrets of the project with this key ('' for the default project)."""
+    with db.read() as conn:
+        return {name for name, _, _ in secret_store.names(conn, project_key=project_key)}
+
+
+def unset(db: Database, *, project: ProjectInfo | None, name: str, actor: Actor) -> None:
+    """Delete a secret; NotFound if the project has none of that name."""
+    project_key, project_id = _where(project)
+    with db.write() as conn:
+        if not secret_store.remove(conn, project_key=project_key, name=name):
+            raise NotFound(
+                f"no secret {name!r}" + (f" in project {project.name!r}" if project else "")
+            )
+        audit.record(
+            conn, actor, "secret.unset", target_type="secret", target_id=name, project_id=project_id
+        )

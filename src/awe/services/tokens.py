@@ -8,6 +8,7 @@ tokens are random, shown once, and stored as their SHA-256 only.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import secrets
@@ -24,7 +25,7 @@ from awe.core.errors import AuthenticationFailed, NotFound, ValidationFailed
 from awe.core.ids import new_id
 from awe.services import audit
 from awe.services.audit import Actor
-from awe.services.secrets import signing_secret
+from awe.services.signing import signing_secret
 from awe.storage.auth_models import ApiToken, AuthSession
 from awe.storage.database import Database
 from awe.storage.models import User
@@ -38,7 +39,9 @@ PAT_PREFIX = "awe_pat_"
 class Principal:
     """Who a request acts for."""
 
-    kind: str  # "user" (a login), "api-token" (a personal token), "admin-token"
+    #: "user" (a login), "api-token" (a personal token), "admin-token", or "operator" (the local
+    #: CLI, which holds the database already).
+    kind: str
     user_id: str | None
     role: str
     session_id: str | None = None
@@ -46,13 +49,29 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        """Admins (and the admin token) may use the admin endpoints and see every project."""
+        """Admins (the admin token, the operator) may use the admin endpoints and privileged
+        kinds, and see every project."""
         return self.role == "admin"
 
     def actor(self, ip: str | None, trace_id: str | None) -> Actor:
         """This principal as the actor of audit entries."""
+        if self.kind == "operator":
+            return operator_actor()
         kind = "admin-token" if self.kind == "admin-token" else "user"
         return Actor(kind, self.user_id, ip, trace_id)
+
+
+#: The operator: whoever runs the ``awe`` CLI on a machine that holds the database.
+OPERATOR = Principal("operator", None, "admin")
+
+
+def operator_actor() -> Actor:
+    """The operator as an audit actor, named by the operating-system user running the CLI."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's user, say)
+        name = "unknown"
+    return Actor("operator", name[:36])
 
 
 @dataclass(frozen=True)
@@ -74,24 +93,30 @@ class ApiTokenInfo:
         }
 
 
-def _encode(settings: Settings, claims: dict[str, Any], lifetime: timedelta) -> str:
+def _encode(db: Database, settings: Settings, claims: dict[str, Any], lifetime: timedelta) -> str:
     now = utcnow()
     payload = {**claims, "iss": ISSUER, "iat": now, "nbf": now, "exp": now + lifetime}
-    return jwt.encode(payload, signing_secret(settings), algorithm=ALGORITHM)
+    return jwt.encode(payload, signing_secret(db, settings), algorithm=ALGORITHM)
 
 
-def issue_access(settings: Settings, *, user_id: str, role: str, session_id: str) -> str:
+def issue_access(
+    db: Database, settings: Settings, *, user_id: str, role: str, session_id: str
+) -> str:
     """A short-lived access token of a session."""
     return _encode(
+        db,
         settings,
         {"sub": user_id, "sid": session_id, "role": role, "typ": "access", "jti": new_id()},
         timedelta(minutes=settings.access_token_minutes),
     )
 
 
-def issue_refresh(settings: Settings, *, user_id: str, session_id: str, jti: str) -> str:
+def issue_refresh(
+    db: Database, settings: Settings, *, user_id: str, session_id: str, jti: str
+) -> str:
     """The session's refresh token (single use: each refresh replaces it)."""
     return _encode(
+        db,
         settings,
         {"sub": user_id, "sid": session_id, "typ": "refresh", "jti": jti},
         timedelta(days=settings.refresh_token_days),
@@ -105,19 +130,19 @@ def decode(
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            signing_secret(settings),
+            signing_secret(db, settings),
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "sid", "typ", "jti"]},
         )
     except jwt.ExpiredSignatureError:
-        audit.security_event(db, "token_expired", ip=ip, detail=f"{expected} token expired")
+        audit.failed_token(db, "token_expired", ip=ip, detail=f"{expected} token expired")
         raise AuthenticationFailed("the token has expired; refresh it or log in again") from None
     except jwt.InvalidTokenError as exc:
-        audit.security_event(db, "token_invalid", ip=ip, detail=f"{type(exc).__name__}: {exc}")
+        audit.failed_token(db, "token_invalid", ip=ip, detail=f"{type(exc).__name__}: {exc}")
         raise AuthenticationFailed("the token is not valid") from None
     if claims.get("typ") != expected:
-        audit.security_event(
+        audit.failed_token(
             db,
             "token_misuse",
             user_id=str(claims.get("sub")),
@@ -144,7 +169,7 @@ def authenticate(db: Database, settings: Settings, bearer: str, *, ip: str | Non
             .where(AuthSession.id == claims["sid"], AuthSession.user_id == claims["sub"])
         ).first()
     if row is None or row.revoked_at is not None or row.expires_at < now or not row.is_active:
-        audit.security_event(
+        audit.failed_token(
             db,
             "token_revoked",
             user_id=claims["sub"],
@@ -177,7 +202,7 @@ def _personal(db: Database, token: str, ip: str | None) -> Principal:
         ).first()
     if row is None or row.revoked_at is not None or not row.is_active:
         kind = "token_invalid" if row is None else "token_revoked"
-        audit.security_event(
+        audit.failed_token(
             db,
             kind,
             user_id=row.user_id if row else None,
@@ -186,7 +211,7 @@ def _personal(db: Database, token: str, ip: str | None) -> Principal:
         )
         raise AuthenticationFailed("the API token is not valid")
     if row.expires_at is not None and row.expires_at < now:
-        audit.security_event(
+        audit.failed_token(
             db, "token_expired", user_id=row.user_id, ip=ip, detail="personal API token expired"
         )
         raise AuthenticationFailed("the API token has expired")

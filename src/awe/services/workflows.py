@@ -1,4 +1,10 @@
-"""Stored workflows: immutable versions, pushed from files, listed, shown and compared."""
+"""Stored workflows: immutable versions, pushed from files, listed, shown and compared.
+
+A version remembers who pushed it and whether it is *trusted* (pushed by an admin, the admin
+token or the operator's CLI): runs of a trusted version may use privileged kinds, whoever starts
+them; a member may not push a workflow that uses one (engine/permissions.py). Pushing checks the
+secrets the workflow reads exist in the project, and that no workflow step calls back into it.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,17 @@ from sqlalchemy import func, insert, select
 
 from awe.core.clock import utcnow
 from awe.core.errors import NotFound
+from awe.engine import children, permissions
 from awe.engine.files import Problem, WorkflowFileInvalid, load_file, load_text
 from awe.engine.registry import default_registry
-from awe.services import schedules
+from awe.services import audit, schedules
+from awe.services.audit import Actor
 from awe.services.projects import project_key
+from awe.services.secrets import known_names
+from awe.services.tokens import OPERATOR, Principal, operator_actor
 from awe.storage.database import Database
 from awe.storage.engine_models import Workflow
+from awe.storage.privacy import readable
 
 
 @dataclass(frozen=True)
@@ -31,33 +42,64 @@ class WorkflowVersion:
     spec: dict[str, Any]
     source: str
     created_at: datetime
+    #: Pushed by an admin or the operator: its runs may use privileged kinds.
+    trusted: bool = True
+    pushed_by: str | None = None
+
+    def shown_source(self) -> str:
+        """The YAML source as it may be shown (scrubbed in privacy mode)."""
+        return str(readable(self.source))
+
+    def shown_spec(self) -> dict[str, Any]:
+        """The spec as it may be shown (scrubbed in privacy mode)."""
+        return dict(readable(self.spec))
 
     def summary(self) -> dict[str, Any]:
         """Name, version, description and step count, JSON-ready."""
         return {
             "name": self.name,
             "version": self.version,
-            "description": self.spec.get("description", ""),
+            "description": readable(self.spec.get("description", "")),
             "steps": len(self.spec["steps"]),
             "created_at": self.created_at.isoformat(),
+            "trusted": self.trusted,
         }
 
 
-def push(db: Database, path: Path, *, project: str | None = None) -> tuple[WorkflowVersion, bool]:
-    """Store the file as the workflow's next version; (version, False) if unchanged since last.
+def push(
+    db: Database, path: Path, *, project: str | None = None, actor: Actor | None = None
+) -> tuple[WorkflowVersion, bool]:
+    """Store the file as the workflow's next version, as the operator; (version, False) if
+    unchanged since the last one.
 
     The workflow's schedule follows its latest version (see :mod:`awe.services.schedules`).
     """
-    spec = load_file(path, known_kind=default_registry.knows)
-    return _push(db, spec, path.read_text(encoding="utf-8-sig"), project)
+    key = project_key(db, project)
+    spec = load_file(
+        path, known_kind=default_registry.knows, known_secrets=known_names(db, project_key=key)
+    )
+    source = path.read_text(encoding="utf-8-sig")
+    return _push(db, spec, source, project, OPERATOR, actor or operator_actor())
 
 
 def push_source(
-    db: Database, source: str, *, name: str = "workflow.yaml", project: str | None = None
+    db: Database,
+    source: str,
+    *,
+    name: str = "workflow.yaml",
+    project: str | None = None,
+    principal: Principal = OPERATOR,
+    actor: Actor | None = None,
 ) -> tuple[WorkflowVersion, bool]:
-    """Store YAML text as its workflow's next version (as :func:`push` does a file)."""
-    spec = load_text(source, source=name, known_kind=default_registry.knows)
-    return _push(db, spec, source, project)
+    """Store YAML text as its workflow's next version, pushed by ``principal``."""
+    key = project_key(db, project)
+    spec = load_text(
+        source,
+        source=name,
+        known_kind=default_registry.knows,
+        known_secrets=known_names(db, project_key=key),
+    )
+    return _push(db, spec, source, project, principal, actor or principal.actor(None, None))
 
 
 def spec_as_yaml(spec: dict[str, Any]) -> str:
@@ -69,24 +111,79 @@ def spec_as_yaml(spec: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def validate_source(source: str, *, name: str = "workflow.yaml") -> list[Problem]:
-    """Every located problem of workflow YAML ([] when valid); nothing is stored."""
+def validate_source(
+    source: str, *, name: str = "workflow.yaml", known_secrets: set[str] | None = None
+) -> list[Problem]:
+    """Every located problem of workflow YAML ([] when valid); nothing is stored.
+
+    ``known_secrets``: the names of the project's secrets, when the project is known (a template
+    reading another name is then a problem).
+    """
     try:
-        load_text(source, source=name, known_kind=default_registry.knows)
+        load_text(
+            source, source=name, known_kind=default_registry.knows, known_secrets=known_secrets
+        )
     except WorkflowFileInvalid as exc:
         return exc.problems
     return []
 
 
 def _push(
-    db: Database, spec: dict[str, Any], source: str, project: str | None
+    db: Database,
+    spec: dict[str, Any],
+    source: str,
+    project: str | None,
+    principal: Principal,
+    actor: Actor,
 ) -> tuple[WorkflowVersion, bool]:
     key = project_key(db, project)
-    stored, created = _store(db, spec, source, key)
+    trusted = principal.is_admin
+    if not trusted:
+        permissions.check_member_spec(spec, settings=db.settings, registry=default_registry)
+    with db.read() as conn:
+        children.check_calls(conn, spec, project_key=key, max_depth=db.settings.max_workflow_depth)
+    stored, created = _store(db, spec, source, key, trusted=trusted, by=principal.user_id)
     schedules.sync_workflow(
-        db, spec=stored.spec, version=stored.version, project=project, project_id=key or None
+        db,
+        spec=stored.spec,
+        version=stored.version,
+        project=project,
+        project_id=key or None,
+        trusted=stored.trusted,
+    )
+    audit.record_now(
+        db,
+        actor,
+        "workflow.push",
+        target_type="workflow",
+        target_id=f"{stored.name}@{stored.version}",
+        project_id=key or None,
+        details={"created": created, "trusted": stored.trusted},
     )
     return stored, created
+
+
+_COLUMNS = (
+    Workflow.name,
+    Workflow.version,
+    Workflow.spec,
+    Workflow.source,
+    Workflow.created_at,
+    Workflow.trusted,
+    Workflow.pushed_by,
+)
+
+
+def _version(row: Any) -> WorkflowVersion:
+    return WorkflowVersion(
+        row.name,
+        row.version,
+        row.spec,
+        row.source,
+        row.created_at,
+        trusted=bool(row.trusted),
+        pushed_by=row.pushed_by,
+    )
 
 
 def versions(db: Database, name: str, *, project: str | None = None) -> list[WorkflowVersion]:
@@ -94,31 +191,27 @@ def versions(db: Database, name: str, *, project: str | None = None) -> list[Wor
     key = project_key(db, project)
     with db.read() as conn:
         rows = conn.execute(
-            select(
-                Workflow.name, Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at
-            )
+            select(*_COLUMNS)
             .where(Workflow.project_key == key, Workflow.name == name)
             .order_by(Workflow.version.desc())
         ).all()
     if not rows:
         raise NotFound(f"no stored workflow {name!r}")
-    return [WorkflowVersion(r.name, r.version, r.spec, r.source, r.created_at) for r in rows]
+    return [_version(r) for r in rows]
 
 
 def _store(
-    db: Database, spec: dict[str, Any], source: str, key: str
+    db: Database, spec: dict[str, Any], source: str, key: str, *, trusted: bool, by: str | None
 ) -> tuple[WorkflowVersion, bool]:
     with db.write() as conn:
         latest = conn.execute(
-            select(Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at)
+            select(*_COLUMNS)
             .where(Workflow.project_key == key, Workflow.name == spec["name"])
             .order_by(Workflow.version.desc())
             .limit(1)
         ).first()
-        if latest is not None and latest.spec == spec:
-            return WorkflowVersion(
-                spec["name"], latest.version, latest.spec, latest.source, latest.created_at
-            ), False
+        if latest is not None and latest.spec == spec and bool(latest.trusted) == trusted:
+            return _version(latest), False
         version = 1 if latest is None else latest.version + 1
         now = utcnow()
         conn.execute(
@@ -128,10 +221,12 @@ def _store(
                 version=version,
                 spec=spec,
                 source=source,
+                pushed_by=by,
+                trusted=trusted,
                 created_at=now,
             )
         )
-    return WorkflowVersion(spec["name"], version, spec, source, now), True
+    return WorkflowVersion(spec["name"], version, spec, source, now, trusted, by), True
 
 
 def get(
@@ -139,9 +234,7 @@ def get(
 ) -> WorkflowVersion:
     """A stored version (the latest unless ``version`` is given); NotFound if none."""
     key = project_key(db, project)
-    statement = select(
-        Workflow.name, Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at
-    ).where(Workflow.project_key == key, Workflow.name == name)
+    statement = select(*_COLUMNS).where(Workflow.project_key == key, Workflow.name == name)
     if version is not None:
         statement = statement.where(Workflow.version == version)
     with db.read() as conn:
@@ -149,7 +242,7 @@ def get(
     if row is None:
         which = f" version {version}" if version is not None else ""
         raise NotFound(f"no stored workflow {name!r}{which}")
-    return WorkflowVersion(row.name, row.version, row.spec, row.source, row.created_at)
+    return _version(row)
 
 
 def latest_versions(db: Database, *, project: str | None = None) -> list[WorkflowVersion]:
@@ -163,14 +256,12 @@ def latest_versions(db: Database, *, project: str | None = None) -> list[Workflo
     )
     with db.read() as conn:
         rows = conn.execute(
-            select(
-                Workflow.name, Workflow.version, Workflow.spec, Workflow.source, Workflow.created_at
-            )
+            select(*_COLUMNS)
             .join(newest, (newest.c.name == Workflow.name) & (newest.c.version == Workflow.version))
             .where(Workflow.project_key == key)
             .order_by(Workflow.name)
         ).all()
-    return [WorkflowVersion(r.name, r.version, r.spec, r.source, r.created_at) for r in rows]
+    return [_version(r) for r in rows]
 
 
 def diff(db: Database, name: str, old: int, new: int, *, project: str | None = None) -> str:
@@ -179,8 +270,8 @@ def diff(db: Database, name: str, old: int, new: int, *, project: str | None = N
     b = get(db, name, version=new, project=project)
     return "".join(
         difflib.unified_diff(
-            a.source.splitlines(keepends=True),
-            b.source.splitlines(keepends=True),
+            a.shown_source().splitlines(keepends=True),
+            b.shown_source().splitlines(keepends=True),
             f"{name}@{old}",
             f"{name}@{new}",
         )

@@ -18,27 +18,51 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from awe.core.config import Settings
+from awe.core.config import Settings, load_settings
 from awe.core.errors import ConfigurationError, ConnectionFailed, DependencyError
 
 _BEGIN_OPTION = "awe_sqlite_begin"
-#: What a database outage looks like to callers that retry through it (workers, scheduler).
-DB_ERRORS = (OperationalError, DBAPIError, ConnectionFailed)
+_SETTINGS = "awe_settings"
+#: What a database outage looks like to callers that retry through it (workers, scheduler):
+#: the connection failed or was lost, the database is locked or restarting, a deadlock or a
+#: serialisation failure was detected. A value the database refuses (DataError, IntegrityError)
+#: is not an outage: retrying it cannot help.
+DB_ERRORS = (OperationalError, InterfaceError, ConnectionFailed)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors a retry may cure (see DB_ERRORS); a lost connection counts as one."""
+    if isinstance(exc, DB_ERRORS):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class Database:
-    """One engine and how to open read and write transactions on it."""
+    """One engine and how to open read and write transactions on it.
 
-    def __init__(self, engine: Engine) -> None:
+    It carries the settings it was made with, so code that only holds a connection (the
+    engine's transitions) reads the same limits as the process (see :func:`settings_of`).
+    """
+
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
         self.engine = engine
         self.url: URL = engine.url
         self.dialect: str = engine.dialect.name
+        self._settings = settings
         # Process-local queue for SQLite writers; PostgreSQL handles concurrency itself.
         self._write_lock = threading.RLock() if self.is_sqlite else None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this database was made with (the environment's, when none were given)."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
 
     @property
     def is_sqlite(self) -> bool:
@@ -52,9 +76,11 @@ class Database:
     def connect(self) -> Connection:
         """Open a connection, turning an unreachable database into a one-line ConnectionFailed."""
         try:
-            return self.engine.connect()
+            conn = self.engine.connect()
         except OperationalError as exc:
             raise connection_error(self.url, exc) from None
+        conn.info[_SETTINGS] = self.settings
+        return conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -118,7 +144,20 @@ def _first_reason(exc: DBAPIError) -> str:
 
 def create_database(settings: Settings, *, url: str | None = None) -> Database:
     """Build the Database for ``url`` (default: the settings' database URL)."""
-    return Database(build_engine(url or settings.effective_database_url, settings=settings))
+    return Database(
+        build_engine(url or settings.effective_database_url, settings=settings), settings
+    )
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """``insert`` of this connection's backend (it has ``on_conflict_do_update``/``nothing``)."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def settings_of(conn: Connection) -> Settings:
+    """The settings of the Database ``conn`` was opened from."""
+    found = conn.info.get(_SETTINGS)
+    return found if isinstance(found, Settings) else load_settings()
 
 
 def build_engine(raw_url: str, *, settings: Settings) -> Engine:

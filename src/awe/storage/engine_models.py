@@ -18,15 +18,15 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from awe.core.clock import utcnow
 from awe.core.ids import new_id
 from awe.storage.models import ID_LENGTH, Base
-from awe.storage.privacy import ScrubbedJSON, ScrubbedText
+from awe.storage.privacy import CleanText, SealedJSON, SealedText
 from awe.storage.types import UTCDateTime
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
@@ -44,10 +44,17 @@ class Run(Base):
     )
     workflow_name: Mapped[str] = mapped_column(String(100), index=True)
     workflow_version: Mapped[int | None] = mapped_column(Integer)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    inputs: Mapped[dict[str, Any]] = mapped_column(ScrubbedJSON)
-    outputs: Mapped[dict[str, Any] | None] = mapped_column(ScrubbedJSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJSON("runs.spec"))
+    inputs: Mapped[dict[str, Any]] = mapped_column(SealedJSON("runs.inputs"))
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("runs.outputs"))
     status: Mapped[str] = mapped_column(String(16), index=True)
+    #: May use privileged kinds: its workflow was pushed (or the run started) by an admin or
+    #: the operator. See engine/permissions.py.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: How many workflow steps it is nested in (0 for a run started directly).
+    depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The last sequence number given to one of its events (see engine/events.py).
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     queue: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -57,7 +64,7 @@ class Run(Base):
     parent_step_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
     forked_from_step: Mapped[str | None] = mapped_column(String(100))
     trace_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(ScrubbedText)
+    error: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -80,24 +87,30 @@ class Step(Base):
     kind: Mapped[str] = mapped_column(String(100))
     needs: Mapped[list[str]] = mapped_column(JSON)
     #: The step's definition from the spec (with, when, retry, timeout, on_failure…).
-    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    definition: Mapped[dict[str, Any]] = mapped_column(SealedJSON("steps.definition"))
     #: The parameters after templates were resolved, set when the step became ready.
-    input: Mapped[Any | None] = mapped_column(ScrubbedJSON)
+    input: Mapped[Any | None] = mapped_column(SealedJSON("steps.input"))
     status: Mapped[str] = mapped_column(String(16))
     queue: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The number of the latest attempt: one more on every claim, never reused or lowered.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    #: Attempts counted against max_attempts since the step was last requeued (a released
+    #: lease gives its attempt back).
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     on_failure: Mapped[str] = mapped_column(String(16), default="fail")
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A fresh token per claim: only the holder of the current claim may finish it.
+    lease_token: Mapped[str | None] = mapped_column(String(40))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    output: Mapped[Any | None] = mapped_column(ScrubbedJSON)
+    output: Mapped[Any | None] = mapped_column(SealedJSON("steps.output"))
     error_category: Mapped[str | None] = mapped_column(String(100))
-    error_message: Mapped[str | None] = mapped_column(ScrubbedText)
+    error_message: Mapped[str | None] = mapped_column(CleanText)
     #: Every failed attempt: [{"attempt", "category", "message", "at"}].
-    errors: Mapped[list[dict[str, Any]]] = mapped_column(ScrubbedJSON, default=list)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -117,20 +130,25 @@ Index(
 
 
 class RunEvent(Base):
-    """An append-only record of what happened in a run (state changes, logs, progress)."""
+    """An append-only record of what happened in a run (state changes, logs, progress).
+
+    ``seq`` numbers a run's events in commit order (given under the run's row lock), so a reader
+    that follows ``seq`` never skips one; ``id`` is only unique.
+    """
 
     __tablename__ = "run_events"
-    __table_args__ = (Index("ix_run_events_run_id_id", "run_id", "id"),)
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
     )
+    seq: Mapped[int] = mapped_column(Integer)
     step_key: Mapped[str | None] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(32))
     level: Mapped[str] = mapped_column(String(16), default="info")
-    message: Mapped[str] = mapped_column(ScrubbedText, default="")
-    data: Mapped[dict[str, Any] | None] = mapped_column(ScrubbedJSON)
+    message: Mapped[str] = mapped_column(CleanText, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -170,10 +188,12 @@ class Schedule(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJSON("schedules.spec"))
+    inputs: Mapped[dict[str, Any]] = mapped_column(SealedJSON("schedules.inputs"))
     #: Set for the schedule of a stored workflow: the version (and project) its runs pin.
     workflow_version: Mapped[int | None] = mapped_column(Integer)
+    #: Its runs may use privileged kinds (the workflow's pusher was an admin or the operator).
+    trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     project_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("projects.id", ondelete="CASCADE")
     )
@@ -206,6 +226,10 @@ class Workflow(Base):
     project_key: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
     name: Mapped[str] = mapped_column(String(100))
     version: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    source: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJSON("workflows.spec"))
+    source: Mapped[str] = mapped_column(SealedText("workflows.source"))
+    #: Who pushed it (a user id; None for the operator's CLI and the admin token).
+    pushed_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    #: Pushed by an admin or the operator: its runs may use privileged kinds.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

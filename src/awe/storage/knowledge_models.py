@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from awe.core.clock import utcnow
 from awe.core.ids import new_id
 from awe.storage.models import ID_LENGTH, Base
+from awe.storage.privacy import SealedBytes
 from awe.storage.types import UTCDateTime
 
 #: Migrations create one HNSW index per vector size on PostgreSQL, named with this prefix.
@@ -83,7 +84,9 @@ class Document(Base):
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     embedding_version: Mapped[str | None] = mapped_column(String(64))
-    content: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    content: Mapped[bytes] = deferred(
+        mapped_column(SealedBytes("documents.content"), nullable=False)
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ingested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, MetaData
 from awe.core.errors import AweError
 from awe.storage.database import Database
 from awe.storage.knowledge_models import HNSW_INDEX_PREFIX, Embedding
-from awe.storage.privacy import ScrubbedJSON, ScrubbedText
+from awe.storage.privacy import CleanText, SealedBytes, SealedJSON, SealedText
 from awe.storage.types import UTCDateTime
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -34,10 +34,12 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # Render our UTC column as the plain type, so migrations never import application code.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
-    if type_ == "type" and isinstance(obj, ScrubbedJSON):
+    if type_ == "type" and isinstance(obj, SealedJSON):
         return "sa.JSON()"
-    if type_ == "type" and isinstance(obj, ScrubbedText):
+    if type_ == "type" and isinstance(obj, SealedText | CleanText):
         return "sa.Text()"
+    if type_ == "type" and isinstance(obj, SealedBytes):
+        return "sa.LargeBinary()"
     if type_ == "type" and isinstance(obj, Embedding):
         return "sa.LargeBinary()  # pgvector's vector on PostgreSQL: see 0006"
     return False

@@ -1,57 +1,183 @@
-"""Scrubbing personal data at the storage boundary, when the process is told to.
+"""Privacy mode at the storage boundary (AWE_PII_SCRUBBING=true): sealed payloads, clean text.
 
-With AWE_PII_SCRUBBING=true the AI layer installs a scrubber here at start-up; the columns that
-hold what users and steps produce (run inputs and outputs, step inputs, outputs and errors, event
-messages and data) then pass every value through it as it is written. Nothing unscrubbed reaches
-the database, whichever code path writes it; steps downstream work on the placeholders.
+What execution needs (run inputs and outputs, specs and their literals, rendered step inputs and
+outputs, schedule inputs, workflow sources, document bytes) lives in *sealed* columns: with
+privacy mode on, each value is encrypted with the instance key as it is written, and opened in
+memory as it is read, so steps get the real values (an email is delivered to its address) and
+the database file holds none of them in clear.
+
+Every *readable* copy (event messages and data, error messages, what the API and the CLI show)
+is scrubbed by whoever makes it, before any transaction opens: the worker scrubs logs and errors
+on the step's own thread, and views scrub what they show (:func:`readable`). Nothing here scrubs
+while a write lock is held.
+
+Text columns also drop NUL characters (PostgreSQL refuses them in text), on every backend alike.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Dialect, Text
+from sqlalchemy import JSON, Dialect, LargeBinary, Text
 from sqlalchemy.types import TypeDecorator
 
 Scrubber = Callable[[Any], Any]
-_scrubber: list[Scrubber] = []
+#: The key of the JSON object a sealed JSON value is stored as.
+SEALED_KEY = "__awe_sealed_v1__"
+#: What sealed text and bytes start with.
+SEALED_TEXT = "awe-sealed-v1:"
+SEALED_BYTES = b"awe-sealed-v1\n"
+NUL_REPLACEMENT = "\ufffd"
 
 
-def install(scrubber: Scrubber | None) -> None:
-    """Scrub values written from now on with ``scrubber`` (None: stop scrubbing)."""
-    _scrubber.clear()
-    if scrubber is not None:
-        _scrubber.append(scrubber)
+class Sealer(Protocol):
+    """Seals and opens values (the instance key, see core/crypto.py)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str) -> str:
+        """``plaintext`` encrypted for ``purpose``, as ASCII text."""
+        ...
+
+    def open(self, token: str, *, purpose: str) -> bytes:
+        """What ``seal`` sealed for ``purpose``."""
+        ...
+
+
+@dataclass
+class _State:
+    scrubber: Scrubber | None = None
+    #: Returns the sealer; called only when a value must be sealed or opened.
+    sealer: Callable[[], Sealer] | None = None
+    sealing: bool = False
+
+
+_state = _State()
+
+
+def install(
+    *, scrubber: Scrubber | None, sealer: Callable[[], Sealer] | None, sealing: bool
+) -> None:
+    """Set this process's privacy mode: the scrubber of readable copies, and the sealer.
+
+    ``sealer`` should be installed whenever the instance key is known, even with sealing off,
+    so that values sealed earlier (privacy mode was on then) still open.
+    """
+    _state.scrubber = scrubber
+    _state.sealer = sealer
+    _state.sealing = sealing and sealer is not None
 
 
 def scrubbing() -> bool:
-    """Whether a scrubber is installed."""
-    return bool(_scrubber)
+    """Whether privacy mode scrubs readable copies."""
+    return _state.scrubber is not None
 
 
-def scrub(value: Any) -> Any:
-    """``value`` scrubbed, if a scrubber is installed."""
-    return _scrubber[0](value) if _scrubber and value is not None else value
+def sealing() -> bool:
+    """Whether payloads are sealed as they are written."""
+    return _state.sealing
 
 
-class ScrubbedJSON(TypeDecorator[Any]):
-    """JSON whose strings are scrubbed on the way in when scrubbing is on."""
+def readable(value: Any) -> Any:
+    """``value`` as it may be shown or stored readably: scrubbed in privacy mode."""
+    scrubber = _state.scrubber
+    return scrubber(value) if scrubber is not None and value is not None else value
+
+
+def clean_text(value: str) -> str:
+    """``value`` without NUL characters (PostgreSQL refuses them in text)."""
+    return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+
+
+def _sealer() -> Sealer:
+    if _state.sealer is None:
+        raise RuntimeError(
+            "a sealed value was read, but this process has no instance key installed"
+            " (configure privacy with awe.ai.pii.configure)"
+        )
+    return _state.sealer()
+
+
+class SealedJSON(TypeDecorator[Any]):
+    """JSON that privacy mode stores encrypted; read back in clear either way."""
 
     impl = JSON
     cache_ok = True
 
+    def __init__(self, purpose: str = "json") -> None:
+        super().__init__()
+        self.purpose = purpose
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        """The value, scrubbed."""
-        return scrub(value)
+        """The value, sealed when sealing is on."""
+        if value is None or not _state.sealing:
+            return value
+        plain = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        return {SEALED_KEY: _sealer().seal(plain, purpose=self.purpose)}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """The value, opened if it was sealed."""
+        if isinstance(value, dict) and len(value) == 1 and SEALED_KEY in value:
+            return json.loads(_sealer().open(value[SEALED_KEY], purpose=self.purpose))
+        return value
 
 
-class ScrubbedText(TypeDecorator[str]):
-    """Text scrubbed on the way in when scrubbing is on."""
+class SealedText(TypeDecorator[str]):
+    """Text that privacy mode stores encrypted."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, purpose: str = "text") -> None:
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        """The text, sealed when sealing is on (else without NULs)."""
+        if value is None:
+            return None
+        if not _state.sealing:
+            return clean_text(value)
+        return SEALED_TEXT + _sealer().seal(value.encode(), purpose=self.purpose)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        """The text, opened if it was sealed."""
+        if value is not None and value.startswith(SEALED_TEXT):
+            return _sealer().open(value[len(SEALED_TEXT) :], purpose=self.purpose).decode()
+        return value
+
+
+class SealedBytes(TypeDecorator[bytes]):
+    """Bytes that privacy mode stores encrypted."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, purpose: str = "bytes") -> None:
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        """The bytes, sealed when sealing is on."""
+        if value is None or not _state.sealing:
+            return value
+        return SEALED_BYTES + _sealer().seal(bytes(value), purpose=self.purpose).encode("ascii")
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        """The bytes, opened if they were sealed."""
+        if value is not None and bytes(value[: len(SEALED_BYTES)]) == SEALED_BYTES:
+            token = bytes(value[len(SEALED_BYTES) :]).decode("ascii")
+            return _sealer().open(token, purpose=self.purpose)
+        return None if value is None else bytes(value)
+
+
+class CleanText(TypeDecorator[str]):
+    """Readable text (messages, errors): NUL characters replaced, on every backend."""
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        """The text, scrubbed."""
-        return scrub(value)  # type: ignore[no-any-return]
+        """The text without NULs."""
+        return None if value is None else clean_text(str(value))

@@ -4,6 +4,11 @@ A step row is the queue item. These statements are the heart of awe; each is wri
 hand, and each clause says why it is there. They run inside the caller's transaction (on SQLite
 that transaction began with BEGIN IMMEDIATE, so a claim is atomic across processes; on
 PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass over each other's rows).
+
+Every claim gets a fresh lease token; heartbeat, completion, failure and release name it, so a
+worker can only ever act on the very claim it made. On PostgreSQL, lease times are the
+database's clock (``now()``), not the worker's: a worker whose clock runs ahead cannot take a
+live lease, one whose clock lags cannot keep a dead one. (SQLite is one machine: one clock.)
 """
 
 from __future__ import annotations
@@ -13,30 +18,40 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
-from awe.storage.privacy import ScrubbedJSON
+from awe.storage.engine_models import Step
 from awe.storage.types import UTCDateTime
 
 _TS = UTCDateTime()
+# The steps table: its sealed columns' types (each seals for its own column).
+_STEPS = Step.__table__
 
-# Columns a worker needs to execute a claimed step.
+# Columns a worker needs to execute a claimed step; the run's trust and project ride along.
 _CLAIMED_COLUMNS = (
-    "id, run_id, step_key, kind, attempt, max_attempts, input, definition, queue, lease_expires_at"
+    "id, run_id, step_key, kind, attempt, tries, max_attempts, input, definition, queue,"
+    " lease_expires_at, lease_token,"
+    " (SELECT trusted FROM runs WHERE runs.id = steps.run_id) AS trusted,"
+    " (SELECT project_id FROM runs WHERE runs.id = steps.run_id) AS project_id"
 )
 
 _CLAIM = """
 UPDATE steps
    SET status = 'running',
-       lease_owner = :owner,                       -- who may heartbeat and complete it
-       lease_expires_at = :expires,                -- reaped back to 'queued' after this
+       lease_owner = :owner,                       -- who holds it (shown to operators)
+       lease_token = {token},                      -- this claim, and no other, may finish it
+       lease_expires_at = {expires},               -- reaped back to 'queued' after this
        attempt = attempt + 1,                      -- persisted: a crash loses no count
+       tries = tries + 1,                          -- counted against max_attempts
        started_at = COALESCE(started_at, :now)
  WHERE id IN (
         SELECT id FROM steps
          WHERE status = 'queued'
            AND queue IN :queues
            AND run_after <= :now                   -- retries wait out their backoff here
+           AND NOT cancel_requested                -- never start what is being cancelled
+           AND NOT EXISTS (SELECT 1 FROM runs      -- nor a step of a cancelled run
+                            WHERE runs.id = steps.run_id AND runs.status = 'cancelled')
          ORDER BY priority DESC, run_after, id     -- most urgent first, then oldest ready
          LIMIT :limit
          {lock}
@@ -46,6 +61,17 @@ RETURNING {columns}
 
 # PostgreSQL: rows another claimer has locked are skipped, not waited for.
 _PG_LOCK = "FOR UPDATE SKIP LOCKED"
+# A token per claimed row, made by the database in the claim itself.
+_TOKEN = {"postgresql": "md5(random()::text || clock_timestamp()::text || id)",
+          "sqlite": "lower(hex(randomblob(16)))"}  # fmt: skip
+# When a lease taken (or renewed) now ends: the database's clock on PostgreSQL.
+_EXPIRES = {"postgresql": "now() + :lease_seconds * interval '1 second'", "sqlite": ":expires"}
+# "Now" for lease comparisons.
+_NOW = {"postgresql": "now()", "sqlite": ":now"}
+
+
+def _clock(conn: Connection, table: dict[str, str]) -> str:
+    return table["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +82,20 @@ class ClaimedStep:
     run_id: str
     step_key: str
     kind: str
+    #: The attempt's number: one more on every claim, never reused.
     attempt: int
+    #: Attempts counted against max_attempts (since the step was last requeued).
+    tries: int
     max_attempts: int
     input: Any
     definition: dict[str, Any]
     queue: str
     lease_expires_at: datetime
+    #: Names this claim: what heartbeat, completion, failure and release must present.
+    lease_token: str
+    #: The run may use privileged kinds (see engine/permissions.py).
+    trusted: bool
+    project_id: str | None
 
 
 def _claimed(row: Any) -> ClaimedStep:
@@ -71,11 +105,15 @@ def _claimed(row: Any) -> ClaimedStep:
         step_key=row.step_key,
         kind=row.kind,
         attempt=row.attempt,
+        tries=row.tries,
         max_attempts=row.max_attempts,
         input=row.input,
         definition=row.definition,
         queue=row.queue,
         lease_expires_at=row.lease_expires_at,
+        lease_token=row.lease_token,
+        trusted=bool(row.trusted),
+        project_id=row.project_id,
     )
 
 
@@ -116,22 +154,41 @@ def _claim_from(
     lease_seconds: float,
 ) -> list[ClaimedStep]:
     lock = _PG_LOCK if conn.dialect.name == "postgresql" else ""
-    statement = text(_CLAIM.format(lock=lock, columns=_CLAIMED_COLUMNS)).bindparams(
-        bindparam("queues", expanding=True),
-        bindparam("now", type_=_TS),
-        bindparam("expires", type_=_TS),
+    sql = _CLAIM.format(
+        lock=lock,
+        columns=_CLAIMED_COLUMNS,
+        token=_clock(conn, _TOKEN),
+        expires=_clock(conn, _EXPIRES),
     )
+    statement = text(sql).bindparams(bindparam("queues", expanding=True), *_time_params(sql))
     rows = conn.execute(
-        statement.columns(lease_expires_at=_TS, input=JSON(), definition=JSON()),
+        statement.columns(
+            lease_expires_at=_TS, input=_STEPS.c.input.type, definition=_STEPS.c.definition.type
+        ),
         {
             "owner": owner,
             "queues": queues,
             "limit": limit,
             "now": now,
-            "expires": now + timedelta(seconds=lease_seconds),
+            **_lease_values(sql, now, lease_seconds),
         },
     )
     return sorted((_claimed(r) for r in rows), key=lambda s: s.id)
+
+
+def _time_params(sql: str) -> list[Any]:
+    """Bind parameters of ``sql`` that are timestamps."""
+    return [bindparam(name, type_=_TS) for name in ("now", "expires") if f":{name}" in sql]
+
+
+def _lease_values(sql: str, now: datetime, lease_seconds: float) -> dict[str, Any]:
+    """The lease's end as the statement wants it: a timestamp, or seconds for the database."""
+    values: dict[str, Any] = {}
+    if ":expires" in sql:
+        values["expires"] = now + timedelta(seconds=lease_seconds)
+    if ":lease_seconds" in sql:
+        values["lease_seconds"] = lease_seconds
+    return values
 
 
 def _queue_limits(conn: Connection, queues: list[str]) -> dict[str, Any]:
@@ -155,12 +212,12 @@ def _allowance(conn: Connection, row: Any, *, now: datetime, want: int) -> int:
     allowed = want
     if row.concurrency_limit is not None:
         # The slots are the live leases: a dead worker's slot comes back when its lease expires.
+        sql = (
+            "SELECT COUNT(*) FROM steps WHERE queue = :queue AND status = 'running'"
+            f" AND lease_expires_at > {_clock(conn, _NOW)}"
+        )
         busy = conn.execute(
-            text(
-                "SELECT COUNT(*) FROM steps WHERE queue = :queue AND status = 'running'"
-                " AND lease_expires_at > :now"
-            ).bindparams(bindparam("now", type_=_TS)),
-            {"queue": row.name, "now": now},
+            text(sql).bindparams(*_time_params(sql)), {"queue": row.name, "now": now}
         ).scalar_one()
         allowed = min(allowed, row.concurrency_limit - int(busy))
     if row.rate_per_second is not None:
@@ -197,31 +254,29 @@ def has_ready(conn: Connection, *, queues: list[str], now: datetime) -> bool:
 
 
 def heartbeat(
-    conn: Connection, *, owner: str, step_ids: list[str], now: datetime, lease_seconds: float
+    conn: Connection, *, tokens: list[str], now: datetime, lease_seconds: float
 ) -> dict[str, bool]:
-    """Extend this worker's leases; returns {step id: cancel requested} for leases still held.
+    """Extend the leases of these claims; returns {lease token: cancel requested} for the leases
+    still held.
 
-    A step missing from the result was taken away (reaped, cancelled, or completed elsewhere):
+    A token missing from the result was taken away (reaped, cancelled, or completed elsewhere):
     the worker must stop reporting on it.
     """
-    if not step_ids:
+    if not tokens:
         return {}
-    statement = text(
-        "UPDATE steps SET lease_expires_at = :expires"
-        " WHERE id IN :ids"
-        "   AND lease_owner = :owner"  # only leases we still hold
-        "   AND status = 'running'"
-        " RETURNING id, cancel_requested"
-    ).bindparams(bindparam("ids", expanding=True), bindparam("expires", type_=_TS))
-    rows = conn.execute(
-        statement,
-        {"ids": step_ids, "owner": owner, "expires": now + timedelta(seconds=lease_seconds)},
+    sql = (
+        f"UPDATE steps SET lease_expires_at = {_clock(conn, _EXPIRES)}"
+        " WHERE lease_token IN :tokens"  # only the claims we made
+        "   AND status = 'running'"  # and still hold
+        " RETURNING lease_token, cancel_requested"
     )
-    return {row.id: bool(row.cancel_requested) for row in rows}
+    statement = text(sql).bindparams(bindparam("tokens", expanding=True), *_time_params(sql))
+    rows = conn.execute(statement, {"tokens": tokens, **_lease_values(sql, now, lease_seconds)})
+    return {row.lease_token: bool(row.cancel_requested) for row in rows}
 
 
-def guard_lease(conn: Connection, *, step_id: str, owner: str, attempt: int) -> bool:
-    """Lock the step for finishing, only if ``owner`` still holds the lease of ``attempt``.
+def guard_lease(conn: Connection, *, step_id: str, token: str) -> bool:
+    """Lock the step for finishing, only if the claim ``token`` still holds its lease.
 
     This is what stops a stale worker (its lease expired and another worker took the step over)
     from overwriting the newer attempt's result.
@@ -229,36 +284,35 @@ def guard_lease(conn: Connection, *, step_id: str, owner: str, attempt: int) -> 
     lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
     row = conn.execute(
         text(
-            "SELECT id FROM steps WHERE id = :id AND lease_owner = :owner"
-            " AND attempt = :attempt AND status = 'running'" + lock
+            "SELECT id FROM steps WHERE id = :id AND lease_token = :token"
+            " AND status = 'running'" + lock
         ),
-        {"id": step_id, "owner": owner, "attempt": attempt},
+        {"id": step_id, "token": token},
     ).first()
     return row is not None
 
 
 def complete_step(
-    conn: Connection, *, step_id: str, owner: str, attempt: int, output: Any, now: datetime
+    conn: Connection, *, step_id: str, token: str, output: Any, now: datetime
 ) -> str | None:
     """Store a step's output and mark it succeeded; its key, or None if the lease was lost.
 
     The lease guard is part of the statement: a stale worker, whose lease expired and whose step
-    another worker took over (a newer attempt), matches no row and cannot overwrite anything.
+    another worker took over (a newer claim, a new token), matches no row and cannot overwrite
+    anything.
     """
     statement = text(
         "UPDATE steps"
         "   SET status = 'succeeded', output = :output, finished_at = :now,"
-        "       lease_owner = NULL, lease_expires_at = NULL,"
+        "       lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL,"
         "       error_category = NULL, error_message = NULL"
         " WHERE id = :id"
-        "   AND lease_owner = :owner"  # still ours
-        "   AND attempt = :attempt"  # and still the attempt we ran
+        "   AND lease_token = :token"  # still the claim we made
         "   AND status = 'running'"  # not cancelled or reaped meanwhile
         " RETURNING step_key"
-    ).bindparams(bindparam("output", type_=ScrubbedJSON()), bindparam("now", type_=_TS))
+    ).bindparams(bindparam("output", type_=_STEPS.c.output.type), bindparam("now", type_=_TS))
     row = conn.execute(
-        statement,
-        {"output": output, "now": now, "id": step_id, "owner": owner, "attempt": attempt},
+        statement, {"output": output, "now": now, "id": step_id, "token": token}
     ).first()
     return None if row is None else str(row.step_key)
 
@@ -266,15 +320,22 @@ def complete_step(
 def expired_leases(conn: Connection, *, now: datetime, limit: int = 100) -> list[str]:
     """Ids of running steps whose lease has expired (their worker died or stalled).
 
-    Not locked here: the reaper re-checks each under the run's lock, the same lock order as
-    completion, so reaping and completing never deadlock.
+    Not locked here: the reaper re-checks each under the run's lock (:func:`lease_expired`),
+    the same lock order as completion, so reaping and completing never deadlock.
     """
-    lock = ""
-    rows = conn.execute(
-        text(
-            "SELECT id FROM steps WHERE status = 'running' AND lease_expires_at < :now"
-            " ORDER BY lease_expires_at LIMIT :limit" + lock
-        ).bindparams(bindparam("now", type_=_TS)),
-        {"now": now, "limit": limit},
+    sql = (
+        f"SELECT id FROM steps WHERE status = 'running' AND lease_expires_at < {_clock(conn, _NOW)}"
+        " ORDER BY lease_expires_at LIMIT :limit"
     )
+    rows = conn.execute(text(sql).bindparams(*_time_params(sql)), {"now": now, "limit": limit})
     return [row.id for row in rows]
+
+
+def lease_expired(conn: Connection, *, step_id: str, now: datetime) -> bool:
+    """Whether the step is running on an expired lease right now (by the database's clock)."""
+    sql = (
+        "SELECT 1 FROM steps WHERE id = :id AND status = 'running'"
+        f" AND lease_expires_at < {_clock(conn, _NOW)}"
+    )
+    found = conn.execute(text(sql).bindparams(*_time_params(sql)), {"id": step_id, "now": now})
+    return found.first() is not None

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from awe.storage import auth_models, engine_models, knowledge_models, models
+from awe.storage import auth_models, engine_models, knowledge_models, models, secret_models
 
 metadata: MetaData = models.Base.metadata
 
-__all__ = ["auth_models", "engine_models", "knowledge_models", "metadata", "models"]
+__all__ = [
+    "auth_models",
+    "engine_models",
+    "knowledge_models",
+    "metadata",
+    "models",
+    "secret_models",
+]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from awe.ai.embeddings import Embedder
@@ -22,7 +23,7 @@ from awe.ai.embeddings.batching import embed_all
 from awe.ai.knowledge import store
 from awe.ai.knowledge.chunking import chunk
 from awe.ai.knowledge.extract import extract
-from awe.ai.knowledge.validate import KIND_OF, DocumentRefused, check, files_under
+from awe.ai.knowledge.validate import KIND_OF, DocumentRefused, check, files_under, read_bounded
 from awe.ai.pii import scrub
 from awe.ai.vectors import StoredVector, VectorIndex
 from awe.core.clock import utcnow
@@ -59,18 +60,25 @@ class StoredFiles:
 
 
 def store_files(
-    db: Database, settings: Settings, paths: list[str], *, project_key: str, uploaded: bool = False
+    db: Database,
+    settings: Settings,
+    paths: list[str],
+    *,
+    project_key: str,
+    uploaded: bool = False,
+    root: Path | None = None,
 ) -> StoredFiles:
     """Check and store files (folders: the files inside); each refusal kept with its reason.
 
     A document is named by its path, or by its file name alone when ``uploaded`` (the path is
-    then a temporary copy of what a client sent).
+    then a temporary copy of what a client sent). With ``root`` (ingest steps), every path must
+    lie inside it, symbolic links resolved; sizes are checked before anything is read.
     """
     result = StoredFiles()
-    for path in files_under(paths):
-        name = path.name if uploaded else str(path)
-        data = path.read_bytes()
+    for given, path in files_under(paths, root=root):
+        name = path.name if uploaded else given
         try:
+            data = read_bounded(name, path, max_bytes=settings.knowledge_max_bytes)
             checked = check(path.name, data, max_bytes=settings.knowledge_max_bytes)
         except DocumentRefused as exc:
             result.refused.append((name, exc.message))

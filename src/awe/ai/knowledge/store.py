@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from awe.core.clock import utcnow
 from awe.core.ids import new_id
+from awe.storage.database import dialect_insert
 from awe.storage.engine_models import Run
 from awe.storage.knowledge_models import Chunk, Document
 
@@ -211,7 +211,6 @@ def upsert_chunks(
     """Insert or replace chunks by (document, index, version); returns their ids."""
     if not chunks:
         return []
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
     rows = [
         {
@@ -228,7 +227,7 @@ def upsert_chunks(
         }
         for c in chunks
     ]
-    statement = dialect_insert(Chunk).values(rows)
+    statement = dialect_insert(conn)(Chunk).values(rows)
     upsert = statement.on_conflict_do_update(
         index_elements=["document_id", "chunk_index", "embedding_version"],
         set_={

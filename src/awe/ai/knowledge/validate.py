@@ -7,6 +7,8 @@ is refused, as are empty files, files over the size limit and binary data posing
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -82,23 +84,60 @@ def check(name: str, data: bytes, *, max_bytes: int) -> Checked:
     return Checked(mime=mime, kind=kind)
 
 
-def files_under(paths: list[str]) -> list[Path]:
-    """The files named, and the files inside the folders named (hidden ones skipped), sorted."""
-    found: list[Path] = []
+def files_under(paths: list[str], *, root: Path | None = None) -> list[tuple[str, Path]]:
+    """(name, path) of the files named and the files inside the folders named (hidden ones
+    skipped), sorted within each folder; the name is the path as given.
+
+    With ``root``, every path is resolved (symbolic links followed) and must lie inside it:
+    relative paths are read from the root, and a link that leads out of it is refused.
+    """
+    base = root.expanduser().resolve() if root is not None else None
+    found: list[tuple[str, Path]] = []
     for raw in paths:
-        path = Path(raw).expanduser()
+        given = Path(raw).expanduser()
+        path = _inside(base, given, raw) if base is not None else given
         if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            for inner in sorted(path.rglob("*")):
+                relative = inner.relative_to(path)
+                if any(part.startswith(".") for part in relative.parts) or not inner.is_file():
+                    continue
+                real = _inside(base, inner, str(Path(raw) / relative)) if base else inner
+                found.append((str(Path(raw) / relative), real))
         elif path.is_file():
-            found.append(path)
+            found.append((raw, path))
         else:
             raise ValidationFailed(f"ingest: {raw}: no such file or folder")
     return found
+
+
+def _inside(base: Path, path: Path, shown: str) -> Path:
+    real = (path if path.is_absolute() else base / path).resolve()
+    if not real.is_relative_to(base):
+        raise ValidationFailed(
+            f"ingest: {shown} is outside the folder ingest steps may read ({base},"
+            " AWE_INGEST_ROOT); symbolic links are followed before this is checked"
+        )
+    return real
+
+
+def read_bounded(name: str, path: Path, *, max_bytes: int) -> bytes:
+    """A regular file's bytes, its size checked before any byte is read; DocumentRefused when it
+    is not a regular file or is too large."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        raise DocumentRefused(f"{name}: cannot open it ({exc.strerror or exc})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentRefused(f"{name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise DocumentRefused(
+                f"{name}: {info.st_size} bytes is over the limit of {max_bytes}"
+                " (AWE_KNOWLEDGE_MAX_BYTES)"
+            )
+        return handle.read(max_bytes + 1)
 
 
 def _looks_binary(data: bytes) -> bool:

@@ -14,8 +14,10 @@ from awe.ai import errors
 from awe.ai.llm.base import ChatRequest, Completion, TokenSink
 from awe.core.config import Settings
 from awe.core.errors import DependencyError
+from awe.engine import outbound
 
 DEFAULT_MODEL = "claude-3-5-haiku-latest"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 def _sdk() -> Any:
@@ -29,6 +31,9 @@ def _sdk() -> Any:
 def classify(exc: Exception) -> Exception:
     """The engine's view of an anthropic SDK error."""
     anthropic = _sdk()
+    refused = outbound.refused_cause(exc)
+    if refused is not None:
+        return refused
     detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if isinstance(exc, anthropic.APITimeoutError):
         return errors.timed_out("anthropic", detail)
@@ -54,6 +59,12 @@ class AnthropicProvider:
             base_url=settings.anthropic_base_url,
             timeout=settings.llm_timeout,
             max_retries=0,
+            http_client=outbound.sdk_client(
+                settings,
+                trusted=[settings.anthropic_base_url or DEFAULT_BASE_URL],
+                timeout=settings.llm_timeout,
+                follow_redirects=True,
+            ),
         )
         # Recent API versions dropped sampling temperature; send it only where it is known.
         self._takes_temperature = (

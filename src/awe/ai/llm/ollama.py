@@ -16,6 +16,7 @@ import httpx
 from awe.ai import errors
 from awe.ai.llm.base import ChatRequest, Completion, TokenSink
 from awe.core.config import Settings
+from awe.engine import outbound
 
 DEFAULT_MODEL = "llama3.2"
 
@@ -29,6 +30,12 @@ class OllamaClient:
         self.settings = settings
         self.base = settings.ollama_url.rstrip("/")
 
+    def _client(self) -> httpx.Client:
+        """A client that may reach the configured server, and what the outbound policy allows."""
+        return outbound.client(
+            self.settings, trusted=[self.base], timeout=self.settings.llm_timeout
+        )
+
     def default_model(self) -> str:
         """The configured model, or llama3.2."""
         return self.settings.llm_model or DEFAULT_MODEL
@@ -37,7 +44,7 @@ class OllamaClient:
     def _stream(self, path: str, payload: dict[str, Any]) -> Iterator[Iterator[dict[str, Any]]]:
         try:
             with (
-                httpx.Client(timeout=self.settings.llm_timeout) as client,
+                self._client() as client,
                 client.stream("POST", self.base + path, json=payload) as response,
             ):
                 if response.status_code >= 400:
@@ -92,11 +99,10 @@ class OllamaClient:
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """POST /api/embed: one vector per text."""
         try:
-            response = httpx.post(
-                self.base + "/api/embed",
-                json={"model": model, "input": texts},
-                timeout=self.settings.llm_timeout,
-            )
+            with self._client() as client:
+                response = client.post(
+                    self.base + "/api/embed", json={"model": model, "input": texts}
+                )
         except httpx.TimeoutException as exc:
             raise errors.timed_out("ollama", str(exc)) from None
         except httpx.TransportError as exc:
@@ -108,7 +114,8 @@ class OllamaClient:
     def list_models(self) -> list[dict[str, Any]]:
         """GET /api/tags: the models the server has."""
         try:
-            response = httpx.get(self.base + "/api/tags", timeout=self.settings.llm_timeout)
+            with self._client() as client:
+                response = client.get(self.base + "/api/tags")
         except httpx.TransportError as exc:
             raise errors.unreachable("ollama", f"{self.base}: {exc}") from None
         if response.status_code >= 400:

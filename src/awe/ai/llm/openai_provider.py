@@ -15,8 +15,10 @@ from awe.ai import errors
 from awe.ai.llm.base import ChatRequest, Completion, TokenSink
 from awe.core.config import Settings
 from awe.core.errors import DependencyError
+from awe.engine import outbound
 
 DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 def _sdk() -> Any:
@@ -30,6 +32,9 @@ def _sdk() -> Any:
 def classify(exc: Exception, provider: str = "openai") -> Exception:
     """The engine's view of an openai SDK error (rate limit, timeout, key, request…)."""
     openai = _sdk()
+    refused = outbound.refused_cause(exc)
+    if refused is not None:
+        return refused
     detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if isinstance(exc, openai.APITimeoutError):
         return errors.timed_out(provider, detail)
@@ -54,6 +59,12 @@ class OpenAIProvider:
             base_url=settings.openai_base_url,
             timeout=settings.llm_timeout,
             max_retries=0,
+            http_client=outbound.sdk_client(
+                settings,
+                trusted=[settings.openai_base_url or DEFAULT_BASE_URL],
+                timeout=settings.llm_timeout,
+                follow_redirects=True,
+            ),
         )
         self._schema_style = "json_schema"
         self._lock = threading.Lock()

@@ -15,6 +15,7 @@ from typing import Any
 
 from awe.ai.pii import detectors
 from awe.core.config import Settings
+from awe.core.crypto import InstanceKey, instance_key
 from awe.core.errors import ValidationFailed
 from awe.storage import privacy
 
@@ -93,17 +94,24 @@ def scan(
     return [Finding(kind, s, e, text[s:e]) for s, e, kind in sorted(accepted)]
 
 
+#: Makes the placeholder of a (type, normalised value); the default numbers them in order.
+Placeholder = Callable[[str, str], str]
+
+
 def scrub(
     text: str,
     *,
     types: Iterable[str] | None = None,
     phone_regions: tuple[str, ...] = ("US",),
     numbering: dict[tuple[str, str], str] | None = None,
+    placeholder: Placeholder | None = None,
 ) -> Scrubbed:
     """``text`` with every finding replaced by a placeholder, stable per value.
 
     ``numbering`` (value → placeholder) may be shared between calls, so that several texts of one
-    document (the strings of a JSON value) number their placeholders together.
+    document (the strings of a JSON value) number their placeholders together. ``placeholder``
+    names them instead of numbering them (privacy mode uses keyed tags, the same for a value
+    everywhere).
     """
     findings = scan(text, types=types, phone_regions=phone_regions)
     numbers = numbering if numbering is not None else {}
@@ -112,8 +120,11 @@ def scrub(
     for finding in findings:
         key = (finding.type, _normal(finding.text))
         if key not in numbers:
-            count = 1 + sum(1 for kind, _ in numbers if kind == finding.type)
-            numbers[key] = f"<{finding.type.upper()}_{count}>"
+            if placeholder is not None:
+                numbers[key] = placeholder(*key)
+            else:
+                count = 1 + sum(1 for kind, _ in numbers if kind == finding.type)
+                numbers[key] = f"<{finding.type.upper()}_{count}>"
         parts.append(text[position : finding.start])
         parts.append(numbers[key])
         position = finding.end
@@ -123,13 +134,20 @@ def scrub(
     return Scrubbed("".join(parts), findings, placeholders)
 
 
-def scrub_value(value: Any, *, phone_regions: tuple[str, ...] = ("US",)) -> Any:
+def scrub_value(
+    value: Any,
+    *,
+    phone_regions: tuple[str, ...] = ("US",),
+    placeholder: Placeholder | None = None,
+) -> Any:
     """Scrub every string inside a JSON-like value (keys kept), numbering placeholders together."""
     numbering: dict[tuple[str, str], str] = {}
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            return scrub(item, phone_regions=phone_regions, numbering=numbering).text
+            return scrub(
+                item, phone_regions=phone_regions, numbering=numbering, placeholder=placeholder
+            ).text
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list):
@@ -140,12 +158,30 @@ def scrub_value(value: Any, *, phone_regions: tuple[str, ...] = ("US",)) -> Any:
 
 
 def configure(settings: Settings) -> None:
-    """Install the storage scrubber when AWE_PII_SCRUBBING is on (and remove it when off)."""
+    """Set this process's privacy mode from AWE_PII_SCRUBBING (see storage/privacy.py).
+
+    The instance key is installed either way (loaded on first use), so values sealed while the
+    mode was on still open after it is turned off. In privacy mode, placeholders are keyed tags
+    (``<EMAIL_3fa2c1d0>``): one value gets the same one everywhere, distinct values distinct
+    ones, and none can be reversed without the key.
+    """
+
+    def key() -> InstanceKey:
+        return instance_key(settings)
+
     if not settings.pii_scrubbing:
-        privacy.install(None)
+        privacy.install(scrubber=None, sealer=key, sealing=False)
         return
     regions = tuple(settings.pii_phone_regions.split(","))
-    privacy.install(lambda value: scrub_value(value, phone_regions=regions))
+
+    def tagged(kind: str, value: str) -> str:
+        return f"<{kind.upper()}_{key().tag(f'pii:{kind}:{value}', length=8)}>"
+
+    privacy.install(
+        scrubber=lambda value: scrub_value(value, phone_regions=regions, placeholder=tagged),
+        sealer=key,
+        sealing=True,
+    )
 
 
 def _normal(value: str) -> str:

@@ -21,6 +21,7 @@ from awe.ai.knowledge.retrieval import joined_text, retrieve
 from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
+from awe.engine.registry import step_kind
 
 
 def _strings(params: dict[str, Any], key: str) -> list[str]:
@@ -32,6 +33,7 @@ def _strings(params: dict[str, Any], key: str) -> list[str]:
     return list(value)
 
 
+@step_kind(keys={"documents", "paths"}, privileged_keys={"paths"})
 def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Ingest documents by id/name or by path; the output reports every document."""
     if not isinstance(params, dict):
@@ -40,9 +42,14 @@ def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     if not refs and not paths:
         raise ValidationFailed("ingest needs with.documents (ids or names) or with.paths")
     settings, db = ctx.settings, ctx.db
+    if paths and settings.ingest_root is None:
+        raise ValidationFailed(
+            "ingest: with.paths reads the worker's files, and no folder is open to it: the"
+            " operator sets AWE_INGEST_ROOT to the folder ingest steps may read"
+        )
     with db.read() as conn:
         project_key = store.run_project_key(conn, ctx.run_id)
-    stored = store_files(db, settings, paths, project_key=project_key)
+    stored = store_files(db, settings, paths, project_key=project_key, root=settings.ingest_root)
     results: list[dict[str, Any]] = [
         {"name": path, "status": "refused", "error": reason} for path, reason in stored.refused
     ]
@@ -84,6 +91,7 @@ def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     }
 
 
+@step_kind(keys={"query", "top_k", "documents", "names", "mimes"})
 def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Search the run's project's knowledge base."""
     if not isinstance(params, dict) or not isinstance(params.get("query"), str):
@@ -113,6 +121,7 @@ def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
     return {"chunks": [c.as_dict() for c in found], "text": joined_text(found)}
 
 
+@step_kind(keys={"texts", "text", "query"})
 def run_embed(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Embed ``with.texts`` (or ``with.text``) as passages, or ``with.query`` as a query."""
     embedder = get_embedder(ctx.settings)

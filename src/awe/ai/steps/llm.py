@@ -20,6 +20,7 @@ from awe.ai.llm import ChatRequest, Completion, get_provider, with_system
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import StepTimeout
+from awe.engine.registry import step_kind
 
 KEYS = frozenset(
     {
@@ -103,6 +104,11 @@ def parse(params: Any) -> dict[str, Any]:
     max_tokens = params.get("max_tokens", 256)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         problems.append(f"with.max_tokens must be an integer >= 1, not {max_tokens!r}")
+    stop = params.get("stop") or []
+    if isinstance(stop, str):
+        stop = [stop]  # one stop sequence, not a list of its characters
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        problems.append(f"with.stop must be a string or a list of strings, not {stop!r}")
     schema = params.get("json_schema")
     if schema is not None:
         try:
@@ -119,12 +125,13 @@ def parse(params: Any) -> dict[str, Any]:
         "temperature": float(temperature),
         "max_tokens": int(max_tokens),
         "json_schema": schema,
-        "stop": list(params.get("stop") or []),
+        "stop": list(stop),
         "seed": params.get("seed"),
         "repeat_penalty": float(penalty) if isinstance(penalty, int | float) else 1.1,
     }
 
 
+@step_kind(keys=KEYS)
 def run_llm(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Complete the chat; the output is the answer, its JSON when a schema was given, and cost."""
     options = parse(params)

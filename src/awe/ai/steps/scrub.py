@@ -11,8 +11,10 @@ from typing import Any
 from awe.ai.pii import scrub
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
+from awe.engine.registry import step_kind
 
 
+@step_kind(keys={"text", "types"})
 def run_scrub(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Scrub ``with.text``."""
     if not isinstance(params, dict) or not isinstance(params.get("text"), str):

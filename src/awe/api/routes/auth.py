@@ -12,12 +12,14 @@ from awe.api.schemas import (
     LoginIn,
     PasswordChange,
     RefreshIn,
+    SetupIn,
     TokenPairPublic,
     UserCreate,
     UserPublic,
 )
 from awe.core.errors import PermissionDenied
 from awe.services import auth, tokens
+from awe.services import setup as setup_service
 
 router = APIRouter(tags=["auth"])
 
@@ -30,6 +32,20 @@ def register(
     user = auth.register(
         db,
         settings,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        actor=actor_of(None, meta),
+    )
+    return user.as_dict()
+
+
+@router.post("/auth/setup", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+def setup(body: SetupIn, db: DbDep, meta: MetaDep) -> dict[str, object]:
+    """Create the first admin with the one-time setup token `awe up` printed (no users yet)."""
+    user = setup_service.first_admin(
+        db,
+        token=body.token,
         email=body.email,
         password=body.password,
         display_name=body.display_name,

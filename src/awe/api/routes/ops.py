@@ -25,15 +25,20 @@ router = APIRouter()
 
 @router.get("/queues", response_model=list[QueuePublic], tags=["queues"])
 def list_queues(principal: CurrentPrincipal, db: DbDep) -> list[dict[str, Any]]:
-    """Each queue: ready steps, steps waiting to retry, running, age of the oldest ready, limits."""
-    return [q.as_dict() for q in queues.queue_stats(db)]
+    """Each queue: ready steps, steps waiting to retry, running, age of the oldest ready, limits.
+
+    A member sees only the queues their projects' runs use, counting only their steps.
+    """
+    mine = projects.visible_ids(db, principal)
+    return [q.as_dict() for q in queues.queue_stats(db, project_ids=mine)]
 
 
 @router.get("/workers", response_model=list[WorkerPublic], tags=["queues"])
 def list_workers(
-    principal: CurrentPrincipal, db: DbDep, all_: Annotated[bool, Query(alias="all")] = False
+    principal: AdminPrincipal, db: DbDep, all_: Annotated[bool, Query(alias="all")] = False
 ) -> list[dict[str, Any]]:
-    """Registered workers with their last heartbeat ('lost' when it stopped)."""
+    """Registered workers with their last heartbeat ('lost' when it stopped); admins only:
+    hosts and processes are the installation's, not any project's."""
     return [w.as_dict() for w in Engine(db).list_workers(include_stopped=all_)]
 
 
@@ -61,9 +66,8 @@ def enable_schedule(
     name: str, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
 ) -> dict[str, Any]:
     """Resume a schedule at its next cron time."""
-    found = _visible_schedule(db, principal, name)
-    schedules.set_enabled(db, name, enabled=True)
-    _audit_schedule(db, principal, meta, "schedule.enable", found)
+    _visible_schedule(db, principal, name)
+    schedules.set_enabled(db, name, enabled=True, actor=actor_of(principal, meta))
     return _visible_schedule(db, principal, name).as_dict()
 
 
@@ -72,9 +76,8 @@ def disable_schedule(
     name: str, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
 ) -> dict[str, Any]:
     """Pause a schedule."""
-    found = _visible_schedule(db, principal, name)
-    schedules.set_enabled(db, name, enabled=False)
-    _audit_schedule(db, principal, meta, "schedule.disable", found)
+    _visible_schedule(db, principal, name)
+    schedules.set_enabled(db, name, enabled=False, actor=actor_of(principal, meta))
     return _visible_schedule(db, principal, name).as_dict()
 
 
@@ -88,29 +91,8 @@ def trigger_schedule(
     name: str, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
 ) -> dict[str, Any]:
     """Fire a schedule now, outside its cron."""
-    found = _visible_schedule(db, principal, name)
-    run_id = schedules.trigger(db, name)
-    _audit_schedule(db, principal, meta, "schedule.trigger", found, {"run_id": run_id})
-    return {"run_id": run_id}
-
-
-def _audit_schedule(
-    db: Any,
-    principal: Any,
-    meta: Any,
-    action: str,
-    found: schedules.ScheduleInfo,
-    details: dict[str, Any] | None = None,
-) -> None:
-    audit.record_now(
-        db,
-        actor_of(principal, meta),
-        action,
-        target_type="schedule",
-        target_id=found.name,
-        project_id=found.project_id,
-        details=details,
-    )
+    _visible_schedule(db, principal, name)
+    return {"run_id": schedules.trigger(db, name, actor=actor_of(principal, meta))}
 
 
 @router.get("/audit", tags=["admin"])

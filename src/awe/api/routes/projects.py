@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import Path as PathParam
 
 from awe.ai.vectors import SearchFilter
 from awe.api.deps import CurrentPrincipal, DbDep, MetaDep, SettingsDep, actor_of
@@ -19,6 +20,8 @@ from awe.api.schemas import (
     RunCreate,
     RunStarted,
     SearchIn,
+    SecretPublic,
+    SecretSet,
     UploadResult,
     ValidationResult,
     WorkflowDetail,
@@ -26,7 +29,7 @@ from awe.api.schemas import (
     WorkflowVersionPublic,
 )
 from awe.core.errors import ValidationFailed
-from awe.services import audit, knowledge, projects, runs, workflows
+from awe.services import audit, knowledge, projects, runs, secrets, workflows
 
 router = APIRouter(tags=["projects"])
 ProjectRef = Annotated[str, "a project's id or name"]
@@ -82,10 +85,22 @@ def delete_project(
 
 
 @router.post("/workflows/validate", response_model=ValidationResult, tags=["workflows"])
-def validate_workflow(body: WorkflowPush, principal: CurrentPrincipal) -> dict[str, object]:
+def validate_workflow(
+    body: WorkflowPush,
+    principal: CurrentPrincipal,
+    db: DbDep,
+    project: Annotated[
+        str | None,
+        Query(max_length=100, description="Also check the secrets it reads exist there."),
+    ] = None,
+) -> dict[str, object]:
     """Check a workflow without storing it: every problem, located (line and column)."""
     source = _source(body)
-    found = workflows.validate_source(source)
+    known = None
+    if project is not None:
+        found_project = projects.visible(db, principal, project)
+        known = secrets.known_names(db, project_key=found_project.id)
+    found = workflows.validate_source(source, known_secrets=known)
     return {"valid": not found, "problems": [p.__dict__ for p in found]}
 
 
@@ -98,17 +113,14 @@ def validate_workflow(body: WorkflowPush, principal: CurrentPrincipal) -> dict[s
 def push_workflow(
     project: ProjectRef, body: WorkflowPush, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
 ) -> dict[str, object]:
-    """Store a workflow (YAML ``source`` or JSON ``spec``) as its next immutable version."""
+    """Store a workflow (YAML ``source`` or JSON ``spec``) as its next immutable version.
+
+    A member may not push a workflow that uses a privileged kind (403); what an admin pushes
+    runs with an admin's privileges, whoever starts it.
+    """
     found = projects.visible(db, principal, project)
-    stored, created = workflows.push_source(db, _source(body), project=found.name)
-    audit.record_now(
-        db,
-        actor_of(principal, meta),
-        "workflow.push",
-        target_type="workflow",
-        target_id=f"{stored.name}@{stored.version}",
-        project_id=found.id,
-        details={"created": created},
+    stored, created = workflows.push_source(
+        db, _source(body), project=found.name, principal=principal, actor=actor_of(principal, meta)
     )
     return {**stored.summary(), "created": created}
 
@@ -156,7 +168,7 @@ def show_workflow(
     """A version's source and spec (the latest unless ``version``)."""
     found = projects.visible(db, principal, project)
     stored = workflows.get(db, name, version=version, project=found.name)
-    return {**stored.summary(), "source": stored.source, "spec": stored.spec}
+    return {**stored.summary(), "source": stored.shown_source(), "spec": stored.shown_spec()}
 
 
 @router.post(
@@ -181,6 +193,57 @@ def start_run(
         actor=actor_of(principal, meta),
     )
     return {"run_id": run_id}
+
+
+# ----------------------------------------------------------------------------------- secrets
+
+
+@router.get("/projects/{project}/secrets", response_model=list[SecretPublic], tags=["secrets"])
+def list_secrets(
+    project: ProjectRef, principal: CurrentPrincipal, db: DbDep
+) -> list[dict[str, object]]:
+    """The names of the project's secrets (never their values)."""
+    found = projects.visible(db, principal, project)
+    return [s.as_dict() for s in secrets.list_secrets(db, project=found)]
+
+
+@router.put(
+    "/projects/{project}/secrets/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["secrets"],
+)
+def set_secret(
+    project: ProjectRef,
+    name: Annotated[str, PathParam(max_length=100)],
+    body: SecretSet,
+    principal: CurrentPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+    meta: MetaDep,
+) -> None:
+    """Set a secret of the project (its owner or an admin); steps read it as
+    ``{{ secrets.NAME }}``."""
+    found = projects.visible(db, principal, project)
+    secrets.set_secret(
+        db, settings, project=found, name=name, value=body.value, actor=actor_of(principal, meta)
+    )
+
+
+@router.delete(
+    "/projects/{project}/secrets/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["secrets"],
+)
+def unset_secret(
+    project: ProjectRef,
+    name: Annotated[str, PathParam(max_length=100)],
+    principal: CurrentPrincipal,
+    db: DbDep,
+    meta: MetaDep,
+) -> None:
+    """Delete a secret of the project."""
+    found = projects.visible(db, principal, project)
+    secrets.unset(db, project=found, name=name, actor=actor_of(principal, meta))
 
 
 # --------------------------------------------------------------------------------- knowledge

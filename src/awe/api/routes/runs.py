@@ -88,7 +88,7 @@ def run_events(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[dict[str, object]]:
-    """State changes, logs, tokens and progress, after event ``after``."""
+    """State changes, logs, tokens and progress, after the event numbered ``after`` (``seq``)."""
     return [e.as_dict() for e in runs.events(db, principal, run_id, after=after, limit=limit)]
 
 
@@ -118,9 +118,9 @@ def stream_events(
         while True:
             batch = await asyncio.to_thread(engine.events, run_id, after=cursor)
             for event in batch:
-                cursor = event.id
+                cursor = event.seq
                 data = json.dumps(event.as_dict(), separators=(",", ":"))
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+                yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
             if batch:
                 quiet = 0.0
                 continue

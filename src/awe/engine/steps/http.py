@@ -5,7 +5,8 @@ fail_on_status}``. A 429 or 5xx answer is retryable (``http:503``), any other 4x
 (``http:404``); with ``fail_on_status: false`` every answer is an output instead. A refused
 connection is ``connection`` and a slow server ``timeout``, both retryable. Requests that change
 something (anything but GET, HEAD and OPTIONS) carry ``Idempotency-Key`` (the step's key) unless
-the step sets it, and are not sent in a dry run.
+the step sets it, and are not sent in a dry run. Loopback, private and link-local destinations
+are refused unless the outbound policy allows them (engine/outbound.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import httpx
 
 from awe import __version__
 from awe.core.errors import ValidationFailed
+from awe.engine import outbound
 from awe.engine.context import StepContext
 from awe.engine.errors import StepError, StepTimeout
+from awe.engine.registry import step_kind
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = SAFE_METHODS | {"POST", "PUT", "PATCH", "DELETE"}
@@ -57,6 +60,7 @@ class Request:
     fail_on_status: bool = True
 
 
+@step_kind(keys=KEYS)
 def run_http(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Send the request; the output has status, headers, the body (json or text) and timing."""
     request = parse_request(ctx, params)
@@ -118,7 +122,9 @@ def send(ctx: StepContext, request: Request) -> dict[str, Any]:
     started = time.monotonic()
     try:
         with (
-            httpx.Client(timeout=request.timeout, follow_redirects=request.follow_redirects) as c,
+            outbound.client(
+                ctx.settings, timeout=request.timeout, follow_redirects=request.follow_redirects
+            ) as c,
             c.stream(
                 request.method,
                 request.url,

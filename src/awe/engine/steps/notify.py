@@ -19,11 +19,13 @@ from awe.core.config import Settings
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import StepError
+from awe.engine.registry import step_kind
 from awe.engine.steps.http import parse_request, send
 
 KEYS = frozenset({"message", "to", "subject", "webhook", "payload", "headers", "from"})
 
 
+@step_kind(keys=KEYS)
 def run_notify(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Send the notification; the output says where it went."""
     if not isinstance(params, dict):

@@ -12,8 +12,10 @@ from typing import Any
 
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
+from awe.engine.registry import step_kind
 
 
+@step_kind(keys={"function", "args", "kwargs"}, privileged=True)
 def run_python(ctx: StepContext, params: Any) -> Any:
     """Call ``with.function`` with ``args`` and ``kwargs``; what it returns is the output."""
     if not isinstance(params, dict) or not isinstance(params.get("function"), str):

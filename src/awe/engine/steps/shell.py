@@ -1,9 +1,18 @@
-"""Built-in kind ``shell``: a command through ``/bin/sh -c`` in its own process group.
+"""Built-in kind ``shell``: a command in its own process group, with a clean environment.
 
-``with: {command, env, cwd, stdin, timeout, kill_grace}``. Output lines stream into run events.
-Exit codes follow the operational scripts: 0 success, 10 dry run (success, nothing changed),
-1 and 4 retryable, 2, 3 and 5 not. Cancellation and timeouts send SIGTERM to the whole process
-group, then SIGKILL after ``kill_grace`` seconds (default 5).
+``with: {command | argv, env, cwd, stdin, timeout, kill_grace}``. ``command`` is a string run by
+``/bin/sh -c`` (templates inside it are shell text: quote values with the ``shquote`` filter);
+``argv`` is a list run as it is, no shell, so a value can never become more arguments or more
+commands. Output lines stream into run events. Exit codes follow the operational scripts:
+0 success, 10 dry run (success, nothing changed), 1 and 4 retryable, 2, 3 and 5 not.
+Cancellation and timeouts send SIGTERM to the whole process group, then SIGKILL after
+``kill_grace`` seconds (default 5).
+
+The process gets an allow-listed environment, never the worker's own: ``PATH``, ``HOME``,
+``LANG``, ``LC_*``, ``TZ``, ``TMPDIR``, what ``AWE_SCRIPT_ENV_ALLOW`` adds, the step's
+``AWE_RUN_ID``, ``AWE_STEP_ID``, ``AWE_ATTEMPT``, ``AWE_IDEMPOTENCY_KEY``, ``DRY_RUN``, and the
+step's own ``env:`` (which may hold ``{{ secrets.NAME }}``). The worker's tokens, keys and
+database URL stay out.
 """
 
 from __future__ import annotations
@@ -22,18 +31,27 @@ from typing import IO, Any
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import StepCancelled, StepError, StepTimeout, exit_code_failure
+from awe.engine.registry import step_kind
 
 TAIL_LINES = 200
 DRY_RUN_EXIT = 10
+KEYS = frozenset({"command", "argv", "env", "cwd", "stdin", "timeout", "kill_grace"})
+#: What a script gets of the worker's environment, always.
+ALLOWED_ENV = ("PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR")
 
 
-def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
-    """Run the command; the output has exit_code and the tails of stdout and stderr."""
-    if not isinstance(params, dict) or not isinstance(params.get("command"), str):
-        raise ValidationFailed("shell needs with.command as a string")
-    env = {**os.environ, **{str(k): str(v) for k, v in (params.get("env") or {}).items()}}
+def allowed(name: str, patterns: list[str]) -> bool:
+    """Whether ``name`` matches one of ``patterns`` (a name, or a prefix ending in ``*``)."""
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns if p)
+
+
+def script_environment(ctx: StepContext, own: dict[str, Any] | None) -> dict[str, str]:
+    """The environment of a script: the allow-list, the step's identity, its own ``env:``."""
+    patterns = [*ALLOWED_ENV, *(p.strip() for p in ctx.settings.script_env_allow.split(","))]
+    env = {k: v for k, v in os.environ.items() if allowed(k, patterns)}
+    env.update({str(k): str(v) for k, v in (own or {}).items()})
     # Scripts may call `awe` itself (the ops CLI) even when its virtualenv is not activated.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
     env.update(
         AWE_RUN_ID=ctx.run_id,
         AWE_STEP_ID=ctx.step_key,
@@ -41,20 +59,76 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
         AWE_IDEMPOTENCY_KEY=ctx.idempotency_key,
         DRY_RUN="true" if ctx.dry_run else env.get("DRY_RUN", "false"),
     )
+    return env
+
+
+def _argv(params: Any) -> list[str]:
+    if not isinstance(params, dict):
+        raise ValidationFailed("shell needs with.command (a string) or with.argv (a list)")
+    unknown = sorted(k for k in params if k not in KEYS)
+    if unknown:
+        raise ValidationFailed(f"shell: with.{unknown[0]} is not a shell parameter")
+    command, argv = params.get("command"), params.get("argv")
+    if (command is None) == (argv is None):
+        raise ValidationFailed(
+            "shell needs with.command (a string, run by /bin/sh) or with.argv (a list, run as it"
+            " is), one of them"
+        )
+    if argv is not None:
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str | int | float) for a in argv)
+        ):
+            raise ValidationFailed("shell: with.argv must be a non-empty list of strings")
+        return [str(a) for a in argv]
+    if not isinstance(command, str):
+        raise ValidationFailed("shell: with.command must be a string")
+    return ["/bin/sh", "-c", command]
+
+
+@step_kind(keys=KEYS, privileged=True)
+def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
+    """Run the command; the output has exit_code and the tails of stdout and stderr."""
+    argv = _argv(params)
+    env_given = params.get("env")
+    if env_given is not None and not isinstance(env_given, dict):
+        raise ValidationFailed("shell: with.env must be a mapping of NAME: value")
+    env = script_environment(ctx, env_given)
     timeout = params.get("timeout", ctx.timeout)
     grace = float(params.get("kill_grace", 5))
     stdin = params.get("stdin")
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", params["command"]],
-        cwd=params.get("cwd"),
+    try:
+        proc = _start(argv, params.get("cwd"), env, stdin is not None)
+    except OSError as exc:
+        raise StepError(
+            f"shell: cannot start {argv[0]!r}: {exc.strerror or exc}",
+            category="exit_code:127" if isinstance(exc, FileNotFoundError) else "exit_code:126",
+            retryable=False,
+        ) from None
+    return _wait(ctx, proc, stdin, timeout, grace)
+
+
+def _start(
+    argv: list[str], cwd: Any, env: dict[str, str], has_stdin: bool
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
         env=env,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if has_stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
         start_new_session=True,  # its own process group: we can signal the whole tree
     )
+
+
+def _wait(
+    ctx: StepContext, proc: subprocess.Popen[str], stdin: Any, timeout: Any, grace: float
+) -> dict[str, Any]:
+    """Stream the process's output until it ends (or is stopped); its outcome."""
     tails = {"stdout": deque[str](maxlen=TAIL_LINES), "stderr": deque[str](maxlen=TAIL_LINES)}
     readers = [
         threading.Thread(

@@ -1,0 +1,91 @@
+"""Login throttling: failed attempts counted per account and per address, lockouts, in the
+database so every API process enforces them.
+
+An attempt is counted *before* its password is checked, with one atomic upsert per key: parallel
+guesses each take their own number, so no more than the limit of them are ever checked in a
+window, and two first attempts at once never collide. A successful login gives its number back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, case, delete, update
+
+from awe.core.config import Settings
+from awe.storage.auth_models import AuthThrottle
+from awe.storage.database import dialect_insert
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The number an attempt took under one key, and any lockout in force."""
+
+    key: str
+    number: int
+    limit: int
+    locked_until: datetime | None
+
+    def refused(self, now: datetime) -> bool:
+        """Locked out, or past the limit of attempts in this window."""
+        locked = self.locked_until is not None and self.locked_until > now
+        return locked or self.number > self.limit
+
+
+def keys(email: str, ip: str | None) -> list[str]:
+    """The keys an attempt counts under: the account, and the address it came from."""
+    return [f"account:{email}"] + ([f"ip:{ip}"] if ip else [])
+
+
+def _limit(settings: Settings, key: str) -> int:
+    if key.startswith("account:"):
+        return settings.login_max_failures
+    return settings.login_max_failures_per_ip
+
+
+def reserve(conn: Connection, settings: Settings, key: str, now: datetime) -> Attempt:
+    """Count one more attempt under ``key`` (a new window when the old one ended)."""
+    window_start = now - timedelta(seconds=settings.login_window_seconds)
+    expired = AuthThrottle.window_started_at < window_start
+    statement = dialect_insert(conn)(AuthThrottle).values(
+        key=key, failures=1, window_started_at=now, locked_until=None
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "failures": case((expired, 1), else_=AuthThrottle.failures + 1),
+            "window_started_at": case((expired, now), else_=AuthThrottle.window_started_at),
+        },
+    ).returning(AuthThrottle.failures, AuthThrottle.locked_until)
+    row = conn.execute(upsert).one()
+    return Attempt(key, int(row.failures), _limit(settings, key), row.locked_until)
+
+
+def lock_if_spent(conn: Connection, settings: Settings, attempt: Attempt, now: datetime) -> bool:
+    """After a failed attempt: lock the key if this attempt used up its limit. True if it did."""
+    if attempt.number < attempt.limit:
+        return False
+    until = now + timedelta(seconds=settings.login_lockout_seconds)
+    conn.execute(
+        update(AuthThrottle)
+        .where(
+            AuthThrottle.key == attempt.key,
+            AuthThrottle.locked_until.is_(None) | (AuthThrottle.locked_until < now),
+        )
+        .values(locked_until=until)
+    )
+    return True
+
+
+def succeeded(conn: Connection, attempts: list[Attempt]) -> None:
+    """A successful login: the account starts afresh; the address gets its number back."""
+    for attempt in attempts:
+        if attempt.key.startswith("account:"):
+            conn.execute(delete(AuthThrottle).where(AuthThrottle.key == attempt.key))
+        else:
+            conn.execute(
+                update(AuthThrottle)
+                .where(AuthThrottle.key == attempt.key, AuthThrottle.failures > 0)
+                .values(failures=AuthThrottle.failures - 1)
+            )
