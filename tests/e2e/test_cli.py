@@ -133,3 +133,12 @@ def test_validate_reports_located_errors_and_exits_3(tmp_path: Path) -> None:
     assert all(line.startswith(f"{bad}:3:") for line in lines)
     assert "Traceback" not in result.stderr
     assert run_awe("validate", str(good), home=tmp_path).returncode == 0
+
+
+def test_validate_prints_the_validators_words_as_they_are(tmp_path: Path) -> None:
+    """Text in square brackets (a pattern, a list) reaches the terminal intact: the CLI does not
+    read users' or the validator's text as console markup."""
+    corpus = Path(__file__).resolve().parents[1] / "unit" / "corpus" / "bracket-words.yaml"
+    result = run_awe("validate", str(corpus), home=tmp_path)
+    assert result.returncode == 3
+    assert "name must match [a-z0-9][a-z0-9-]* (got 'Bad_Name')" in result.stderr

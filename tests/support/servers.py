@@ -61,7 +61,7 @@ class HttpServer:
     The last reply of a path repeats; an unscripted path answers 200 with ``{"path": …}``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[Seen] = []
         self._script: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
@@ -92,9 +92,9 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output quiet
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{host}:{self.server.server_address[1]}"
 
     def script(self, path: str, *replies: Reply) -> None:
         """Answer ``path`` with ``replies`` in turn (the last one repeats)."""
@@ -116,9 +116,9 @@ class HttpServer:
 
 
 @contextmanager
-def http_server() -> Iterator[HttpServer]:
-    """A running HttpServer, shut down afterwards."""
-    server = HttpServer()
+def http_server(host: str = "127.0.0.1") -> Iterator[HttpServer]:
+    """A running HttpServer on ``host`` (any loopback address), shut down afterwards."""
+    server = HttpServer(host)
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     try:

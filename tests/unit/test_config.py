@@ -111,3 +111,13 @@ def test_overrides_by_field_name_win(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AWE_PORT", "9000")
     assert load_settings(port=9100).port == 9100
+
+
+def test_guessable_tokens_and_keys_are_configuration_errors(tmp_path: Path) -> None:
+    """An admin token or an instance key under 32 characters stops awe (exit 3), naming the
+    variable."""
+    with pytest.raises(ConfigurationError, match="AWE_ADMIN_TOKEN") as caught:
+        load_settings(_env_file=None, home=tmp_path, admin_token="short-token")
+    assert caught.value.exit_code == 3
+    with pytest.raises(ConfigurationError, match="AWE_SECRET_KEY"):
+        load_settings(_env_file=None, home=tmp_path, secret_key="short-key")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,42 @@ def test_readme_first_screen_names_both_commands() -> None:
     head = "\n".join(README.read_text(encoding="utf-8").splitlines()[:30])
     for needle in ("make up", "make test", "http://127.0.0.1:8000", "./.awe/"):
         assert needle in head
+
+
+WORKFLOWS_DOC = README.parent / "docs" / "workflows.md"
+
+
+def documented_kind_keys() -> dict[str, set[str] | None]:
+    """Each kind's `with:` keys as docs/workflows.md lists them (None for "*any*")."""
+    text = WORKFLOWS_DOC.read_text(encoding="utf-8")
+    part = text.split("## Step kinds", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, set[str] | None] = {}
+    for section in re.split(r"^### `", part, flags=re.M)[1:]:
+        name, _, body = section.partition("`")
+        table = [line for line in body.splitlines() if line.startswith("| ")][1:]
+        cells = [line.split("|")[1].strip() for line in table]
+        found[name] = (
+            None if cells == ["*any*"] else set(re.findall(r"^`([^`]+)`$", "\n".join(cells), re.M))
+        )
+    return found
+
+
+def test_every_kinds_keys_are_documented_exactly() -> None:
+    """docs/workflows.md has a section for each step kind, listing exactly the `with:` keys the
+    kind declares (no key missing, none the kind does not take)."""
+    from awe.engine.registry import default_registry
+
+    declared = {name: default_registry.info(name).keys for name in default_registry.names()}
+    documented = documented_kind_keys()
+    assert set(documented) == set(declared)
+    for name, keys in declared.items():
+        assert documented[name] == (None if keys is None else set(keys)), name
+
+
+def test_docs_reach_users() -> None:
+    """The README points at the docs users have (docs/), never at a folder outside the project."""
+    text = README.read_text(encoding="utf-8")
+    assert "../shared" not in text
+    for page in ("docs/workflows.md", "docs/security.md"):
+        assert page in text
+        assert (README.parent / page).is_file()

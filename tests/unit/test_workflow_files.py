@@ -95,7 +95,7 @@ def test_valid_file_gives_engine_spec() -> None:
         ("name: x\nsteps: [{id: a, kind: noop, with: {v: '{{ x }'}}]\n", "template syntax error"),
         (
             "name: x\nsteps: [{id: a, kind: noop, with: {v: '{{ item }}'}}]\n",
-            "item is only defined in a step with for_each",
+            "item is only defined in the with: of a step with for_each",
         ),
         (
             "name: x\nsteps:\n- {id: a, kind: noop}\n"

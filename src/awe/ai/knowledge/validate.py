@@ -103,7 +103,7 @@ def files_under(paths: list[str], *, root: Path | None = None) -> list[tuple[str
                     continue
                 real = _inside(base, inner, str(Path(raw) / relative)) if base else inner
                 found.append((str(Path(raw) / relative), real))
-        elif path.is_file():
+        elif path.exists():  # a file, or something else that read_bounded refuses by itself
             found.append((raw, path))
         else:
             raise ValidationFailed(f"ingest: {raw}: no such file or folder")
@@ -123,7 +123,8 @@ def _inside(base: Path, path: Path, shown: str) -> Path:
 def read_bounded(name: str, path: Path, *, max_bytes: int) -> bytes:
     """A regular file's bytes, its size checked before any byte is read; DocumentRefused when it
     is not a regular file or is too large."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # O_NONBLOCK: opening a named pipe must not wait for a writer (regular files ignore it).
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         descriptor = os.open(path, flags)
     except OSError as exc:
