@@ -199,3 +199,25 @@ def test_state_changes_are_audited(api: Any) -> None:
     assert push["target_id"] == "quiet@1"
     assert push["details"]["trusted"] is False
     assert push["ip"]
+
+
+def test_members_see_only_their_own_share_of_queues(api: Any) -> None:
+    """Another member's queued steps are not counted in what a member sees of /queues, nor
+    are queues only other projects use listed."""
+    client, headers, _ = api
+    body = {"email": "bob@example.com", "password": "a long password here"}
+    client.post("/api/v1/auth/register", json=body)
+    token = client.post("/api/v1/auth/login", json=body).json()["access_token"]
+    bob = {"Authorization": f"Bearer {token}"}
+    client.post("/api/v1/projects", headers=bob, json={"name": "bobs"})
+    other = "name: other\nqueue: private-q\nsteps: [{id: a, kind: noop}]\n"
+    mine = "name: mine\nsteps: [{id: a, kind: noop}]\n"
+    client.post("/api/v1/projects/bobs/workflows", headers=bob, json={"source": other})
+    client.post("/api/v1/projects/demo/workflows", headers=headers, json={"source": mine})
+    for _ in range(3):
+        client.post("/api/v1/projects/bobs/runs", headers=bob, json={"workflow": "other"})
+    client.post("/api/v1/projects/demo/runs", headers=headers, json={"workflow": "mine"})
+    seen = {q["name"]: q["ready"] for q in client.get("/api/v1/queues", headers=headers).json()}
+    assert seen == {"default": 1}
+    everything = {q["name"]: q["ready"] for q in client.get("/api/v1/queues", headers=ADMIN).json()}
+    assert everything == {"default": 1, "private-q": 3}

@@ -27,7 +27,7 @@ from awe.services import audit, auth, projects, setup
 from awe.services.audit import SYSTEM, Actor
 from awe.services.tokens import OPERATOR
 from awe.storage import instance_state
-from awe.storage.auth_models import SecurityEvent
+from awe.storage.auth_models import AuthThrottle, SecurityEvent
 from awe.storage.database import Database
 from awe.storage.models import User
 from tests.conftest import make_settings
@@ -103,6 +103,9 @@ def test_garbage_tokens_do_not_write_an_event_each(
 ) -> None:
     """200 requests with garbage bearer tokens from one address write two security events: the
     first, and (once the window closes) one summary counting the rest."""
+    audit.flush_failed_tokens()  # windows other tests opened are not this test's
+    with database.write() as conn:
+        conn.execute(SecurityEvent.__table__.delete())
     with TestClient(create_app(api_settings, db=database)) as client:
         for n in range(200):
             answer = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer junk{n}"})
@@ -257,3 +260,59 @@ def test_project_names_never_look_like_ids(database: Database) -> None:
         projects.create(database, principal, name=made.id, owner_id=owner.id, actor=SYSTEM)
     assert projects.visible(database, principal, made.id).name == "alpha"
     assert projects.visible(database, principal, "alpha").id == made.id
+
+
+def test_an_address_counts_failures_not_logins(database: Database, tmp_path: Path) -> None:
+    """Many good logins from one address (an office) never lock it; its failures do, and once it
+    is locked, attempts from it are refused without counting against any account."""
+    settings = make_settings(tmp_path, login_max_failures_per_ip=3, login_max_failures=50)
+    auth.create_user(database, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
+    office = Actor("anonymous", ip="198.51.100.7")
+    for _ in range(10):
+        auth.login(database, settings, email="ada@example.com", password=PASSWORD, actor=office)
+    for n in range(3):
+        with pytest.raises(AuthenticationFailed):
+            auth.login(
+                database, settings, email=f"guess{n}@example.com", password="x", actor=office
+            )
+    with pytest.raises(TooManyRequests):
+        auth.login(database, settings, email="ada@example.com", password=PASSWORD, actor=office)
+    with pytest.raises(TooManyRequests):
+        auth.login(database, settings, email="new@example.com", password="x", actor=office)
+    with database.read() as conn:
+        keys = set(conn.execute(select(AuthThrottle.key)).scalars())
+    assert "account:new@example.com" not in keys  # refused before anything was counted
+
+
+def test_two_requests_with_one_setup_token_make_one_admin(database: Database) -> None:
+    """Sent twice at once, the same setup token creates one admin; the other request is told
+    the link was used."""
+    made = setup.new_token(database)
+    assert made is not None
+    token, _ = made
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def use(n: int) -> None:
+        start.wait()
+        try:
+            setup.first_admin(
+                database,
+                token=token,
+                email=f"admin{n}@example.com",
+                password=PASSWORD,
+                display_name="",
+                actor=SYSTEM,
+            )
+            outcomes.append("created")
+        except (PermissionDenied, Conflict):
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["created", "refused"]
+    with database.read() as conn:
+        assert conn.execute(select(func.count()).select_from(User)).scalar_one() == 1

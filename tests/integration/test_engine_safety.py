@@ -301,3 +301,62 @@ def test_a_member_run_is_checked_again_on_the_worker(
     assert (step.status, step.error_category, step.attempt) == ("dead", "permission", 1)
     assert "AWE_MEMBER_KINDS" in (step.error_message or "")
     assert not marker.exists()
+
+
+def test_an_admins_workflow_may_not_call_a_members(
+    database: Database, engine: Engine, tmp_path: Path
+) -> None:
+    """A workflow pushed by an admin that calls one a member pushed is refused when it starts:
+    the member could otherwise change what the admin's run does."""
+    from awe.core.errors import PermissionDenied
+    from awe.services import auth
+    from awe.services.audit import SYSTEM
+    from awe.services.tokens import Principal
+
+    member = auth.create_user(
+        database, email="m@example.com", password="a long password", actor=SYSTEM
+    )
+    principal = Principal("user", member.id, "member")
+    workflows.push_source(
+        database,
+        "name: helper\nsteps: [{id: a, kind: noop}]\n",
+        principal=principal,
+        actor=SYSTEM,
+    )
+    caller = "name: caller\nsteps: [{id: c, kind: workflow, with: {workflow: helper}}]\n"
+    stored, _ = workflows.push_source(database, caller, actor=SYSTEM)  # the operator: trusted
+    with pytest.raises(PermissionDenied, match="was pushed by a member"):
+        engine.submit(stored.spec, trusted=True)
+
+
+def test_a_wide_tree_of_calls_is_checked_once_and_started_within_bounds(
+    database: Database, engine: Engine, drain: Drain
+) -> None:
+    """Seven levels of workflows, each calling the next level's one five times (5^6 runs if
+    all started): pushing the top walks each stored version once, and starting it stops at 100
+    child runs in one go with a clear error, instead of holding the database for minutes."""
+    names = [f"level-{n}" for n in range(7)]
+    workflows.push_source(database, f"name: {names[-1]}\nsteps: [{{id: a, kind: noop}}]\n")
+    started = time.monotonic()
+    for upper, lower in zip(reversed(names[:-1]), reversed(names[1:]), strict=True):
+        calls = "".join(
+            f"  - {{id: c{i}, kind: workflow, with: {{workflow: {lower}}}}}\n" for i in range(5)
+        )
+        workflows.push_source(database, f"name: {upper}\nsteps:\n{calls}")
+    assert time.monotonic() - started < 20
+    run_id = engine.submit(workflows.get(database, names[0]).spec)
+    drain()
+    assert time.monotonic() - started < 60
+    run = engine.get_run(run_id)
+    assert run.status == "failed"
+    with database.read() as conn:
+        runs = conn.execute(text("SELECT COUNT(*) FROM runs")).scalar_one()
+        refused = (
+            conn.execute(
+                text("SELECT error_message FROM steps WHERE error_category = 'workflow_depth'")
+            )
+            .scalars()
+            .all()
+        )
+    assert runs <= 1 + 100
+    assert any("more than 100 child runs would start at once" in (m or "") for m in refused)

@@ -46,6 +46,7 @@ def fetch(url: str, **extra: Any) -> dict[str, Any]:
         "http://localhost:{port}/",
         "http://169.254.169.254/latest/meta-data/",
         "http://0.0.0.0:{port}/",
+        "http://[::ffff:127.0.0.1]:{port}/",
     ],
 )
 def test_local_and_metadata_addresses_are_refused(engine: Engine, drain: Drain, url: str) -> None:

@@ -162,3 +162,78 @@ def test_a_cycle_through_templated_names_stops_at_the_depth_limit(
     deepest = chain[-1].step("again")
     assert (deepest.status, deepest.error_category) == ("dead", "workflow_depth")
     assert "AWE_MAX_WORKFLOW_DEPTH" in (deepest.error_message or "")
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ range(3) }}", "not a JSON value"),
+        ("{{ 1e308 * 10 }}", "not a JSON value"),
+        ("{{ lipsum }}", "not a JSON value"),
+        ("{{ ([[0] * 100] * 2000) | sum(start=[]) }}", "sum adds numbers"),
+        ("{{ '{0:>{1}}'.format('', 10 ** 9) }}", "too large"),
+        ("{{ '%.9999999d' % 1 }}", "too large"),
+    ],
+)
+def test_values_that_cannot_be_stored_or_cost_too_much_fail_their_step(
+    engine: Engine, drain: Drain, template: str, words: str
+) -> None:
+    """A template that gives something JSON cannot hold, or builds something huge another way,
+    fails its own step with the reason; the step upstream succeeded once."""
+    run_id = engine.submit(poisoned("odd", template))
+    drain()
+    run = engine.get_run(run_id)
+    assert (run.step("up").status, run.step("up").attempt) == ("succeeded", 1)
+    down = run.step("down")
+    assert (down.status, down.error_category) == ("dead", "validation")
+    assert words in (down.error_message or ""), down.error_message
+
+
+def test_one_runs_templates_share_one_time_budget(engine: Engine, drain: Drain) -> None:
+    """Twelve steps readied together, each with a loop that takes well under its own half
+    second: together they may take two seconds, and the ones past that are refused as too
+    costly; nothing holds the transaction much longer."""
+    slow = "{% for a in range(1500) %}{% for b in range(100) %}{% endfor %}{% endfor %}"
+    spec = {
+        "name": "many",
+        "steps": [{"id": f"s{i}", "kind": "noop", "with": {"v": slow}} for i in range(12)],
+    }
+    run_id = engine.submit(spec)
+    drain()
+    statuses = [s.status for s in engine.get_run(run_id).steps]
+    assert "dead" in statuses, statuses
+    dead = [s for s in engine.get_run(run_id).steps if s.status == "dead"]
+    assert all("too costly" in (s.error_message or "") for s in dead)
+
+
+def test_a_value_that_only_looks_sealed_is_kept_as_it_is(engine: Engine, drain: Drain) -> None:
+    """A parameter shaped like awe's sealed envelope is stored and read back as plain data: no
+    worker tries to open it (before, one such row stopped every worker's claims)."""
+    shaped = {"__awe_sealed_v1__": "awe1:not-really"}
+    run_id = engine.submit(
+        {"name": "shaped", "steps": [{"id": "a", "kind": "noop", "with": shaped}]}
+    )
+    drain()
+    run = engine.get_run(run_id)
+    assert (run.status, run.step("a").output) == ("succeeded", shaped)
+
+
+def test_a_steps_logs_all_come_before_its_final_state(
+    engine: Engine, drain: Drain, database: Database
+) -> None:
+    """A step that logs hundreds of lines and finishes at once: in the run's event order, every
+    line comes before the step's 'succeeded'."""
+    run_id = engine.submit(
+        {
+            "name": "chatty",
+            "steps": [
+                {"id": "talk", "kind": "python", "with": {"function": "tests.support.kinds:chatty"}}
+            ],
+        }
+    )
+    drain()
+    ordered = [(e.type, e.message) for e in engine.events(run_id, limit=5000)]
+    done = ordered.index(("state", "step talk succeeded"))
+    logs = [i for i, (kind, _) in enumerate(ordered) if kind == "log"]
+    assert len(logs) == 300
+    assert max(logs) < done

@@ -212,3 +212,38 @@ def test_a_value_sealed_for_one_secret_does_not_open_as_another(
         conn.execute(update(ProjectSecret).where(ProjectSecret.name == "B").values(sealed=sealed_a))
     with pytest.raises(SealBroken), database.read() as conn:
         secret_store.values(conn, instance_key(settings), project_key="", wanted=["B"])
+
+
+def test_every_form_of_a_value_is_masked(
+    database: Database, engine: Engine, settings: Settings, drain: Drain, web: HttpServer
+) -> None:
+    """A multi-line key (each line masked in line-by-line logs) and a key with URL-special
+    characters (masked once percent-encoded in the http step's URL): none of it is shown."""
+    pem = "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD1111\nEEEEFFFFGGGGHHHH2222\n-----END KEY-----"
+    plus = "sk+abc/def==ghi"
+    secrets.set_secret(database, settings, project=None, name="PEM", value=pem, actor=SYSTEM)
+    secrets.set_secret(database, settings, project=None, name="PLUS", value=plus, actor=SYSTEM)
+    run_id = engine.submit(
+        {
+            "name": "forms",
+            "steps": [
+                {
+                    "id": "lines",
+                    "kind": "shell",
+                    "with": {"env": {"K": "{{ secrets.PEM }}"}, "command": 'printf "%s\\n" "$K"'},
+                },
+                {
+                    "id": "query",
+                    "kind": "http",
+                    "with": {"url": web.url + "/q", "params": {"key": "{{ secrets.PLUS }}"}},
+                },
+            ],
+        }
+    )
+    drain(settings=settings)
+    run = engine.get_run(run_id)
+    assert run.status == "succeeded"
+    shown = str(run.as_dict()) + str([e.as_dict() for e in engine.events(run_id)])
+    for part in ("AAAABBBBCCCCDDDD1111", "EEEEFFFFGGGGHHHH2222", plus, "sk%2Babc%2Fdef%3D%3Dghi"):
+        assert part not in shown, part
+    assert "key=***" in run.step("query").output["url"]

@@ -55,3 +55,17 @@ def log_oddities(ctx: Any) -> str:
     ctx.log("odd data", thing=Opaque(), raw=b"\x00\x01", numbers={1, 2})
     ctx.log("a NUL \x00 in a log line")
     return "a NUL \x00 in an output"
+
+
+def long_category() -> None:
+    """Fail with a category longer than the database's column for it (PostgreSQL refuses it)."""
+    from awe.engine.errors import StepError
+
+    raise StepError("a category the database will not take", category="x" * 300, retryable=False)
+
+
+def chatty(ctx: Any, lines: int = 300) -> int:
+    """Log many lines as fast as possible, then finish."""
+    for n in range(lines):
+        ctx.log(f"line {n}")
+    return lines

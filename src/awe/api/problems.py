@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from awe.api.schemas import Problem
@@ -97,6 +97,17 @@ def install(app: FastAPI) -> None:
             code="validation",
         )
 
+    @app.exception_handler(IntegrityError)
+    async def _conflict(_: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests raced for the same name, or a reference points at nothing.
+        return problem(
+            status=409,
+            title="This conflicts with the current state.",
+            detail="the change conflicts with what is stored (taken already, or refers to"
+            " something that does not exist)",
+            code="conflict",
+        )
+
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable", error=str(exc.orig).splitlines()[0][:200])
@@ -131,6 +142,16 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         return problem(
             status=exc.status_code, title=str(exc.detail), detail=str(exc.detail), code="http"
+        )
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # Input nested deeper than anything reasonable (a JSON body of 100,000 brackets).
+        return problem(
+            status=422,
+            title="The input is invalid.",
+            detail="the input is nested too deeply to process",
+            code="validation",
         )
 
     @app.exception_handler(Exception)

@@ -15,7 +15,8 @@ from awe.engine import states
 from awe.engine.client import Engine
 from awe.engine.files import load_file
 from awe.engine.registry import default_registry
-from awe.services import workflows
+from awe.services import audit, workflows
+from awe.services.tokens import operator_actor
 from awe.storage import migrate
 
 
@@ -71,17 +72,30 @@ def register(app: typer.Typer) -> None:
         cli = state(ctx)
         migrate.upgrade(cli.db)
         pinned: int | None = None
+        trusted = True  # the operator; a stored version keeps its pusher's privileges
         if Path(target).is_file() and version is None:
             spec = load_file(Path(target), known_kind=default_registry.knows)
         elif Path(target).suffix in (".yaml", ".yml") and not Path(target).exists():
             raise ValidationFailed(f"{target}: no such workflow file")
         else:
             stored = workflows.get(cli.db, target, version=version)
-            spec, pinned = stored.spec, stored.version
+            spec, pinned, trusted = stored.spec, stored.version, stored.trusted
         inputs = _parse_inputs(input_ or [], input_file)  # checked and typed by submit
         engine = Engine(cli.db)
         run_id = engine.submit(
-            spec, inputs, workflow_version=pinned, dry_run=dry_run or cli.settings.dry_run
+            spec,
+            inputs,
+            workflow_version=pinned,
+            dry_run=dry_run or cli.settings.dry_run,
+            trusted=trusted,
+        )
+        audit.record_now(
+            cli.db,
+            operator_actor(),
+            "run.start",
+            target_type="run",
+            target_id=run_id,
+            details={"workflow": spec["name"], "version": pinned},
         )
         if detach:
             console.print(run_id, highlight=False)

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None,
         validation_alias=_env("JWT_SECRET", "JWT_SECRET"),
-        description="Token signing secret. Default: a 0600 file, $AWE_HOME/secrets/jwt_secret.",
+        description="Token signing secret (32+ chars). Default: one kept sealed in the database.",
     )
     access_token_minutes: int = Field(
         default=15,
@@ -431,7 +431,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "jwt_secret")
     @classmethod
     def _long_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:

@@ -87,15 +87,31 @@ def key_path(settings: Settings) -> Path:
     return settings.home / "secrets" / "instance_key"
 
 
-def write_private(path: Path, value: str) -> None:
-    """Write ``value`` to a 0600 file in a 0700 folder, atomically (readers see old or new)."""
+def write_private(path: Path, value: str, *, replace: bool = True) -> bool:
+    """Write ``value`` to a 0600 file in a 0700 folder, atomically (readers see old or new).
+
+    With ``replace`` False, an existing file is kept (two processes creating it at once end up
+    with the same one); returns whether this call wrote it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
-    os.replace(temporary, path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+            return True
+        try:
+            os.link(temporary, path)  # fails if it exists: the first one made wins
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_private(path: Path) -> str:
@@ -127,7 +143,7 @@ def instance_key(settings: Settings) -> InstanceKey:
             return _cache[cache_key]
         if settings.secret_key is None:
             if not path.exists():
-                write_private(path, secrets.token_urlsafe(48))
+                write_private(path, secrets.token_urlsafe(48), replace=False)
             value = read_private(path)
         key = InstanceKey(value.encode(), source=source)
         _cache[cache_key] = key

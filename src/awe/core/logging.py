@@ -8,6 +8,7 @@ standard library's loggers (uvicorn, alembic), which are routed through the same
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -39,6 +40,19 @@ def _console_line(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
 class _OnlyMigrationSteps(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno > logging.INFO or record.getMessage().startswith("Running ")
+
+
+class _NoTokensInUrls(logging.Filter):
+    """Access lines show paths with their query: a token in one (the setup link's) is hidden."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def _drop_internal(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -81,6 +95,7 @@ def configure_logging(
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     migration_logger = logging.getLogger("alembic.runtime.migration")
     migration_logger.filters[:] = [_OnlyMigrationSteps()]
+    logging.getLogger("uvicorn.access").filters[:] = [_NoTokensInUrls()]
 
     structlog.configure(
         processors=[

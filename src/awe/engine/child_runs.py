@@ -22,8 +22,13 @@ from awe.engine.spec import as_dry_run
 from awe.storage.database import settings_of
 from awe.storage.engine_models import Run, Step
 
-#: The category of a workflow step refused for nesting too deep.
+#: The category of a workflow step refused for nesting too deep (or too wide).
 TOO_DEEP = "workflow_depth"
+#: Child runs one transaction may start. Children start inside the transaction that readies
+#: their step, and theirs inside it too: without a bound, a few workflows that each call the
+#: next several times would start thousands of runs, holding the write lock all along.
+MAX_CHILDREN_PER_PASS = 100
+_STARTED = "awe_children_started"
 
 
 def start_child(
@@ -68,6 +73,7 @@ def start_child(
         .values(
             status=states.WAITING,
             input=params,
+            ref_nonce=None,
             attempt=Step.attempt + 1,
             tries=Step.tries + 1,
             started_at=now,
@@ -83,6 +89,17 @@ def start_child(
 def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, now: datetime) -> str:
     key = step["step_key"]
     settings = settings_of(conn)
+    started = conn.info.get(_STARTED)
+    if started is None or started[0] is not conn.get_transaction():
+        started = conn.info[_STARTED] = [conn.get_transaction(), 0]
+    started[1] += 1
+    if started[1] > MAX_CHILDREN_PER_PASS:
+        raise StepError(
+            f"step {key}: more than {MAX_CHILDREN_PER_PASS} child runs would start at once"
+            " (workflows that call others many times over); call fewer, or split the work",
+            category=TOO_DEEP,
+            retryable=False,
+        )
     if run.depth + 1 > settings.max_workflow_depth:
         raise StepError(
             f"step {key}: workflow steps nest more than {settings.max_workflow_depth} deep"
@@ -93,6 +110,10 @@ def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, no
     stored, inputs = children.resolve(
         conn, step_key=key, params=params, project_key=run.project_id or ""
     )
+    if run.trusted and not stored.trusted:
+        raise StepError(
+            children.untrusted_child(key, stored), category="permission", retryable=False
+        )
     if not stored.trusted:
         refused = permissions.refused_steps(
             stored.spec["steps"], settings=settings, registry=default_registry

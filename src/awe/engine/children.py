@@ -14,12 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from awe.core.errors import ValidationFailed
+from awe.core.errors import PermissionDenied, ValidationFailed
 from awe.engine.errors import StepError
 from awe.engine.inputs import resolve_inputs
 from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template
 from awe.storage.engine_models import Run, Workflow
+from awe.storage.privacy import readable
 
 #: The category of a workflow step whose child run failed or was cancelled.
 CHILD_FAILED = "child_run"
@@ -59,8 +60,21 @@ def latest_child(conn: Connection, parent_step_id: str) -> Any:
     ).first()
 
 
-def pin_versions(conn: Connection, spec: dict[str, Any], *, project_key: str) -> dict[str, Any]:
-    """``spec`` with each workflow step's literal workflow pinned to a version, checked to exist.
+def untrusted_child(step_key: str, child: StoredSpec) -> str:
+    """Why a trusted run may not start ``child``: a member pushed it."""
+    return (
+        f"step {step_key!r}: workflow {child.name!r} version {child.version} was pushed by a"
+        " member, and a workflow pushed by an admin may only call workflows pushed by admins or"
+        " the operator (a member could otherwise change what the admin's workflow runs): push it"
+        " as an admin, or pin a version an admin pushed"
+    )
+
+
+def pin_versions(
+    conn: Connection, spec: dict[str, Any], *, project_key: str, trusted: bool = True
+) -> dict[str, Any]:
+    """``spec`` with each workflow step's literal workflow pinned to a version, checked to exist
+    (and, for a ``trusted`` run, to have been pushed by an admin: PermissionDenied otherwise).
 
     A run then keeps the child versions it was submitted with, as it keeps its own; a name given
     by a template is resolved (to the latest version) when the step becomes ready.
@@ -83,6 +97,8 @@ def pin_versions(conn: Connection, spec: dict[str, Any], *, project_key: str) ->
                     f"step {step['id']!r}: no stored workflow {name!r}{which}"
                     f" (store it first: awe workflows push FILE)"
                 )
+            if trusted and not found.trusted:
+                raise PermissionDenied(untrusted_child(step["id"], found))
             step = {**step, "with": {**params, "version": found.version}}
         steps.append(step)
     return {**spec, "steps": steps}
@@ -114,7 +130,9 @@ def resolve(
 
 
 def _invalid(message: str) -> StepError:
-    return StepError(message, category="validation", retryable=False)
+    # The message may quote an input's value: in privacy mode it is scrubbed (short, and only
+    # when a child cannot start).
+    return StepError(str(readable(message)), category="validation", retryable=False)
 
 
 def _literal_calls(spec: dict[str, Any]) -> list[tuple[str, str, int | None]]:
@@ -139,8 +157,12 @@ def check_calls(
     Names given by templates are only known at run time; the depth limit stops those there.
     """
     root = spec["name"]
+    # How deep the calls below each stored version go: each version is walked once, however
+    # many workflows call it (without this, a wide tree of calls would be walked per path).
+    below: dict[tuple[str, int], int] = {}
 
-    def walk(current: dict[str, Any], path: list[str]) -> None:
+    def walk(current: dict[str, Any], path: list[str]) -> int:
+        deepest = 0
         for step_id, name, version in _literal_calls(current):
             chain = [*path, name]
             if name in path:
@@ -148,13 +170,19 @@ def check_calls(
                     f"step {step_id!r}: workflows call each other: {' -> '.join(chain)}"
                     " (a workflow may not run itself, directly or through others)"
                 )
-            if len(chain) - 1 > max_depth:
+            found = stored_workflow(conn, project_key=project_key, name=name, version=version)
+            depth = 1
+            if found is not None:
+                seen = (found.name, found.version)
+                if seen not in below:
+                    below[seen] = walk(found.spec, chain)
+                depth += below[seen]
+            if len(path) - 1 + depth > max_depth:
                 raise ValidationFailed(
                     f"step {step_id!r}: workflow steps nest more than {max_depth} deep"
-                    f" ({' -> '.join(chain)}); AWE_MAX_WORKFLOW_DEPTH sets the limit"
+                    f" ({' -> '.join(chain)} -> …); AWE_MAX_WORKFLOW_DEPTH sets the limit"
                 )
-            found = stored_workflow(conn, project_key=project_key, name=name, version=version)
-            if found is not None:
-                walk(found.spec, chain)
+            deepest = max(deepest, depth)
+        return deepest
 
     walk(spec, [root])

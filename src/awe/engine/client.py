@@ -108,7 +108,9 @@ class Engine:
         if needed_secrets or any(step["kind"] == CHILD_KIND for step in normalised["steps"]):
             with self.db.read() as conn:
                 self._check_secrets(conn, needed_secrets, project_key)
-                normalised = children.pin_versions(conn, normalised, project_key=project_key)
+                normalised = children.pin_versions(
+                    conn, normalised, project_key=project_key, trusted=trusted
+                )
                 children.check_calls(
                     conn,
                     normalised,

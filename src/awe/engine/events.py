@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, insert, update
+from sqlalchemy import Connection, case, insert, select, update
 
 from awe.core.logging import get_logger
 from awe.engine import states
@@ -48,7 +48,10 @@ def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     counts: dict[str, int] = {}
     for event in events:
         counts[event["run_id"]] = counts.get(event["run_id"], 0) + 1
-    runs = sorted(counts)  # lock order: runs by id, as everywhere
+    runs = sorted(counts)
+    if len(runs) > 1 and conn.dialect.name == "postgresql":
+        # Lock order: runs by id, as everywhere (an UPDATE … IN locks them in scan order).
+        conn.execute(select(Run.id).where(Run.id.in_(runs)).order_by(Run.id).with_for_update())
     bumped = conn.execute(
         update(Run)
         .where(Run.id.in_(runs))

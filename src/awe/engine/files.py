@@ -101,6 +101,7 @@ def load_text(
                 )
             ],
         )
+    dropped = _unused_anchors(text)
     doc = documents[0]
     if not isinstance(doc, CommentedMap):
         raise WorkflowFileInvalid(
@@ -111,8 +112,8 @@ def load_text(
         raise WorkflowFileInvalid(source, [size_problem])
     checker = Checker(known_kind, known_secrets)
     spec = checker.check(doc)
-    if checker.problems:
-        raise WorkflowFileInvalid(source, checker.problems)
+    if checker.problems or dropped:
+        raise WorkflowFileInvalid(source, [*dropped, *checker.problems])
     try:
         model = WorkflowSpec.model_validate(spec)
     except PydanticValidationError as exc:
@@ -166,6 +167,28 @@ def _alias_hint(text: str, exc: MarkedYAMLError, line: int) -> tuple[int, int, s
         "a plain value starting with * or & is read as an alias or an anchor;"
         ' quote it, e.g. schedule: "*/5 * * * *"',
     )
+
+
+def _unused_anchors(text: str) -> list[Problem]:
+    """Anchors no alias uses: a plain value starting with & (``&nbsp; hello``) loses its first
+    word to YAML, silently. Each one is reported where it is, with how to keep the value."""
+    anchors: dict[str, Any] = {}
+    used: set[str] = set()
+    for event in YAML(typ="rt").parse(text):
+        if type(event).__name__ == "AliasEvent":
+            used.add(str(event.anchor))
+        elif getattr(event, "anchor", None):
+            anchors.setdefault(str(event.anchor), event.start_mark)
+    return [
+        Problem(
+            mark.line + 1,
+            mark.column + 1,
+            f"YAML reads &{name} as an anchor (and drops it from the value), and nothing uses it:"
+            f' quote the value if it starts with &, e.g. msg: "&{name} …"',
+        )
+        for name, mark in anchors.items()
+        if name not in used
+    ]
 
 
 def _flow_nesting(text: str) -> Problem | None:

@@ -45,9 +45,15 @@ class OutboundRefused(StepError):
 
 
 def blocked_reason(address: IPAddress) -> str | None:
-    """Why ``address`` is not a public one (None when it is)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why ``address`` is not a public one (None when it is). IPv6 forms that carry an IPv4
+    address (mapped, 6to4, Teredo) are judged by the address they carry."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return "a site-local address"
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is not None:
+            inner = blocked_reason(embedded)
+            return None if inner is None else f"{inner}, inside an IPv6 address"
     for test, reason in (
         ("is_loopback", "a loopback address"),
         ("is_unspecified", "the unspecified address"),
@@ -68,8 +74,8 @@ class OutboundPolicy:
     allow_private: bool = False
     names: frozenset[str] = frozenset()
     networks: tuple[IPNetwork, ...] = ()
-    #: Hosts trusted by configuration for one client (a provider's own URL).
-    trusted: frozenset[str] = field(default_factory=frozenset)
+    #: (host, port) pairs trusted by configuration for one client (a provider's own URL).
+    trusted: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutboundPolicy:
@@ -86,21 +92,29 @@ class OutboundPolicy:
         return cls(settings.http_allow_private, frozenset(names), tuple(networks))
 
     def trusting(self, urls: Iterable[str | None]) -> OutboundPolicy:
-        """This policy, also allowing the hosts of ``urls`` (configured by the operator)."""
-        hosts = {(urlsplit(u).hostname or "").lower() for u in urls if u}
+        """This policy, also allowing the host and port of each of ``urls`` (configured by the
+        operator), and no other port of those hosts."""
+        pairs = set()
+        for url in urls:
+            if not url:
+                continue
+            parts = urlsplit(url)
+            if parts.hostname:
+                default = 443 if parts.scheme == "https" else 80
+                pairs.add((parts.hostname.lower(), parts.port or default))
         return OutboundPolicy(
-            self.allow_private, self.names, self.networks, self.trusted | frozenset(hosts - {""})
+            self.allow_private, self.names, self.networks, self.trusted | frozenset(pairs)
         )
 
-    def refusal(self, host: str, address: IPAddress) -> str | None:
-        """Why ``host`` at ``address`` may not be reached (None when it may)."""
+    def refusal(self, host: str, address: IPAddress, port: int = 0) -> str | None:
+        """Why ``host`` at ``address`` (``port``) may not be reached (None when it may)."""
         reason = blocked_reason(address)
-        name = host.lower().rstrip(".")
+        name = host.lower().rstrip(".").strip("[]")
         if (
             reason is None
             or self.allow_private
             or name in self.names
-            or name in self.trusted
+            or (name, port) in self.trusted
             or any(address in network for network in self.networks)
         ):
             return None
@@ -131,13 +145,13 @@ def _connect(
     addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
     refusals = []
     for address in addresses:
-        why = policy.refusal(host, address)
+        why = policy.refusal(host, address, port)
         if why is not None:
             refusals.append(why)
             continue
         stream = inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
         peer = ipaddress.ip_address(stream.get_extra_info("socket").getpeername()[0])
-        why = policy.refusal(host, peer)
+        why = policy.refusal(host, peer, port)
         if why is not None:  # connected somewhere else than what was checked
             stream.close()
             raise OutboundRefused(why)

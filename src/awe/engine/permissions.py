@@ -1,7 +1,7 @@
 """Who may run what: privileged kinds are for admins and the operator; members get the rest.
 
-A run is *trusted* when the workflow it runs was pushed (or the run started) by an admin, the
-admin token, or the operator's local CLI; a trusted run may use every kind. Any other run may use
+A run is *trusted* when the workflow it runs was pushed by an admin, the admin token, or the
+operator's local CLI; a trusted run may use every kind. Any other run may use
 only the kinds members may use: ``AWE_MEMBER_KINDS``, or by default every kind that is not
 privileged. The check is made when a workflow is pushed, when a run starts, and on the worker
 right before each step runs, so a setting changed later still holds.

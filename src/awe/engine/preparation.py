@@ -90,6 +90,7 @@ class Preparation:
             step.input,
             values=values,
             step_id=step.id,
+            nonce=step.ref_nonce,
             tagger=key.tag,
             project=project,
         )

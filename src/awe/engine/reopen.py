@@ -115,13 +115,22 @@ def cancel_run(conn: Connection, run: Any, now: datetime) -> list[str]:
 
     Returns the ids of child runs still open, for the caller to cancel each in a transaction of
     its own (child before parent is the lock order; a parent never locks its children).
+
+    On PostgreSQL, a waiting step a worker is claiming at this moment (its row locked by the
+    claim) is passed over rather than waited for: the claim locks steps, then their run, so
+    waiting here would deadlock. That step starts running, and the worker's next heartbeat
+    sees that its run is cancelled and stops it.
     """
+    waiting_steps = select(Step.id).where(
+        Step.run_id == run.id,
+        Step.status.in_([states.PENDING, states.QUEUED, states.WAITING]),
+    )
+    if conn.dialect.name == "postgresql":
+        waiting_steps = waiting_steps.with_for_update(skip_locked=True)
+    ids = list(conn.execute(waiting_steps).scalars())
     waiting = conn.execute(
         update(Step)
-        .where(
-            Step.run_id == run.id,
-            Step.status.in_([states.PENDING, states.QUEUED, states.WAITING]),
-        )
+        .where(Step.id.in_(ids))
         .values(status=states.CANCELLED, finished_at=now, error_category="cancelled")
         .returning(Step.id, Step.step_key, Step.kind)
     ).all()

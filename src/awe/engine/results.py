@@ -59,7 +59,7 @@ def fail(
 
     ``token`` None is the reaper's call for an expired lease (checked by the caller).
     """
-    lock_run(conn, run_id)
+    run = lock_run(conn, run_id)
     if token is not None and not queue_sql.guard_lease(conn, step_id=step_id, token=token):
         raise _lost(step_id, attempt)
     row = conn.execute(
@@ -101,7 +101,7 @@ def fail(
     event["level"] = "warning" if retry else "error"
     add_events(conn, [event])
     if not retry:
-        advance(conn, run_id, now=now)
+        advance(conn, run_id, now=now, locked=run)
     return status
 
 
@@ -113,7 +113,7 @@ def release(
     A step whose run is being cancelled is cancelled instead of put back in the queue. Returns
     the step's new status (None when the lease was no longer held).
     """
-    lock_run(conn, run_id)
+    run = lock_run(conn, run_id)
     if not queue_sql.guard_lease(conn, step_id=step_id, token=token):
         return None
     current = conn.execute(
@@ -133,7 +133,7 @@ def release(
             )
         )
         add_events(conn, [state_event(run_id, current.step_key, states.CANCELLED, now)])
-        advance(conn, run_id, now=now)
+        advance(conn, run_id, now=now, locked=run)
         return states.CANCELLED
     conn.execute(
         update(Step)

@@ -2,18 +2,24 @@
 
 When a step becomes ready its templates render ``secrets.NAME`` as a reference,
 ``[[secret:NAME:TAG]]``, and that is what its stored input holds. The TAG is a keyed hash of the
-step's id and the name (core/crypto.py), so a reference is only ever honoured in the step it was
-made for: text that merely looks like one (from a run's inputs, or another step's output) stays
-text. Right before the step runs, the worker replaces the references with the values, and from
-then on masks every occurrence of those values as ``***`` in what the step logs, outputs or fails
-with.
+step's id, the name and a nonce drawn for that rendering and kept in the step's row
+(core/crypto.py), so a reference is only ever honoured in the rendering it was made in: text that
+merely looks like one (from a run's inputs, another step's output, or a reference copied from an
+earlier rendering of this step) stays text. Right before the step runs, the worker replaces the
+references with the values, and from then on masks every occurrence of those values as ``***`` in
+what the step logs, outputs or fails with: the value itself, each of its lines, and the forms it
+takes inside JSON and URLs.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from awe.engine.errors import StepError
 
@@ -23,9 +29,9 @@ MASK = "***"
 Tagger = Callable[[str], str]
 
 
-def tag_for(tagger: Tagger, step_id: str, name: str) -> str:
-    """The tag of the reference to ``name`` made for step ``step_id``."""
-    return tagger(f"secret-ref:{step_id}:{name}")
+def tag_for(tagger: Tagger, step_id: str, nonce: str, name: str) -> str:
+    """The tag of the reference to ``name`` made for step ``step_id`` in the rendering ``nonce``."""
+    return tagger(f"secret-ref:{step_id}:{nonce}:{name}")
 
 
 class SecretRef:
@@ -45,18 +51,24 @@ class SecretRef:
 
 
 class SecretRefs:
-    """The ``secrets`` of a step's templates: each name gives that step's reference."""
+    """The ``secrets`` of one rendering of a step's templates: each name gives its reference.
 
-    __slots__ = ("_step_id", "_tagger")
+    ``nonce`` is set once a reference was made: the step's row keeps it for the worker.
+    """
+
+    __slots__ = ("_step_id", "_tagger", "nonce")
 
     def __init__(self, tagger: Tagger, step_id: str) -> None:
         self._tagger = tagger
         self._step_id = step_id
+        self.nonce: str | None = None
 
     def __getitem__(self, name: str) -> SecretRef:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise KeyError(name)
-        tag = tag_for(self._tagger, self._step_id, name)
+        if self.nonce is None:
+            self.nonce = secrets.token_hex(8)
+        tag = tag_for(self._tagger, self._step_id, self.nonce, name)
         return SecretRef(f"[[secret:{name}:{tag}]]")
 
 
@@ -79,7 +91,13 @@ def referenced(value: Any) -> set[str]:
 
 
 def resolve(
-    value: Any, *, values: dict[str, str], step_id: str, tagger: Tagger, project: str | None
+    value: Any,
+    *,
+    values: dict[str, str],
+    step_id: str,
+    nonce: str | None,
+    tagger: Tagger,
+    project: str | None,
 ) -> Any:
     """``value`` with this step's references replaced by the secrets' values.
 
@@ -89,7 +107,7 @@ def resolve(
 
     def replace(match: re.Match[str]) -> str:
         name, tag = match.group(1), match.group(2)
-        if tag != tag_for(tagger, step_id, name):
+        if nonce is None or not hmac.compare_digest(tag, tag_for(tagger, step_id, nonce, name)):
             return match.group(0)
         if name not in values:
             where = f"project {project!r}" if project else "the default project"
@@ -113,12 +131,28 @@ def resolve(
     return walk(value)
 
 
+#: Forms of a value shorter than this are not masked on their own (a line of a key, say "-----"):
+#: masking them would blank ordinary text. The value itself is always masked.
+MIN_FORM = 6
+
+
+def forms(value: str) -> set[str]:
+    """The ways ``value`` shows up in what a step reports: as it is, each of its lines, escaped
+    inside JSON, and percent-encoded in a URL or a form."""
+    found = {value}
+    derived = {json.dumps(value)[1:-1], quote(value, safe=""), quote(value), quote_plus(value)}
+    derived.update(line.strip() for line in value.splitlines())
+    found.update(form for form in derived if len(form) >= MIN_FORM)
+    return found
+
+
 class Masker:
-    """Replaces every occurrence of some secret values with ``***``."""
+    """Replaces every occurrence of some secret values (in any of their forms) with ``***``."""
 
     def __init__(self, secret_values: list[str]) -> None:
+        every = {form for v in secret_values if v for form in forms(v)}
         # Longest first, so a value containing another is masked whole.
-        self.values = sorted({v for v in secret_values if v}, key=len, reverse=True)
+        self.values = sorted(every, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self.values)

@@ -18,8 +18,10 @@ import json
 import re
 import shlex
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -36,11 +38,15 @@ _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 MAX_SIZE = 1_000_000
 #: Powers whose result would have more bits than this are refused.
 MAX_POWER_BITS = 100_000
-#: Seconds a template with statements (loops) may take to render. Templates render when a step
-#: becomes ready, inside the transaction that readies it: this bounds how long one may hold it.
+#: Seconds a template may take to render. Templates render when a step becomes ready, inside
+#: the transaction that readies it: this bounds how long one may hold it.
 TIME_BUDGET = 0.5
-# Widths in %-formats and format specs ("%999999999d", "{:>999999999}").
-_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)|\{[^{}]*:[^{}]*?(\d{7,})")
+#: The longest text (or JSON) one template may give: passing big data between steps is fine,
+#: building it out of nothing is not.
+MAX_RENDERED = 16 * 1024 * 1024
+# Widths and precisions in %-formats and format specs ("%999999999d", "%.9999999d",
+# "{:>999999999}").
+_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?|\{[^{}]*:[^{}]*?(\d{7,})")
 # Methods of str that pad or repeat to a size given as an argument.
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 
@@ -49,16 +55,24 @@ class TemplateTooCostly(Exception):
     """A template would take too much memory or time."""
 
 
+class NotStorable(Exception):
+    """A template gives a value that cannot be stored (not JSON: a range, infinity, an object)."""
+
+
 def _check_size(size: int, what: str) -> None:
     if size > MAX_SIZE:
         raise TemplateTooCostly(f"{what} would make {size:,} items (at most {MAX_SIZE:,})")
 
 
-def _check_format(template: str) -> None:
+def _check_format(template: str, args: tuple[Any, ...] = ()) -> None:
     for match in _WIDTHS.finditer(template):
-        width = match.group(1) or match.group(2)
-        if width == "*" or int(width) > MAX_SIZE:
-            raise TemplateTooCostly(f"a format width of {width} is too large")
+        for width in match.groups():
+            if width is not None and (width == "*" or int(width) > MAX_SIZE):
+                raise TemplateTooCostly(f"a format width of {width} is too large")
+    # A width can also come from the arguments ("{0:>{1}}"): no argument may be that big.
+    for value in args:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+            raise TemplateTooCostly(f"a format argument of {value} is too large")
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -83,8 +97,23 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
                 raise TemplateTooCostly(f"{left} ** {right} is too large to compute")
             return left**right
         if isinstance(left, str):
-            _check_format(left)
+            _check_format(left, right if isinstance(right, tuple) else (right,))
         return left % right
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """The sandbox's str.format, with widths (and width arguments) checked first."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template = str(value.__self__)
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            values = [*args, *kwargs.values()]
+            values += [v for mapping in args if isinstance(mapping, dict) for v in mapping.values()]
+            _check_format(template, tuple(values))
+            return wrapped(*args, **kwargs)
+
+        return checked
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Refuse str methods that would pad or replace to a huge size."""
@@ -97,8 +126,6 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
                         _check_size(value * (8 if name == "expandtabs" else 1), f"str.{name}")
             elif name == "replace" and len(args) >= 2:
                 _check_size(_replaced_size(owner, str(args[0]), str(args[1])), "str.replace")
-            elif name in ("format", "format_map"):
-                _check_format(owner)
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -131,7 +158,14 @@ def _replace_check(_context: Any, text: Any, old: Any, new: Any, *rest: Any) -> 
 
 
 def _format_check(text: Any, *args: Any, **kwargs: Any) -> None:
-    _check_format(str(text))
+    _check_format(str(text), (*args, *kwargs.values()))
+
+
+def _sum_check(_environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> None:
+    if not isinstance(start, int | float) or isinstance(start, bool):
+        raise TemplateTooCostly(
+            "sum adds numbers; join lists or strings with the join filter instead"
+        )
 
 
 def _indent_check(text: Any, width: Any = 4, *rest: Any, **options: Any) -> None:
@@ -152,6 +186,7 @@ ENVIRONMENT.filters["center"] = _bounded_filter("center", _width_check("the cent
 ENVIRONMENT.filters["indent"] = _bounded_filter("indent", _indent_check)
 ENVIRONMENT.filters["replace"] = _bounded_filter("replace", _replace_check)
 ENVIRONMENT.filters["format"] = _bounded_filter("format", _format_check)
+ENVIRONMENT.filters["sum"] = _bounded_filter("sum", _sum_check)
 
 
 def has_template(value: Any) -> bool:
@@ -184,21 +219,23 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
     if not isinstance(value, str) or not has_template(value):
         return value
     try:
-        single = _SINGLE.match(value)
-        if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-            result = _expression(single["expr"])(**context)
-            if isinstance(result, Undefined):
-                result._fail_with_undefined_error()
-            return _native(result)
-        template = _compiled(value)
-        if "{%" not in value:
-            return template.render(**context)
         with _time_budget(TIME_BUDGET):
-            return template.render(**context)
+            single = _SINGLE.match(value)
+            if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
+                result = _expression(single["expr"])(**context)
+                if isinstance(result, Undefined):
+                    result._fail_with_undefined_error()
+                return _storable(_native(result))
+            rendered = _compiled(value).render(**context)
+        if len(rendered) > MAX_RENDERED:
+            raise TemplateTooCostly(f"it renders {len(rendered):,} characters")
+        return rendered
     except UndefinedError as exc:
         raise _invalid(f"{where}: {exc.message} in template {_shown(value)}") from None
     except TemplateTooCostly as exc:
         raise _invalid(f"{where}: template {_shown(value)} is too costly: {exc}") from None
+    except NotStorable as exc:
+        raise _invalid(f"{where}: template {_shown(value)} cannot be a parameter: {exc}") from None
     except TemplateError as exc:
         raise _invalid(f"{where}: template error: {exc} in {_shown(value)}") from None
     except Exception as exc:  # noqa: BLE001 - whatever a template raises belongs to its step
@@ -209,9 +246,29 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
 
 
 def _native(result: Any) -> Any:
-    """What a single-expression template gives, as the step receives it."""
+    """What a single-expression template gives, as the step receives it (references to
+    secrets as their text, anywhere inside)."""
     to_marker = getattr(result, "awe_marker", None)
-    return to_marker() if callable(to_marker) else result
+    if callable(to_marker):
+        return to_marker()
+    if isinstance(result, dict):
+        return {k: _native(v) for k, v in result.items()}
+    if isinstance(result, list | tuple):
+        return [_native(v) for v in result]
+    return result
+
+
+def _storable(result: Any) -> Any:
+    """``result`` if it can be stored as JSON (a step's parameters are); NotStorable if not."""
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise NotStorable(
+            f"it gives {type(result).__name__}, which is not a JSON value ({exc})"
+        ) from None
+    if len(text) > MAX_RENDERED:
+        raise TemplateTooCostly(f"it gives {len(text):,} characters of JSON")
+    return result
 
 
 def _shown(template: str) -> str:
@@ -225,22 +282,45 @@ def _invalid(message: str) -> StepError:
     return StepError(str(readable(message)), category="validation", retryable=False)
 
 
+_shared = threading.local()
+
+
+@contextmanager
+def shared_budget(seconds: float) -> Iterator[None]:
+    """Every template rendered inside, in this thread, shares one deadline ``seconds`` away (the
+    earlier one wins when these nest): one run's templates together cannot hold a transaction
+    longer, however many steps become ready at once."""
+    outer = getattr(_shared, "deadline", None)
+    mine = time.monotonic() + seconds
+    _shared.deadline = mine if outer is None else min(outer, mine)
+    try:
+        yield
+    finally:
+        _shared.deadline = outer
+
+
 class _time_budget:
-    """Raise TemplateTooCostly in this thread once ``seconds`` have passed (a line tracer)."""
+    """Raise TemplateTooCostly in this thread once ``seconds`` have passed, or the shared
+    deadline (a line tracer: it stops Python-level loops; the size checks above stop what a
+    single C call could build)."""
 
     def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
+        shared = getattr(_shared, "deadline", None)
+        own = time.monotonic() + seconds
+        self.deadline = own if shared is None else min(own, shared)
         self.seconds = seconds
         self.count = 0
         self.previous: Any = None
 
     def _line(self, frame: FrameType, event: str, arg: Any) -> Any:
         self.count += 1
-        if self.count % 1000 == 0 and time.monotonic() > self.deadline:
+        if self.count % 500 == 0 and time.monotonic() > self.deadline:
             raise TemplateTooCostly(f"rendering took longer than {self.seconds:g} s")
         return self._line
 
     def __enter__(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateTooCostly("this run's templates have used up their time")
         self.previous = sys.gettrace()
         sys.settrace(lambda frame, event, arg: self._line)
 

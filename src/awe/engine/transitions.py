@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from awe.core.crypto import instance_key
 from awe.core.ids import new_id
-from awe.engine import child_runs, states
+from awe.engine import child_runs, states, templating
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
@@ -30,6 +30,9 @@ from awe.storage.engine_models import Run, Step
 
 #: The most items one for_each step may have.
 MAX_ITEMS = 10_000
+#: Seconds all templates readied in one pass over a run may take together (they render inside
+#: the transaction that readies them).
+ADVANCE_TEMPLATE_SECONDS = 2.0
 
 # ------------------------------------------------------------------------------------ runs
 
@@ -154,6 +157,24 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
     steps = {row.step_key: dict(row._mapping) for row in rows}
     events: list[dict[str, Any]] = []
     woken: set[str] = set()
+    with templating.shared_budget(ADVANCE_TEMPLATE_SECONDS):
+        _ready_what_can_run(conn, run, steps, now, events, woken)
+    open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
+    if not open_steps:
+        _finish_run(conn, run, steps, now, events)
+    add_events(conn, events)
+    notify(conn, woken)
+
+
+def _ready_what_can_run(
+    conn: Connection,
+    run: Any,
+    steps: dict[str, dict[str, Any]],
+    now: datetime,
+    events: list[dict[str, Any]],
+    woken: set[str],
+) -> None:
+    run_id = run.id
     context: dict[str, Any] | None = None
     changed = True
     while changed:
@@ -183,11 +204,6 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
             _ready(conn, run, step, context, now, events, woken)
             if step["status"] not in states.STEP_OPEN:
                 context = None  # it finished at once: what templates read has changed
-    open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
-    if not open_steps:
-        _finish_run(conn, run, steps, now, events)
-    add_events(conn, events)
-    notify(conn, woken)
 
 
 def _blocks(dep: dict[str, Any]) -> bool:
@@ -226,7 +242,7 @@ def _ready(
         if when is not None and not truthy(render(when, context, where=f"step {key}: when")):
             set_status(conn, step, states.SKIPPED, now, events, run_id, reason="when is false")
             return
-        params = _params(conn, definition, context, step)
+        params, nonce = _params(conn, definition, context, step)
         if definition["kind"] == CHILD_KIND:
             child_runs.start_child(conn, run, step, params, now, events)
             return
@@ -238,7 +254,7 @@ def _ready(
     conn.execute(
         update(Step)
         .where(Step.id == step["id"])
-        .values(status=states.QUEUED, input=params, run_after=now)
+        .values(status=states.QUEUED, input=params, run_after=now, ref_nonce=nonce)
     )
     step["status"] = states.QUEUED
     events.append(state_event(run_id, key, states.QUEUED, now))
@@ -247,22 +263,21 @@ def _ready(
 
 def _params(
     conn: Connection, definition: dict[str, Any], context: dict[str, Any], step: dict[str, Any]
-) -> Any:
-    """The step's resolved ``with:``; for a ``for_each`` step, one per item, in order.
+) -> tuple[Any, str | None]:
+    """The step's resolved ``with:`` (for a ``for_each`` step, one per item, in order), and the
+    nonce of its secret references (None when it has none).
 
     ``secrets.NAME`` renders as this step's reference, never the value (see secret_refs.py).
     """
     key = step["step_key"]
     params = definition.get("with", {})
     if not has_template(params) and "for_each" not in definition:
-        return params
+        return params, None
     settings = settings_of(conn)
-    scope = {
-        **context,
-        "secrets": SecretRefs(lambda text: instance_key(settings).tag(text), step["id"]),
-    }
+    refs = SecretRefs(lambda text: instance_key(settings).tag(text), step["id"])
+    scope = {**context, "secrets": refs}
     if "for_each" not in definition:
-        return render(params, scope, where=f"step {key}: with")
+        return render(params, scope, where=f"step {key}: with"), refs.nonce
     items = render(definition["for_each"], context, where=f"step {key}: for_each")
     if not isinstance(items, list):
         raise StepError(
@@ -277,10 +292,11 @@ def _params(
             category="validation",
             retryable=False,
         )
-    return [
+    rendered = [
         render(params, {**scope, "item": item}, where=f"step {key}: with (item {i})")
         for i, item in enumerate(items)
     ]
+    return rendered, refs.nonce
 
 
 def set_status(

@@ -29,11 +29,12 @@ from awe.core.logging import bind_context, get_logger
 from awe.engine import events, results, transitions
 from awe.engine.client import local_wakeup
 from awe.engine.context import StepContext
-from awe.engine.errors import Failure, LeaseLost
+from awe.engine.errors import Failure, LeaseLost, classify
 from awe.engine.executor import Outcome, execute
 from awe.engine.preparation import Preparation
 from awe.engine.registry import Registry, default_registry
 from awe.engine.secret_refs import Masker
+from awe.engine.step_logs import StepLogs
 from awe.engine.wakeup import Listener
 from awe.storage import privacy
 from awe.storage import queue as queue_sql
@@ -90,8 +91,7 @@ class Worker:
         self._wake = local_wakeup(db)
         self._inflight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
-        self._events_lock = threading.Lock()
+        self._logs = StepLogs(db, self.clock)
         self.executed = 0
         self._results: SimpleQueue[tuple[queue_sql.ClaimedStep, Outcome]] = SimpleQueue()
         self._reporter_stop = threading.Event()
@@ -135,7 +135,7 @@ class Worker:
                     listener.stop()
                 self._stopping.set()
                 beat.join(timeout=heartbeat + 5)
-                self._retrying(self._flush_events, "flush events", attempts=5)
+                self._retrying(self._logs.flush, "flush events", attempts=5)
                 self._retrying(self._unregister, "unregister", attempts=5)
                 log.info("worker stopped", executed=self.executed)
 
@@ -147,10 +147,15 @@ class Worker:
             free = self.options.concurrency - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
             # When idle, a read-only probe decides whether a (write) claim is worth it.
-            if free > 0 and (not idle or self._retrying(self._probe, "poll")):
-                claimed = self._retrying(functools.partial(self._claim, free), "claim") or []
-                for step in claimed:
-                    self._start(pool, step)
+            try:
+                if free > 0 and (not idle or self._retrying(self._probe, "poll")):
+                    claimed = self._retrying(functools.partial(self._claim, free), "claim") or []
+            except Exception:  # the loop must not die: log it, wait a moment, try again
+                log.exception("claiming failed; trying again shortly")
+                self._stopping.wait(1.0)
+                continue
+            for step in claimed:
+                self._start(pool, step)
             idle = not claimed and not busy_before
             if claimed and len(claimed) == free:
                 continue  # there may be more: claim again at once when a slot frees
@@ -196,7 +201,12 @@ class Worker:
             dry_run=self.options.dry_run or bool(step.definition.get("dry_run")),
             deadline=time.monotonic() + float(timeout) if timeout else None,
             timeout=float(timeout) if timeout else None,
-            emit=self._emitter(entry),
+            emit=self._logs.emitter(
+                token=step.lease_token,
+                run_id=step.run_id,
+                step_key=step.step_key,
+                masker=lambda: entry.masker,
+            ),
             settings=self.settings,
             db=self.db,
         )
@@ -219,7 +229,22 @@ class Worker:
                 self._forget(step)
 
     def _outcome(self, entry: _InFlight) -> Outcome:
-        """Check the step may run, give it its secrets, run it; what it reports is masked."""
+        """Check the step may run, give it its secrets, run it; what it reports is masked.
+
+        Whatever goes wrong on the way (the database out while reading secrets, a scrubber
+        that fails) is this step's failure, recorded now: never an attempt left to expire.
+        """
+        try:
+            return self._run_one(entry)
+        except Exception as exc:  # noqa: BLE001 - the step's own failure, classified
+            found = classify(exc)
+            category = "connection" if is_outage(exc) else found.category
+            message = privacy.readable(
+                entry.masker.text(f"awe could not run this step: {found.message}")
+            )
+            return Outcome(failure=Failure(category, str(message), found.retryable))
+
+    def _run_one(self, entry: _InFlight) -> Outcome:
         step, ctx = entry.claimed, entry.ctx
         assert ctx is not None
         prepared = self._prepare(step)
@@ -274,7 +299,7 @@ class Worker:
         that cannot be applied fails its own step, never the batch."""
         # Runs are locked in id order, so two workers' batches never deadlock on PostgreSQL.
         batch.sort(key=lambda item: (item[0].run_id, item[0].id))
-        logs = {step.lease_token: self._take_events(step.lease_token) for step, _ in batch}
+        logs = self._logs.take([step.lease_token for step, _ in batch])
         refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
 
         def write() -> None:
@@ -379,7 +404,7 @@ class Worker:
         while not self._stopping.is_set() or self._inflight:
             now = time.monotonic()
             if now >= next_flush:
-                self._survive(self._flush_events, "flush events")
+                self._survive(self._logs.flush, "flush events")
                 next_flush = now + 0.25
             if now >= next_beat:
                 self._survive(self._heartbeat, "heartbeat")
@@ -415,59 +440,19 @@ class Worker:
         with self.db.read() as conn:
             expired = queue_sql.expired_leases(conn, now=now)
         for step_id in expired:
-            with self.db.write() as conn:
-                status = results.reap_one(conn, step_id=step_id, now=now)
+            try:
+                with self.db.write() as conn:
+                    status = results.reap_one(conn, step_id=step_id, now=now)
+            except Exception as exc:  # one step that cannot be reaped must not block the others
+                if is_outage(exc):
+                    raise
+                log.exception("could not reap a step; the others go on", step_id=step_id)
+                continue
             if status is not None:
                 log.warning(
                     "lease expired: step returned to the queue", step_id=step_id, now_status=status
                 )
                 self._wake.set()
-
-    # --------------------------------------------------------------------------- events
-
-    def _emitter(self, entry: _InFlight) -> Callable[[str, str, str, dict[str, Any] | None], None]:
-        step = entry.claimed
-
-        def emit(kind: str, level: str, message: str, data: dict[str, Any] | None) -> None:
-            # Made storable here, on the step's thread: JSON-safe, bounded, secrets masked, and
-            # scrubbed in privacy mode, so no write transaction ever waits on any of it.
-            text = entry.masker.text(events.short_message(message))
-            safe = None if data is None else entry.masker.value(events.json_safe(data))
-            with self._events_lock:
-                self._events.append(
-                    {
-                        "_token": step.lease_token,
-                        "run_id": step.run_id,
-                        "step_key": step.step_key,
-                        "type": kind,
-                        "level": level if level in _LEVELS else "info",
-                        "message": privacy.readable(text),
-                        "data": privacy.readable(safe),
-                        "created_at": self.clock.now(),
-                    }
-                )
-
-        return emit
-
-    def _take_events(self, token: str) -> list[dict[str, Any]]:
-        with self._events_lock:
-            mine = [e for e in self._events if e["_token"] == token]
-            if mine:
-                self._events = [e for e in self._events if e["_token"] != token]
-        return [_public(e) for e in mine]
-
-    def _flush_events(self) -> None:
-        with self._events_lock:
-            batch, self._events = self._events, []
-        if not batch:
-            return
-        try:
-            with self.db.write() as conn:
-                events.insert_tolerant(conn, [_public(e) for e in batch])
-        except BaseException:
-            with self._events_lock:
-                self._events[:0] = batch  # keep them for the next flush
-            raise
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -506,7 +491,12 @@ class Worker:
             if entry.ctx is not None:
                 entry.ctx.cancel_event.set()
             step = entry.claimed
-            self._retrying(functools.partial(self._release, step), "release lease", attempts=3)
+            try:
+                self._retrying(functools.partial(self._release, step), "release lease", attempts=3)
+            except Exception:  # the others still get released; this lease expires by itself
+                log.exception("could not release a step", step=step.step_key)
+            with self._lock:
+                self._inflight.pop(step.lease_token, None)
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, step: queue_sql.ClaimedStep) -> None:
@@ -548,26 +538,16 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
 
-_LEVELS = frozenset({"debug", "info", "warning", "error"})
-
-
-def _public(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if not k.startswith("_")}
-
-
 def _unrecordable(exc: Exception) -> Failure:
-    """The failure of a step whose result the database would not take."""
+    """The failure of a step whose result the database would not take (its message scrubbed
+    in privacy mode: the database may quote the value)."""
     if isinstance(exc, DataError):
         reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
-        return Failure(
-            "validation", f"the database refused this step's result: {reason[:300]}", False
-        )
+        message = f"the database refused this step's result: {reason[:300]}"
+        return Failure("validation", str(privacy.readable(message)), False)
     reason = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return Failure(
-        "internal",
-        f"awe could not record this step's result: {type(exc).__name__}: {reason}",
-        False,
-    )
+    message = f"awe could not record this step's result: {type(exc).__name__}: {reason}"
+    return Failure("internal", str(privacy.readable(message)), False)
 
 
 def _short(exc: BaseException) -> str:

@@ -184,16 +184,18 @@ def login(
     """
     address = email.strip().lower()
     now = utcnow()
-    with db.write() as conn:
-        attempts = [
-            throttle.reserve(conn, settings, k, now) for k in throttle.keys(address, actor.ip)
-        ]
-    refused = [a for a in attempts if a.refused(now)]
-    if refused:
+    keys = throttle.keys(address, actor.ip)
+    with db.read() as conn:
+        locked = throttle.locked_until(conn, keys, now)
+    account = None
+    if locked is None:
+        with db.write() as conn:
+            account = throttle.reserve(conn, settings, keys[0], now)
+    if account is None or account.refused(now):
         audit.failed_token(
             db, "login_locked", email=address, ip=actor.ip, detail="login refused during a lockout"
         )
-        until = max((a.locked_until for a in refused if a.locked_until), default=None)
+        until = locked or (account.locked_until if account else None)
         wait = (until - now).total_seconds() if until else settings.login_lockout_seconds
         raise TooManyRequests(
             "too many failed logins; try again later", retry_after=max(1, int(wait))
@@ -205,9 +207,12 @@ def login(
     )
     if user is None or not valid or not user.is_active:
         with db.write() as conn:
-            newly_locked = [
-                a.key for a in attempts if throttle.lock_if_spent(conn, settings, a, now)
-            ]
+            spent = [account]
+            if len(keys) > 1:  # the address counts its failures
+                spent.append(throttle.reserve(conn, settings, keys[1], now))
+            newly_locked = [a.key for a in spent if throttle.lock_if_spent(conn, settings, a, now)]
+            if account.number == 1:
+                throttle.purge(conn, settings, now)
         audit.security_event(
             db,
             "login_failed",
@@ -227,7 +232,7 @@ def login(
         raise AuthenticationFailed("wrong email or password")
     session_id, jti = new_id(), new_id()
     with db.write() as conn:
-        throttle.succeeded(conn, attempts)
+        throttle.succeeded(conn, account)
         conn.execute(
             insert(AuthSession).values(
                 id=session_id,

@@ -20,7 +20,10 @@ from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.config import Settings
 from awe.core.errors import NotFound, ValidationFailed
 from awe.engine.client import Engine
+from awe.services import audit
+from awe.services.audit import Actor
 from awe.services.projects import project_key
+from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.knowledge_models import Document
 
@@ -60,10 +63,12 @@ def add(
     *,
     project: str | None = None,
     uploaded: bool = False,
+    actor: Actor | None = None,
 ) -> AddReport:
     """Check and store files (folders: the files inside), then start one run to ingest them.
 
-    ``uploaded``: the files are temporary copies of uploads, named by their file names.
+    ``uploaded``: the files are temporary copies of uploads, named by their file names. The
+    change is audited as ``actor``'s (the operator's when none is given).
     """
     key = project_key(db, project)
     stored = store_files(db, settings, [str(p) for p in paths], project_key=key, uploaded=uploaded)
@@ -76,6 +81,15 @@ def add(
     report.unchanged = [infos[i] for i in stored.unchanged]
     if to_ingest:
         report.run_id = Engine(db).submit(ingest_spec(to_ingest), project_id=key or None)
+    audit.record_now(
+        db,
+        actor or operator_actor(),
+        "knowledge.add",
+        target_type="documents",
+        target_id=f"{len(report.stored)} document(s)",
+        project_id=key or None,
+        details={"names": [d.name for d in report.stored], "run_id": report.run_id},
+    )
     return report
 
 
@@ -87,9 +101,14 @@ def list_documents(db: Database, *, project: str | None = None) -> list[store.Do
 
 
 def remove(
-    db: Database, settings: Settings, refs: list[str], *, project: str | None = None
+    db: Database,
+    settings: Settings,
+    refs: list[str],
+    *,
+    project: str | None = None,
+    actor: Actor | None = None,
 ) -> list[store.DocumentInfo]:
-    """Delete documents by id or name, with their chunks and vectors."""
+    """Delete documents by id or name, with their chunks and vectors (audited)."""
     key = project_key(db, project)
     with db.write() as conn:
         found = store.get_documents(conn, project_key=key, refs=refs)
@@ -97,6 +116,15 @@ def remove(
         if missing:
             raise NotFound(f"no document {', '.join(sorted(missing))} (awe knowledge list)")
         conn.execute(delete(Document).where(Document.id.in_([d.id for d in found])))
+        audit.record(
+            conn,
+            actor or operator_actor(),
+            "knowledge.delete",
+            target_type="documents",
+            target_id=",".join(d.id for d in found)[:200],
+            project_id=key or None,
+            details={"names": [d.name for d in found]},
+        )
     choose_index(db, settings).removed([d.id for d in found])
     return found
 
@@ -126,7 +154,12 @@ def search(
 
 
 def reindex(
-    db: Database, settings: Settings, *, project: str | None = None, everything: bool = False
+    db: Database,
+    settings: Settings,
+    *,
+    project: str | None = None,
+    everything: bool = False,
+    actor: Actor | None = None,
 ) -> tuple[list[str], str | None]:
     """Re-embed documents not at the current embedding version (all with ``everything``).
 
@@ -145,4 +178,14 @@ def reindex(
         ids = list(conn.execute(statement.order_by(Document.name)).scalars())
     if not ids:
         return [], None
-    return ids, Engine(db).submit(ingest_spec(ids), project_id=key or None)
+    run_id = Engine(db).submit(ingest_spec(ids), project_id=key or None)
+    audit.record_now(
+        db,
+        actor or operator_actor(),
+        "knowledge.reindex",
+        target_type="run",
+        target_id=run_id,
+        project_id=key or None,
+        details={"documents": len(ids)},
+    )
+    return ids, run_id

@@ -20,10 +20,11 @@ from awe.engine.spec import NAME_RE
 from awe.services import audit
 from awe.services.audit import Actor
 from awe.services.tokens import Principal
+from awe.storage import secret_store
 from awe.storage.database import Database
 from awe.storage.engine_models import Workflow
 from awe.storage.knowledge_models import Document
-from awe.storage.models import Project
+from awe.storage.models import Project, User
 
 #: The shape of ids (UUIDs in canonical form).
 ID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -126,6 +127,8 @@ def create(
     with db.write() as conn:
         if conn.execute(select(Project.id).where(Project.name == name)).first() is not None:
             raise Conflict(f"a project named {name!r} exists already")
+        if conn.execute(select(User.id).where(User.id == owner)).first() is None:
+            raise ValidationFailed(f"owner_id {owner!r} is not a user's id (GET /api/v1/users)")
         conn.execute(
             insert(Project).values(
                 id=project_id,
@@ -175,6 +178,7 @@ def remove(db: Database, principal: Principal, ref: str, *, actor: Actor) -> Non
     project = visible(db, principal, ref)
     with db.write() as conn:
         conn.execute(delete(Workflow).where(Workflow.project_key == project.id))
+        secret_store.remove_project(conn, project_key=project.id)
         conn.execute(delete(Document).where(Document.project_key == project.id))
         conn.execute(delete(Project).where(Project.id == project.id))  # runs, schedules cascade
         audit.record(

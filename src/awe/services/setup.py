@@ -60,32 +60,44 @@ def first_admin(
     PermissionDenied for a token that is not the current one or has expired; Conflict when awe
     has users already.
     """
-    address, hashed = checked_credentials(email, password)
     now = utcnow()
-    user_id = None
-    with db.write() as conn:
+    with db.read() as conn:
         if conn.execute(select(User.id).limit(1)).first() is not None:
             raise Conflict("awe is set up already: log in, or ask an admin for an account")
-        stored = instance_state.get(conn, STATE_NAME)
-        record = json.loads(stored) if stored else {}
-        valid = bool(record) and hmac.compare_digest(record["sha256"], _digest(token))
-        if valid and datetime.fromisoformat(record["expires_at"]) > now:
-            user_id = insert_user(
-                conn, email=address, password_hash=hashed, role="admin", display_name=display_name
-            )
-            instance_state.remove(conn, STATE_NAME)
-            audit.record(
-                conn,
-                actor,
-                "user.setup",
-                target_type="user",
-                target_id=user_id,
-                details={"email": address, "role": "admin"},
-            )
-    if user_id is not None:
-        return get_user(db, user_id)
-    audit.failed_token(db, "setup_token_invalid", ip=actor.ip, detail="setup link refused")
-    raise PermissionDenied(
-        "this setup link is not valid: it was used, it expired, or a newer one replaced it;"
-        " restart `awe up` for a new link, or create an admin with: awe admin create EMAIL"
-    )
+        valid = _valid(instance_state.get(conn, STATE_NAME), token, now)
+    if not valid:
+        audit.failed_token(db, "setup_token_invalid", ip=actor.ip, detail="setup link refused")
+        raise PermissionDenied(
+            "this setup link is not valid: it was used, it expired, or a newer one replaced it;"
+            " restart `awe up` for a new link, or create an admin with: awe admin create EMAIL"
+        )
+    # Only now the slow part (the hash is slow on purpose): a wrong token costs nothing.
+    address, hashed = checked_credentials(email, password)
+    with db.write() as conn:
+        # Use the token up first: of two requests with it at once, one gets the row, the other
+        # nothing (and no admin).
+        if not _valid(instance_state.take(conn, STATE_NAME), token, now):
+            raise PermissionDenied("this setup link was used meanwhile")
+        if conn.execute(select(User.id).limit(1)).first() is not None:
+            raise Conflict("awe is set up already: log in, or ask an admin for an account")
+        user_id = insert_user(
+            conn, email=address, password_hash=hashed, role="admin", display_name=display_name
+        )
+        audit.record(
+            conn,
+            actor,
+            "user.setup",
+            target_type="user",
+            target_id=user_id,
+            details={"email": address, "role": "admin"},
+        )
+    return get_user(db, user_id)
+
+
+def _valid(stored: str | None, token: str, now: datetime) -> bool:
+    """Whether ``token`` is the stored setup token and it has not expired."""
+    if not stored:
+        return False
+    record = json.loads(stored)
+    same = hmac.compare_digest(record["sha256"], _digest(token))
+    return same and datetime.fromisoformat(record["expires_at"]) > now

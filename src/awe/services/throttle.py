@@ -1,9 +1,11 @@
 """Login throttling: failed attempts counted per account and per address, lockouts, in the
 database so every API process enforces them.
 
-An attempt is counted *before* its password is checked, with one atomic upsert per key: parallel
-guesses each take their own number, so no more than the limit of them are ever checked in a
-window, and two first attempts at once never collide. A successful login gives its number back.
+An attempt on an account is counted *before* its password is checked, with one atomic upsert:
+parallel guesses each take their own number, so no more than the limit of them are ever checked
+in a window, and two first attempts at once never collide; a successful login starts the
+account afresh. An address counts its failures only (an office's many successful logins do not
+lock it), each with one upsert too. A key that is locked is refused before anything is counted.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, update
+from sqlalchemy import Connection, case, delete, select, update
 
 from awe.core.config import Settings
 from awe.storage.auth_models import AuthThrottle
@@ -44,8 +46,18 @@ def _limit(settings: Settings, key: str) -> int:
     return settings.login_max_failures_per_ip
 
 
+def locked_until(conn: Connection, keys: list[str], now: datetime) -> datetime | None:
+    """Until when any of ``keys`` is locked out (None when none is)."""
+    rows = conn.execute(
+        select(AuthThrottle.locked_until).where(
+            AuthThrottle.key.in_(keys), AuthThrottle.locked_until > now
+        )
+    ).scalars()
+    return max((r for r in rows if r is not None), default=None)
+
+
 def reserve(conn: Connection, settings: Settings, key: str, now: datetime) -> Attempt:
-    """Count one more attempt under ``key`` (a new window when the old one ended)."""
+    """Count one more attempt (or failure) under ``key`` (a new window when the old one ended)."""
     window_start = now - timedelta(seconds=settings.login_window_seconds)
     expired = AuthThrottle.window_started_at < window_start
     statement = dialect_insert(conn)(AuthThrottle).values(
@@ -78,14 +90,17 @@ def lock_if_spent(conn: Connection, settings: Settings, attempt: Attempt, now: d
     return True
 
 
-def succeeded(conn: Connection, attempts: list[Attempt]) -> None:
-    """A successful login: the account starts afresh; the address gets its number back."""
-    for attempt in attempts:
-        if attempt.key.startswith("account:"):
-            conn.execute(delete(AuthThrottle).where(AuthThrottle.key == attempt.key))
-        else:
-            conn.execute(
-                update(AuthThrottle)
-                .where(AuthThrottle.key == attempt.key, AuthThrottle.failures > 0)
-                .values(failures=AuthThrottle.failures - 1)
-            )
+def succeeded(conn: Connection, account: Attempt) -> None:
+    """A successful login: the account starts afresh."""
+    conn.execute(delete(AuthThrottle).where(AuthThrottle.key == account.key))
+
+
+def purge(conn: Connection, settings: Settings, now: datetime) -> None:
+    """Forget windows that ended and hold no lockout (the table keeps only what still counts)."""
+    cutoff = now - timedelta(seconds=settings.login_window_seconds)
+    conn.execute(
+        delete(AuthThrottle).where(
+            AuthThrottle.window_started_at < cutoff,
+            AuthThrottle.locked_until.is_(None) | (AuthThrottle.locked_until < now),
+        )
+    )

@@ -19,9 +19,9 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, insert, select
 
 from awe.core.clock import utcnow
-from awe.core.errors import NotFound
+from awe.core.errors import NotFound, ValidationFailed
 from awe.engine import children, permissions
-from awe.engine.files import Problem, WorkflowFileInvalid, load_file, load_text
+from awe.engine.files import MAX_DEPTH, Problem, WorkflowFileInvalid, load_file, load_text
 from awe.engine.registry import default_registry
 from awe.services import audit, schedules
 from awe.services.audit import Actor
@@ -103,12 +103,27 @@ def push_source(
 
 
 def spec_as_yaml(spec: dict[str, Any]) -> str:
-    """A JSON spec written as the YAML file it stands for (kept as the version's source)."""
+    """A JSON spec written as the YAML file it stands for (kept as the version's source);
+    ValidationFailed for one nested past what a workflow file may be."""
+    _check_depth(spec)
     out = io.StringIO()
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False
     yaml.dump(spec, out)
     return out.getvalue()
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse JSON nested deeper than a workflow file may be, before anything recurses into it."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "spec")]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValidationFailed(f"{where}: the spec is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 def validate_source(

@@ -28,18 +28,36 @@ from awe.core.errors import ConfigurationError, ConnectionFailed, DependencyErro
 
 _BEGIN_OPTION = "awe_sqlite_begin"
 _SETTINGS = "awe_settings"
-#: What a database outage looks like to callers that retry through it (workers, scheduler):
-#: the connection failed or was lost, the database is locked or restarting, a deadlock or a
-#: serialisation failure was detected. A value the database refuses (DataError, IntegrityError)
-#: is not an outage: retrying it cannot help.
+#: The errors a database outage raises, for callers that retry through it (workers, the
+#: scheduler); :func:`is_outage` tells which of them really are one.
 DB_ERRORS = (OperationalError, InterfaceError, ConnectionFailed)
+# PostgreSQL states worth retrying: connection exceptions (08…), serialisation failures and
+# deadlocks (40001, 40P01), the server shutting down or starting (57P01-57P03), too many
+# connections (53300), a lock not available (55P03).
+_TRANSIENT_STATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03", "53300", "55P03")
+# SQLite messages of a busy, locked or unreachable database file.
+_TRANSIENT_SQLITE = ("locked", "busy", "disk i/o", "unable to open", "readonly database")
 
 
 def is_outage(exc: BaseException) -> bool:
-    """True for errors a retry may cure (see DB_ERRORS); a lost connection counts as one."""
-    if isinstance(exc, DB_ERRORS):
+    """True for errors a retry may cure: a lost or refused connection, a locked or busy
+    database, a deadlock or serialisation failure. A value the database refuses, a query it
+    cancels, a resource limit or a programming error is not one: retrying cannot help."""
+    if isinstance(exc, ConnectionFailed | InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith(_TRANSIENT_STATES)
+    reason = str(exc.orig).lower()
+    if "sqlite" in type(exc.orig).__module__:
+        return any(word in reason for word in _TRANSIENT_SQLITE)
+    return True  # an operational error without a state: a connection that went away
 
 
 class Database:
@@ -93,6 +111,34 @@ class Database:
             conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def schema_change(self) -> Iterator[Connection]:
+        """A write transaction for migrations. On SQLite, foreign-key actions are off inside it:
+        a migration that rebuilds a table drops it first, and with them on, dropping a parent
+        table would delete every child row (ON DELETE CASCADE). The keys are checked before the
+        transaction commits, and turned on again afterwards."""
+        if self._write_lock is None:
+            with self.write() as conn:
+                yield conn
+            return
+        with self._write_lock, self.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            # Outside any transaction: inside one, this has no effect.
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with conn.begin():
+                    yield conn
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise ConfigurationError(
+                            f"the migration left {len(broken)} row(s) pointing at nothing (first:"
+                            f" table {broken[0][0]}, row {broken[0][1]}); nothing was changed"
+                        )
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -48,8 +48,8 @@ class Run(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(SealedJSON("runs.inputs"))
     outputs: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("runs.outputs"))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    #: May use privileged kinds: its workflow was pushed (or the run started) by an admin or
-    #: the operator. See engine/permissions.py.
+    #: May use privileged kinds: its workflow was pushed by an admin or the operator.
+    #: See engine/permissions.py.
     trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     #: How many workflow steps it is nested in (0 for a run started directly).
     depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -90,6 +90,9 @@ class Step(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(SealedJSON("steps.definition"))
     #: The parameters after templates were resolved, set when the step became ready.
     input: Mapped[Any | None] = mapped_column(SealedJSON("steps.input"))
+    #: Drawn when ``input`` was rendered with secret references: only references of that
+    #: rendering are honoured (engine/secret_refs.py).
+    ref_nonce: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     queue: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=0)

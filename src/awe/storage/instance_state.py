@@ -36,6 +36,15 @@ def put_if_absent(conn: Connection, name: str, value: str, *, now: datetime) -> 
     return get(conn, name) or value
 
 
+def take(conn: Connection, name: str) -> str | None:
+    """Remove ``name`` and return its value, or None if it was not set (or another transaction
+    took it first: the delete only returns what it deleted)."""
+    found = conn.execute(
+        delete(InstanceState).where(InstanceState.name == name).returning(InstanceState.value)
+    ).scalar()
+    return None if found is None else str(found)
+
+
 def remove(conn: Connection, name: str) -> None:
     """Forget ``name``."""
     conn.execute(delete(InstanceState).where(InstanceState.name == name))

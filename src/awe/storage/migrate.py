@@ -86,13 +86,13 @@ def _script() -> ScriptDirectory:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
-    with db.write() as conn:
+    with db.schema_change() as conn:
         command.upgrade(_config(conn), revision)
 
 
 def downgrade(db: Database, revision: str) -> None:
     """Revert migrations down to ``revision`` (``base`` removes every table)."""
-    with db.write() as conn:
+    with db.schema_change() as conn:
         command.downgrade(_config(conn), revision)
 
 

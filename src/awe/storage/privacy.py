@@ -30,7 +30,21 @@ SEALED_KEY = "__awe_sealed_v1__"
 #: What sealed text and bytes start with.
 SEALED_TEXT = "awe-sealed-v1:"
 SEALED_BYTES = b"awe-sealed-v1\n"
+# A plain value that merely looks sealed (anyone can write {"__awe_sealed_v1__": …} into a step's
+# parameters, or a document that starts like one) is stored wrapped in these, so reading it back
+# never tries to open it.
+LITERAL_KEY = "__awe_literal_v1__"
+LITERAL_TEXT = "awe-literal-v1:"
+LITERAL_BYTES = b"awe-literal-v1\n"
 NUL_REPLACEMENT = "\ufffd"
+
+
+def _looks_stored(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and (SEALED_KEY in value or LITERAL_KEY in value)
+    )
 
 
 class Sealer(Protocol):
@@ -111,14 +125,18 @@ class SealedJSON(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         """The value, sealed when sealing is on."""
-        if value is None or not _state.sealing:
+        if value is None:
             return value
+        if not _state.sealing:
+            return {LITERAL_KEY: value} if _looks_stored(value) else value
         plain = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         return {SEALED_KEY: _sealer().seal(plain, purpose=self.purpose)}
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         """The value, opened if it was sealed."""
-        if isinstance(value, dict) and len(value) == 1 and SEALED_KEY in value:
+        if _looks_stored(value):
+            if LITERAL_KEY in value:
+                return value[LITERAL_KEY]
             return json.loads(_sealer().open(value[SEALED_KEY], purpose=self.purpose))
         return value
 
@@ -138,12 +156,17 @@ class SealedText(TypeDecorator[str]):
         if value is None:
             return None
         if not _state.sealing:
-            return clean_text(value)
+            text = clean_text(value)
+            return LITERAL_TEXT + text if text.startswith((SEALED_TEXT, LITERAL_TEXT)) else text
         return SEALED_TEXT + _sealer().seal(value.encode(), purpose=self.purpose)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         """The text, opened if it was sealed."""
-        if value is not None and value.startswith(SEALED_TEXT):
+        if value is None:
+            return None
+        if value.startswith(LITERAL_TEXT):
+            return value[len(LITERAL_TEXT) :]
+        if value.startswith(SEALED_TEXT):
             return _sealer().open(value[len(SEALED_TEXT) :], purpose=self.purpose).decode()
         return value
 
@@ -160,16 +183,24 @@ class SealedBytes(TypeDecorator[bytes]):
 
     def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
         """The bytes, sealed when sealing is on."""
-        if value is None or not _state.sealing:
+        if value is None:
             return value
+        if not _state.sealing:
+            data = bytes(value)
+            return LITERAL_BYTES + data if data.startswith((SEALED_BYTES, LITERAL_BYTES)) else data
         return SEALED_BYTES + _sealer().seal(bytes(value), purpose=self.purpose).encode("ascii")
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
         """The bytes, opened if they were sealed."""
-        if value is not None and bytes(value[: len(SEALED_BYTES)]) == SEALED_BYTES:
-            token = bytes(value[len(SEALED_BYTES) :]).decode("ascii")
+        if value is None:
+            return None
+        data = bytes(value)
+        if data.startswith(LITERAL_BYTES):
+            return data[len(LITERAL_BYTES) :]
+        if data.startswith(SEALED_BYTES):
+            token = data[len(SEALED_BYTES) :].decode("ascii")
             return _sealer().open(token, purpose=self.purpose)
-        return None if value is None else bytes(value)
+        return data
 
 
 class CleanText(TypeDecorator[str]):

@@ -30,10 +30,21 @@ _STEPS = Step.__table__
 # Columns a worker needs to execute a claimed step; the run's trust and project ride along.
 _CLAIMED_COLUMNS = (
     "id, run_id, step_key, kind, attempt, tries, max_attempts, input, definition, queue,"
-    " lease_expires_at, lease_token,"
+    " lease_expires_at, lease_token, ref_nonce,"
     " (SELECT trusted FROM runs WHERE runs.id = steps.run_id) AS trusted,"
     " (SELECT project_id FROM runs WHERE runs.id = steps.run_id) AS project_id"
 )
+
+# What makes a step claimable, shared by the claim and the idle probe (which must agree, or idle
+# workers would keep claiming what they can never take).
+_READY = """
+           status = 'queued'
+           AND queue IN :queues
+           AND run_after <= :now                   -- retries wait out their backoff here
+           AND NOT cancel_requested                -- never start what is being cancelled
+           AND NOT EXISTS (SELECT 1 FROM runs      -- nor a step of a cancelled run
+                            WHERE runs.id = steps.run_id AND runs.status = 'cancelled')
+"""
 
 _CLAIM = """
 UPDATE steps
@@ -46,12 +57,7 @@ UPDATE steps
        started_at = COALESCE(started_at, :now)
  WHERE id IN (
         SELECT id FROM steps
-         WHERE status = 'queued'
-           AND queue IN :queues
-           AND run_after <= :now                   -- retries wait out their backoff here
-           AND NOT cancel_requested                -- never start what is being cancelled
-           AND NOT EXISTS (SELECT 1 FROM runs      -- nor a step of a cancelled run
-                            WHERE runs.id = steps.run_id AND runs.status = 'cancelled')
+         WHERE {ready}
          ORDER BY priority DESC, run_after, id     -- most urgent first, then oldest ready
          LIMIT :limit
          {lock}
@@ -96,6 +102,8 @@ class ClaimedStep:
     #: The run may use privileged kinds (see engine/permissions.py).
     trusted: bool
     project_id: str | None
+    #: The nonce of the secret references in ``input`` (None: it has none).
+    ref_nonce: str | None = None
 
 
 def _claimed(row: Any) -> ClaimedStep:
@@ -114,6 +122,7 @@ def _claimed(row: Any) -> ClaimedStep:
         lease_token=row.lease_token,
         trusted=bool(row.trusted),
         project_id=row.project_id,
+        ref_nonce=row.ref_nonce,
     )
 
 
@@ -155,6 +164,7 @@ def _claim_from(
 ) -> list[ClaimedStep]:
     lock = _PG_LOCK if conn.dialect.name == "postgresql" else ""
     sql = _CLAIM.format(
+        ready=_READY,
         lock=lock,
         columns=_CLAIMED_COLUMNS,
         token=_clock(conn, _TOKEN),
@@ -246,10 +256,9 @@ def _spend_tokens(conn: Connection, row: Any, spent: int, now: datetime) -> None
 
 def has_ready(conn: Connection, *, queues: list[str], now: datetime) -> bool:
     """A read-only probe: is any step of ``queues`` ready? Idle workers poll this, not claim."""
-    statement = text(
-        "SELECT 1 FROM steps WHERE status = 'queued' AND queue IN :queues AND run_after <= :now"
-        " LIMIT 1"
-    ).bindparams(bindparam("queues", expanding=True), bindparam("now", type_=_TS))
+    statement = text(f"SELECT 1 FROM steps WHERE {_READY} LIMIT 1").bindparams(
+        bindparam("queues", expanding=True), bindparam("now", type_=_TS)
+    )
     return conn.execute(statement, {"queues": queues, "now": now}).first() is not None
 
 
@@ -268,7 +277,9 @@ def heartbeat(
         f"UPDATE steps SET lease_expires_at = {_clock(conn, _EXPIRES)}"
         " WHERE lease_token IN :tokens"  # only the claims we made
         "   AND status = 'running'"  # and still hold
-        " RETURNING lease_token, cancel_requested"
+        " RETURNING lease_token, cancel_requested OR EXISTS ("  # stop it: cancelled, or its run
+        "   SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'cancelled'"
+        " ) AS cancel_requested"
     )
     statement = text(sql).bindparams(bindparam("tokens", expanding=True), *_time_params(sql))
     rows = conn.execute(statement, {"tokens": tokens, **_lease_values(sql, now, lease_seconds)})

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select
 
 from awe.core.crypto import InstanceKey
 from awe.core.ids import new_id
+from awe.storage.database import dialect_insert
 from awe.storage.secret_models import ProjectSecret
 
 
@@ -31,32 +32,30 @@ def put(
     by: str | None,
     now: datetime,
 ) -> bool:
-    """Set a secret; True when it is new, False when it replaced a value."""
+    """Set a secret (one atomic upsert: two at once never collide); True when it is new."""
     sealed = key.seal(value.encode(), purpose=purpose(project_key, name))
-    existing = conn.execute(
-        select(ProjectSecret.id).where(
-            ProjectSecret.project_key == project_key, ProjectSecret.name == name
-        )
-    ).scalar()
-    if existing is not None:
-        conn.execute(
-            update(ProjectSecret)
-            .where(ProjectSecret.id == existing)
-            .values(sealed=sealed, updated_at=now, updated_by=by)
-        )
-        return False
-    conn.execute(
-        insert(ProjectSecret).values(
-            id=new_id(),
-            project_key=project_key,
-            name=name,
-            sealed=sealed,
-            created_at=now,
-            updated_at=now,
-            updated_by=by,
-        )
+    row_id = new_id()
+    statement = dialect_insert(conn)(ProjectSecret).values(
+        id=row_id,
+        project_key=project_key,
+        name=name,
+        sealed=sealed,
+        created_at=now,
+        updated_at=now,
+        updated_by=by,
     )
-    return True
+    upserted = conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["project_key", "name"],
+            set_={"sealed": sealed, "updated_at": now, "updated_by": by},
+        ).returning(ProjectSecret.id)
+    ).scalar_one()
+    return bool(upserted == row_id)
+
+
+def remove_project(conn: Connection, *, project_key: str) -> None:
+    """Delete every secret of a project (the project is being deleted)."""
+    conn.execute(delete(ProjectSecret).where(ProjectSecret.project_key == project_key))
 
 
 def remove(conn: Connection, *, project_key: str, name: str) -> bool:

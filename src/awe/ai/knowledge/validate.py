@@ -111,7 +111,10 @@ def files_under(paths: list[str], *, root: Path | None = None) -> list[tuple[str
 
 
 def _inside(base: Path, path: Path, shown: str) -> Path:
-    real = (path if path.is_absolute() else base / path).resolve()
+    try:
+        real = (path if path.is_absolute() else base / path).resolve()
+    except (RuntimeError, OSError) as exc:  # a loop of symbolic links, say
+        raise ValidationFailed(f"ingest: {shown}: cannot resolve it ({exc})") from None
     if not real.is_relative_to(base):
         raise ValidationFailed(
             f"ingest: {shown} is outside the folder ingest steps may read ({base},"

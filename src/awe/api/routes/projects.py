@@ -29,7 +29,7 @@ from awe.api.schemas import (
     WorkflowVersionPublic,
 )
 from awe.core.errors import ValidationFailed
-from awe.services import audit, knowledge, projects, runs, secrets, workflows
+from awe.services import knowledge, projects, runs, secrets, workflows
 
 router = APIRouter(tags=["projects"])
 ProjectRef = Annotated[str, "a project's id or name"]
@@ -128,7 +128,9 @@ def push_workflow(
 def _source(body: WorkflowPush) -> str:
     if (body.source is None) == (body.spec is None):
         raise ValidationFailed("give the workflow as source (YAML text) or as spec (JSON), one")
-    return body.source if body.source is not None else workflows.spec_as_yaml(body.spec or {})
+    if body.source is not None:
+        return body.source
+    return workflows.spec_as_yaml(body.spec or {})
 
 
 @router.get(
@@ -273,16 +275,14 @@ def upload_documents(
             path = Path(folder) / name
             path.write_bytes(data)
             paths.append(path)
-        report = knowledge.add(db, settings, paths, project=found.name, uploaded=True)
-    audit.record_now(
-        db,
-        actor_of(principal, meta),
-        "knowledge.upload",
-        target_type="documents",
-        target_id=f"{len(report.stored)} document(s)",
-        project_id=found.id,
-        details={"names": [d.name for d in report.stored]},
-    )
+        report = knowledge.add(
+            db,
+            settings,
+            paths,
+            project=found.name,
+            uploaded=True,
+            actor=actor_of(principal, meta),
+        )
     return {
         "run_id": report.run_id,
         "documents": [d.as_dict() for d in report.stored + report.unchanged],
@@ -316,15 +316,7 @@ def delete_document(
 ) -> None:
     """Delete a document (by id or name) with its chunks and vectors."""
     found = projects.visible(db, principal, project)
-    removed = knowledge.remove(db, settings, [document], project=found.name)
-    audit.record_now(
-        db,
-        actor_of(principal, meta),
-        "knowledge.delete",
-        target_type="document",
-        target_id=removed[0].id,
-        project_id=found.id,
-    )
+    knowledge.remove(db, settings, [document], project=found.name, actor=actor_of(principal, meta))
 
 
 @router.post("/projects/{project}/search", response_model=list[ChunkPublic], tags=["knowledge"])

@@ -117,13 +117,19 @@ def parse_request(ctx: StepContext, params: Any) -> Request:
     )
 
 
-def send(ctx: StepContext, request: Request) -> dict[str, Any]:
-    """Send a checked request; raise a classified StepError for answers that are failures."""
+def send(ctx: StepContext, request: Request, *, trusted: str | None = None) -> dict[str, Any]:
+    """Send a checked request; raise a classified StepError for answers that are failures.
+
+    ``trusted``: a URL the operator configured (its host and port may be private).
+    """
     started = time.monotonic()
     try:
         with (
             outbound.client(
-                ctx.settings, timeout=request.timeout, follow_redirects=request.follow_redirects
+                ctx.settings,
+                trusted=[trusted],
+                timeout=request.timeout,
+                follow_redirects=request.follow_redirects,
             ) as c,
             c.stream(
                 request.method,

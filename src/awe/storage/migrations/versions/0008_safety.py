@@ -50,10 +50,11 @@ def upgrade() -> None:
     # Events: number each run's events in id order (the order they were read in until now).
     with op.batch_alter_table("run_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("seq", sa.Integer(), nullable=True))
+    # One pass over the table (a correlated subquery would number it once per row).
     op.execute(
-        "UPDATE run_events SET seq = (SELECT n FROM (SELECT id AS event_id,"
-        " ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY id) AS n FROM run_events) numbered"
-        " WHERE numbered.event_id = run_events.id)"
+        "UPDATE run_events SET seq = numbered.n FROM (SELECT id AS event_id,"
+        " ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY id) AS n FROM run_events) AS numbered"
+        " WHERE numbered.event_id = run_events.id"
     )
     with op.batch_alter_table("run_events", schema=None) as batch_op:
         batch_op.alter_column("seq", existing_type=sa.Integer(), nullable=False)
@@ -81,6 +82,7 @@ def upgrade() -> None:
     with op.batch_alter_table("steps", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tries", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("lease_token", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("ref_nonce", sa.String(length=32), nullable=True))
     op.execute("UPDATE steps SET tries = attempt")
     # A step running on an old lease has no token: it is reaped, then runs again under one.
 
@@ -108,6 +110,7 @@ def downgrade() -> None:
         batch_op.drop_column("pushed_by")
 
     with op.batch_alter_table("steps", schema=None) as batch_op:
+        batch_op.drop_column("ref_nonce")
         batch_op.drop_column("lease_token")
         batch_op.drop_column("tries")
 
