@@ -41,25 +41,22 @@ def api_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, login_max_failures=5, registration_open=True)
 
 
-def test_parallel_wrong_passwords_lock_after_exactly_the_limit(
-    database: Database, api_settings: Settings
-) -> None:
-    """50 wrong passwords at once: exactly 5 are checked (401), the other 45 are refused
-    (429); nothing else goes wrong, and afterwards even the right password is refused."""
-    auth.create_user(database, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
+def at_once(database: Database, settings: Settings, logins: list[tuple[str, str]]) -> Counter[str]:
+    """Log in with every (email, ip) pair at the same moment, each with a wrong password; how
+    many ended in 401, 429, or anything else (which is what these tests hunt)."""
     outcomes: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(50)
+    start = threading.Barrier(len(logins))
 
-    def guess(n: int) -> None:
+    def guess(email: str, ip: str) -> None:
         start.wait()
         try:
             auth.login(
                 database,
-                api_settings,
-                email="ada@example.com",
-                password=f"wrong guess {n}",
-                actor=Actor("anonymous", ip=f"10.0.0.{n}"),
+                settings,
+                email=email,
+                password="wrong guess",
+                actor=Actor("anonymous", ip=ip),
             )
             result = "ok"
         except AuthenticationFailed:
@@ -71,14 +68,35 @@ def test_parallel_wrong_passwords_lock_after_exactly_the_limit(
         with lock:
             outcomes.append(result)
 
-    threads = [threading.Thread(target=guess, args=(n,)) for n in range(50)]
+    threads = [threading.Thread(target=guess, args=login) for login in logins]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert Counter(outcomes) == {"401": 5, "429": 45}
+    return Counter(outcomes)
+
+
+def test_parallel_wrong_passwords_lock_after_exactly_the_limit(
+    database: Database, api_settings: Settings
+) -> None:
+    """50 wrong passwords at once, from 50 addresses: exactly 5 are checked (401), the other 45
+    are refused (429); nothing else goes wrong, and afterwards even the right password is
+    refused."""
+    auth.create_user(database, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
+    logins = [("ada@example.com", f"10.0.0.{n}") for n in range(50)]
+    assert at_once(database, api_settings, logins) == {"401": 5, "429": 45}
     with pytest.raises(TooManyRequests):
         auth.login(database, api_settings, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
+
+
+def test_parallel_guesses_from_one_address_at_many_accounts_stop_at_its_limit(
+    database: Database, tmp_path: Path
+) -> None:
+    """40 wrong passwords at once from one address, each at a different account (so no account
+    limit applies): exactly the address's 4 are checked (401), the other 36 refused (429)."""
+    settings = make_settings(tmp_path, login_max_failures_per_ip=4, login_max_failures=50)
+    logins = [(f"user{n}@example.com", "203.0.113.9") for n in range(40)]
+    assert at_once(database, settings, logins) == {"401": 4, "429": 36}
 
 
 def test_a_right_password_within_the_limit_starts_afresh(

@@ -6,18 +6,25 @@ heartbeating, so its other long step is not run again elsewhere."""
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from awe.core.errors import ValidationFailed
+from awe.core.clock import SystemClock
+from awe.core.errors import ConnectionFailed, ValidationFailed
+from awe.engine import step_logs
 from awe.engine.client import Engine
+from awe.engine.secret_refs import Masker
 from awe.engine.worker import Worker, WorkerOptions
 from awe.services import workflows
-from awe.storage.database import Database
+from awe.storage.database import Database, create_database
 from awe.storage.engine_models import RunEvent
+from tests.conftest import make_settings
 from tests.integration.conftest import Drain
+from tests.support.servers import free_port
 from tests.support.wait import wait_until
 
 POISON = {
@@ -30,6 +37,23 @@ POISON = {
         "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
         "longer than",
     ),
+    # A list holding itself 2**60 times over, built in 60 lines: serialising it is one C call.
+    "self_similar": (
+        "{% set ns = namespace(v=[1]) %}{% for i in range(60) %}{% set ns.v = [ns.v, ns.v] %}"
+        "{% endfor %}{{ ns.v | tojson | length }}",
+        "too costly",
+    ),
+    # Two such lists compared: one C call, with no output to limit.
+    "comparison": (
+        "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
+        "too costly",
+    ),
+    # Three gigabytes at once.
+    "memory": ("{{ ((' ' * 1000000).join([''] * 3000)) | length }}", "more memory"),
+    # Widths that come from a value, or sit behind a mapping key.
+    "nested_width": ("{{ '{0:>{1}}'.format('a', '2000000') }}", "may not come from a value"),
+    "keyed_width": ("{{ '%(a)2000000s' % {'a': 'x'} }}", "too large"),
 }
 
 
@@ -47,8 +71,9 @@ def poisoned(name: str, template: str) -> dict[str, Any]:
 def test_poisonous_templates_fail_only_their_step_and_the_worker_keeps_its_lease(
     database: Database, engine: Engine
 ) -> None:
-    """While a 4 s step runs on a 1 s lease, six runs whose downstream template raises or is
-    too costly go through the same worker: each downstream step is dead (validation) naming what
+    """While a 4 s step runs on a 1 s lease, runs whose downstream template raises or is too
+    costly (in memory, in time, or in one C call that no tracer can stop) go through the same
+    worker: each downstream step is dead (validation) naming what
     went wrong, each upstream step ran exactly once, and the long step is never reaped (it
     finishes on its first attempt)."""
     long_run = engine.submit(
@@ -171,7 +196,7 @@ def test_a_cycle_through_templated_names_stops_at_the_depth_limit(
         ("{{ 1e308 * 10 }}", "not a JSON value"),
         ("{{ lipsum }}", "not a JSON value"),
         ("{{ ([[0] * 100] * 2000) | sum(start=[]) }}", "sum adds numbers"),
-        ("{{ '{0:>{1}}'.format('', 10 ** 9) }}", "too large"),
+        ("{{ '%*d' % (10 ** 9, 1) }}", "too large"),
         ("{{ '%.9999999d' % 1 }}", "too large"),
     ],
 )
@@ -190,20 +215,59 @@ def test_values_that_cannot_be_stored_or_cost_too_much_fail_their_step(
 
 
 def test_one_runs_templates_share_one_time_budget(engine: Engine, drain: Drain) -> None:
-    """Twelve steps readied together, each with a loop that takes well under its own half
-    second: together they may take two seconds, and the ones past that are refused as too
-    costly; nothing holds the transaction much longer."""
-    slow = "{% for a in range(1500) %}{% for b in range(100) %}{% endfor %}{% endfor %}"
-    spec = {
-        "name": "many",
-        "steps": [{"id": f"s{i}", "kind": "noop", "with": {"v": slow}} for i in range(12)],
-    }
-    run_id = engine.submit(spec)
+    """A for_each whose template takes a few milliseconds per item (far below its own half
+    second): with 20 items it renders; with 3,000 the items together pass the run's two seconds
+    (plus a millisecond per template), and the step is dead saying the run's templates used up
+    their time, after about five seconds rather than the fifteen or more the items would take."""
+    slow = "{% for a in range(100) %}{% for b in range(20) %}{% endfor %}{{ item }}{% endfor %}"
+
+    def spec(name: str, items: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "steps": [
+                {
+                    "id": "each",
+                    "kind": "noop",
+                    "for_each": f"{{{{ range({items}) | list }}}}",
+                    "with": {"v": slow},
+                }
+            ],
+        }
+
+    few = engine.submit(spec("few", 20))
+    started = time.monotonic()
+    many = engine.submit(spec("many", 3000))
+    took = time.monotonic() - started
     drain()
-    statuses = [s.status for s in engine.get_run(run_id).steps]
-    assert "dead" in statuses, statuses
-    dead = [s for s in engine.get_run(run_id).steps if s.status == "dead"]
-    assert all("too costly" in (s.error_message or "") for s in dead)
+    assert engine.get_run(few).status == "succeeded"
+    each = engine.get_run(many).step("each")
+    assert (each.status, each.error_category) == ("dead", "validation")
+    assert "this run's templates have used up their time" in (each.error_message or "")
+    assert took < 10
+
+
+def test_a_for_each_of_the_most_items_is_not_refused_for_time(engine: Engine, drain: Drain) -> None:
+    """The largest for_each allowed (10,000 items) with three plain templates per item renders:
+    the time the engine spends in the database between templates does not count against them,
+    and the allowance grows with the number of templates."""
+    run_id = engine.submit(
+        {
+            "name": "wide",
+            "inputs": {"tag": {"type": "string", "default": "t"}},
+            "steps": [
+                {
+                    "id": "each",
+                    "kind": "noop",
+                    "for_each": "{{ range(10000) | list }}",
+                    "with": {"n": "{{ item }}", "tag": "{{ inputs.tag }}", "s": "x{{ item }}"},
+                }
+            ],
+        }
+    )
+    drain()
+    run = engine.get_run(run_id)
+    assert run.status == "succeeded", run.step("each").error_message
+    assert len(run.step("each").output) == 10000
 
 
 def test_a_value_that_only_looks_sealed_is_kept_as_it_is(engine: Engine, drain: Drain) -> None:
@@ -237,3 +301,27 @@ def test_a_steps_logs_all_come_before_its_final_state(
     logs = [i for i, (kind, _) in enumerate(ordered) if kind == "log"]
     assert len(logs) == 300
     assert max(logs) < done
+
+
+def test_a_worker_holds_a_bounded_number_of_lines_while_the_database_is_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing listening where the database should be, flushes fail and the lines are
+    kept, but only up to the limit: the rest are counted, and the step's result brings the lines
+    kept and one warning saying how many were dropped."""
+    monkeypatch.setattr(step_logs, "MAX_HELD", 10)
+    settings = make_settings(tmp_path)
+    away = create_database(settings, url=f"postgresql+psycopg://awe:x@127.0.0.1:{free_port()}/awe")
+    logs = step_logs.StepLogs(away, SystemClock())
+    emit = logs.emitter(token="t1", run_id="r1", step_key="chatty", masker=lambda: Masker([]))
+    for n in range(30):
+        emit("log", "info", f"line {n}", None)
+        if n == 5:
+            with pytest.raises(ConnectionFailed):
+                logs.flush()
+    taken = logs.take(["t1"])["t1"]
+    assert [line["message"] for line in taken[:10]] == [f"line {n}" for n in range(10)]
+    assert len(taken) == 11
+    assert taken[-1]["level"] == "warning"
+    assert taken[-1]["message"].startswith("20 log lines were dropped")
+    assert logs.take(["t1"]) == {"t1": []}

@@ -4,6 +4,7 @@ word; and a result the database refuses fails its own step, not the steps record
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from awe.engine.client import Engine
 from tests.integration.conftest import Drain
@@ -60,22 +61,44 @@ def test_argv_that_cannot_start_fails_at_once(engine: Engine, drain: Drain) -> N
 
 
 def test_a_result_the_database_refuses_fails_only_its_step(engine: Engine, drain: Drain) -> None:
-    """Four steps finish together; one reports a failure whose category does not fit its
-    column (PostgreSQL refuses it). That step ends dead with the database's reason (or, on
-    SQLite, which takes it, with its own category); the other three succeed, each once."""
-    steps = [{"id": f"ok{i}", "kind": "noop", "with": {"i": i}} for i in range(3)]
-    steps.append(
-        {"id": "bad", "kind": "python", "with": {"function": "tests.support.kinds:long_category"}}
-    )
+    """Six steps finish together. One fails with a category that fits no database encoding (a
+    lone surrogate): the driver refuses it on every backend, and that step alone ends dead,
+    saying awe could not record its result. One fails with a category longer than its column:
+    PostgreSQL refuses it (the step is dead with the database's reason), SQLite takes it as it
+    is. One fails with a lone surrogate in its message: the message is stored with U+FFFD in its
+    place. The other three succeed, each once."""
+    steps: list[dict[str, Any]] = [
+        {"id": f"ok{i}", "kind": "noop", "with": {"i": i}} for i in range(3)
+    ]
+    for key, function, args in (
+        ("half", "lone_surrogate", {"where": "category"}),
+        ("long", "long_category", {}),
+        ("message", "lone_surrogate", {}),
+    ):
+        steps.append(
+            {
+                "id": key,
+                "kind": "python",
+                "with": {"function": f"tests.support.kinds:{function}", "kwargs": args},
+            }
+        )
     run_id = engine.submit({"name": "batch", "steps": steps})
-    drain(concurrency=4)
+    drain(concurrency=6)
     run = engine.get_run(run_id)
     for i in range(3):
         assert (run.step(f"ok{i}").status, run.step(f"ok{i}").attempt) == ("succeeded", 1)
-    bad = run.step("bad")
-    assert (bad.status, bad.attempt) == ("dead", 1)
+    half = run.step("half")
+    assert (half.status, half.attempt, half.error_category) == ("dead", 1, "internal")
+    assert "awe could not record this step's result: UnicodeEncodeError" in (
+        half.error_message or ""
+    )
+    message = run.step("message")
+    assert (message.status, message.error_category) == ("dead", "odd")
+    assert message.error_message == "half a character: \ufffd"
+    long = run.step("long")
+    assert (long.status, long.attempt) == ("dead", 1)
     if engine.db.is_sqlite:
-        assert bad.error_category == "x" * 300
+        assert long.error_category == "x" * 300
     else:
-        assert bad.error_category == "validation"
-        assert "the database refused this step's result" in (bad.error_message or "")
+        assert long.error_category == "validation"
+        assert "the database refused this step's result" in (long.error_message or "")

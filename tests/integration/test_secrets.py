@@ -20,7 +20,7 @@ from awe.storage.database import Database
 from tests.conftest import make_settings
 from tests.integration.conftest import Drain
 from tests.integration.test_pii_scrubbing import everything_stored
-from tests.support.servers import HttpServer, http_server
+from tests.support.servers import HttpServer, Reply, http_server
 
 VALUE = "sk-test-Zq8vXy2wPl4mNn7tRr5s"
 ADMIN = {"Authorization": "Bearer secrets-admin-token-0123456789abcdef"}
@@ -247,3 +247,72 @@ def test_every_form_of_a_value_is_masked(
     for part in ("AAAABBBBCCCCDDDD1111", "EEEEFFFFGGGGHHHH2222", plus, "sk%2Babc%2Fdef%3D%3Dghi"):
         assert part not in shown, part
     assert "key=***" in run.step("query").output["url"]
+
+
+def test_a_secret_cut_short_in_an_error_is_still_masked(
+    database: Database, engine: Engine, settings: Settings, drain: Drain, web: HttpServer
+) -> None:
+    """A server that echoes the token back in its 403 answer, placed so that the error keeps
+    only the answer's first 300 bytes and ends inside the token: the error shows neither the
+    token nor its beginning, but *** where it was."""
+    secrets.set_secret(database, settings, project=None, name="T", value=VALUE, actor=SYSTEM)
+    web.script("/deny", Reply(status=403, body=b"denied: " + b"x" * 282 + VALUE.encode()))
+    run_id = engine.submit(
+        {
+            "name": "echo",
+            "steps": [
+                {
+                    "id": "call",
+                    "kind": "http",
+                    "with": {"url": web.url + "/deny", "headers": {"X-Key": "{{ secrets.T }}"}},
+                }
+            ],
+        }
+    )
+    drain(settings=settings)
+    call = engine.get_run(run_id).step("call")
+    assert (call.status, call.error_category) == ("dead", "http:403")
+    message = call.error_message or ""
+    assert VALUE[:10] not in message, message
+    assert message.endswith("x***"), message
+
+
+def test_a_secret_in_a_template_rendered_apart_reaches_the_step_and_nothing_else_does(
+    database: Database,
+    engine: Engine,
+    settings: Settings,
+    drain: Drain,
+    web: HttpServer,
+    tmp_path: Path,
+) -> None:
+    """A template with a statement renders in the separate template process, which never sees
+    the value: the step still sends the real secret, while text in an input shaped like a
+    reference (whatever its tag) reaches the server as that text."""
+    secrets.set_secret(database, settings, project=None, name="T", value=VALUE, actor=SYSTEM)
+    forged = "[[secret:T:0123456789abcdef]]"
+    run_id = engine.submit(
+        {
+            "name": "apart",
+            "inputs": {"x": {"type": "string"}},
+            "steps": [
+                {
+                    "id": "call",
+                    "kind": "http",
+                    "with": {
+                        "url": web.url + "/apart",
+                        "headers": {
+                            "X-Key": "{% if true %}Bearer {{ secrets.T }}{% endif %}",
+                            "X-Echo": "{% if true %}{{ inputs.x }}{% endif %}",
+                        },
+                    },
+                }
+            ],
+        },
+        inputs={"x": forged},
+    )
+    drain(settings=settings)
+    assert engine.get_run(run_id).status == "succeeded"
+    seen = next(r for r in web.requests if r.path == "/apart")
+    assert seen.header("X-Key") == f"Bearer {VALUE}"
+    assert seen.header("X-Echo") == forged
+    assert VALUE not in everything_stored(database, tmp_path)

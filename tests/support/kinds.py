@@ -69,3 +69,14 @@ def chatty(ctx: Any, lines: int = 300) -> int:
     for n in range(lines):
         ctx.log(f"line {n}")
     return lines
+
+
+def lone_surrogate(where: str = "message") -> None:
+    """Fail with a lone surrogate (half a character, which no database encoding can store) in
+    the message or in the category."""
+    from awe.engine.errors import StepError
+
+    half = "half a character: \ud800"
+    if where == "category":
+        raise StepError("a category no database can take", category=half, retryable=False)
+    raise StepError(half, category="odd", retryable=False)

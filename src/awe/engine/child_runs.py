@@ -9,6 +9,9 @@ one who pushed its workflow (engine/permissions.py). The reading side is :mod:`c
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +27,26 @@ from awe.storage.engine_models import Run, Step
 
 #: The category of a workflow step refused for nesting too deep (or too wide).
 TOO_DEEP = "workflow_depth"
-#: Child runs one transaction may start. Children start inside the transaction that readies
-#: their step, and theirs inside it too: without a bound, a few workflows that each call the
-#: next several times would start thousands of runs, holding the write lock all along.
+#: Child runs one pass of the engine over a run may start, its children's children included.
+#: Children start inside the transaction that readies their step, and theirs inside it too:
+#: without a bound, a few workflows that each call the next several times would start
+#: thousands of runs, holding the write lock all along.
 MAX_CHILDREN_PER_PASS = 100
-_STARTED = "awe_children_started"
+_pass = threading.local()
+
+
+@contextmanager
+def one_pass() -> Iterator[None]:
+    """The child runs started inside, in this thread, count towards one MAX_CHILDREN_PER_PASS
+    (nested inside another pass, as a child's own pass is, they count towards the outer one)."""
+    if getattr(_pass, "started", None) is not None:
+        yield
+        return
+    _pass.started = 0
+    try:
+        yield
+    finally:
+        _pass.started = None
 
 
 def start_child(
@@ -89,11 +107,8 @@ def start_child(
 def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, now: datetime) -> str:
     key = step["step_key"]
     settings = settings_of(conn)
-    started = conn.info.get(_STARTED)
-    if started is None or started[0] is not conn.get_transaction():
-        started = conn.info[_STARTED] = [conn.get_transaction(), 0]
-    started[1] += 1
-    if started[1] > MAX_CHILDREN_PER_PASS:
+    _pass.started = (getattr(_pass, "started", None) or 0) + 1
+    if _pass.started > MAX_CHILDREN_PER_PASS:
         raise StepError(
             f"step {key}: more than {MAX_CHILDREN_PER_PASS} child runs would start at once"
             " (workflows that call others many times over); call fewer, or split the work",

@@ -30,7 +30,8 @@ from awe.engine.spec import (
     workflow_step_problems,
 )
 from awe.engine.template_refs import TemplateSyntaxError, analyse
-from awe.engine.templating import ENVIRONMENT, has_template
+from awe.engine.template_sandbox import ENVIRONMENT
+from awe.engine.templating import has_template
 
 TOP_KEYS = frozenset(
     {

@@ -13,8 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from awe.core.config import Settings
-from awe.core.errors import PermissionDenied
+from awe.core.errors import PermissionDenied, ValidationFailed
+from awe.core.logging import get_logger
 from awe.engine.registry import Registry
+
+log = get_logger("permissions")
 
 
 def member_capabilities(settings: Settings, registry: Registry) -> frozenset[str]:
@@ -23,7 +26,12 @@ def member_capabilities(settings: Settings, registry: Registry) -> frozenset[str
         return frozenset(k.strip() for k in settings.member_kinds.split(",") if k.strip())
     allowed = set()
     for name in registry.names():
-        if not registry.info(name).privileged:
+        try:
+            info = registry.info(name)
+        except ValidationFailed as exc:  # a plugin that cannot load: no one may use it
+            log.warning("step kind not available", kind=name, error=str(exc))
+            continue
+        if not info.privileged:
             allowed.add(name)
     return frozenset(allowed)
 

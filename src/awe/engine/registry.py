@@ -108,7 +108,13 @@ class Registry:
                 point = self._entry_points().get(name)
                 if point is None:
                     raise ValidationFailed(f"unknown step kind {name!r}")
-                self._kinds[name] = point.load()
+                try:
+                    self._kinds[name] = point.load()
+                except Exception as exc:  # noqa: BLE001 - a broken plugin is that kind's problem
+                    raise ValidationFailed(
+                        f"step kind {name!r} could not be loaded ({point.value}):"
+                        f" {type(exc).__name__}: {exc}"
+                    ) from None
             return self._kinds[name]
 
     def info(self, name: str) -> KindInfo:

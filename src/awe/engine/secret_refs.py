@@ -7,8 +7,8 @@ step's id, the name and a nonce drawn for that rendering and kept in the step's 
 merely looks like one (from a run's inputs, another step's output, or a reference copied from an
 earlier rendering of this step) stays text. Right before the step runs, the worker replaces the
 references with the values, and from then on masks every occurrence of those values as ``***`` in
-what the step logs, outputs or fails with: the value itself, each of its lines, and the forms it
-takes inside JSON and URLs.
+what the step logs, outputs or fails with: the value itself, each of its lines, the forms it
+takes inside JSON and URLs, and its beginning at the end of a text cut short.
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ def resolve(
 #: Forms of a value shorter than this are not masked on their own (a line of a key, say "-----"):
 #: masking them would blank ordinary text. The value itself is always masked.
 MIN_FORM = 6
+#: The shortest beginning of a secret masked where a text ends.
+MIN_PARTIAL = 4
 
 
 def forms(value: str) -> set[str]:
@@ -144,6 +146,19 @@ def forms(value: str) -> set[str]:
     derived.update(line.strip() for line in value.splitlines())
     found.update(form for form in derived if len(form) >= MIN_FORM)
     return found
+
+
+def _cut_at_end(text: str, value: str) -> int:
+    """The length of the longest beginning of ``value`` (MIN_PARTIAL characters or more) that
+    ``text`` ends with; 0 when there is none."""
+    start = max(len(text) - len(value) + 1, 0)
+    while True:
+        start = text.find(value[0], start)
+        if start < 0 or len(text) - start < MIN_PARTIAL:
+            return 0
+        if value.startswith(text[start:]):
+            return len(text) - start
+        start += 1
 
 
 class Masker:
@@ -158,10 +173,15 @@ class Masker:
         return bool(self.values)
 
     def text(self, text: str) -> str:
-        """``text`` with the values masked."""
+        """``text`` with the values masked, and a value's beginning where the text ends (text
+        cut short, say at a length limit, may end inside a secret)."""
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
+        for value in self.values:
+            cut = _cut_at_end(text, value)
+            if cut:
+                text = text[:-cut] + MASK
         return text
 
     def value(self, item: Any) -> Any:

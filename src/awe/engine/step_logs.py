@@ -5,7 +5,7 @@ secrets masked (before cutting, so a value straddling the cut leaves nothing of 
 privacy mode, scrubbed; no write transaction ever waits on any of that. The worker writes them
 every quarter of a second, and a step's last ones with its result, in order: a flush in progress
 finishes before a result takes its step's lines, so a step's logs always commit before its final
-state.
+state. While the database is out, a worker holds at most MAX_HELD lines.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from awe.storage import privacy
 from awe.storage.database import Database
 
 LEVELS = frozenset({"debug", "info", "warning", "error"})
+#: Lines a worker holds at most: while the database is out, what its steps log past this is
+#: dropped (and counted, in a note that comes with the step's result), not kept in memory.
+MAX_HELD = 50_000
 Emit = Callable[[str, str, str, dict[str, Any] | None], None]
 
 
@@ -31,6 +34,8 @@ class StepLogs:
         self.db = db
         self.clock = clock
         self._lines: list[dict[str, Any]] = []
+        # Per claim, the lines it logged while the buffer was full (a note about them).
+        self._dropped: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
 
@@ -54,7 +59,11 @@ class StepLogs:
                 "created_at": self.clock.now(),
             }
             with self._lock:
-                self._lines.append(line)
+                if len(self._lines) < MAX_HELD:
+                    self._lines.append(line)
+                    return
+                noted = self._dropped.setdefault(token, {**line, "message": "", "data": None})
+                noted["data"] = {"dropped": ((noted["data"] or {}).get("dropped", 0)) + 1}
 
         return emit
 
@@ -65,6 +74,7 @@ class StepLogs:
             mine = [e for e in self._lines if e["_token"] in wanted]
             if mine:
                 self._lines = [e for e in self._lines if e["_token"] not in wanted]
+            mine += [_dropped_note(self._dropped.pop(t)) for t in tokens if t in self._dropped]
         found: dict[str, list[dict[str, Any]]] = {token: [] for token in tokens}
         for line in mine:
             found[line["_token"]].append(_public(line))
@@ -84,6 +94,16 @@ class StepLogs:
                 with self._lock:
                     self._lines[:0] = batch
                 raise
+
+
+def _dropped_note(noted: dict[str, Any]) -> dict[str, Any]:
+    count = noted["data"]["dropped"]
+    return {
+        **noted,
+        "level": "warning",
+        "message": f"{count:,} log lines were dropped: the worker could not write them in time"
+        f" (the database was out) and holds at most {MAX_HELD:,}",
+    }
 
 
 def _public(line: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
-from awe.engine.templating import ENVIRONMENT
+from awe.engine.template_sandbox import ENVIRONMENT
 
 ROOTS = ("inputs", "steps", "item", "secrets")
 

@@ -157,7 +157,7 @@ def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None)
     steps = {row.step_key: dict(row._mapping) for row in rows}
     events: list[dict[str, Any]] = []
     woken: set[str] = set()
-    with templating.shared_budget(ADVANCE_TEMPLATE_SECONDS):
+    with templating.shared_budget(ADVANCE_TEMPLATE_SECONDS), child_runs.one_pass():
         _ready_what_can_run(conn, run, steps, now, events, woken)
     open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
     if not open_steps:

@@ -66,6 +66,10 @@ class _InFlight:
     #: Masks the values of the secrets this step was given, in everything it reports.
     masker: Masker = field(default_factory=lambda: Masker([]))
     future: Future[None] | None = None
+    #: Its outcome is waiting to be recorded: the recorder may hold its row locked, so the
+    #: heartbeat leaves it alone (a renewal would wait for that whole transaction, and the
+    #: leases of the steps still running with it).
+    finished: bool = False
 
 
 class Worker:
@@ -222,6 +226,7 @@ class Worker:
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
                 outcome = self._outcome(entry)
+            entry.finished = True
             self._results.put((step, outcome))
             recorded = True
         finally:
@@ -421,7 +426,7 @@ class Worker:
 
     def _heartbeat(self) -> None:
         with self._lock:
-            entries = dict(self._inflight)
+            entries = {t: e for t, e in self._inflight.items() if not e.finished}
         with self.db.write() as conn:
             # Read the clock once the write lock is held: waiting for it must not shorten the
             # lease being renewed.

@@ -179,23 +179,25 @@ def login(
 ) -> TokenPair:
     """Check the password and open a session; throttled per account and per address.
 
-    Each attempt takes its number before the password is checked (services/throttle.py), so
-    parallel guesses cannot get more than the limit checked.
+    Each attempt takes its number under the account and the address before the password is
+    checked (services/throttle.py), so parallel guesses cannot get more than the limit checked;
+    a successful login gives the address its number back.
     """
     address = email.strip().lower()
     now = utcnow()
     keys = throttle.keys(address, actor.ip)
     with db.read() as conn:
         locked = throttle.locked_until(conn, keys, now)
-    account = None
+    attempts: list[throttle.Attempt] = []
     if locked is None:
         with db.write() as conn:
-            account = throttle.reserve(conn, settings, keys[0], now)
-    if account is None or account.refused(now):
+            attempts = [throttle.reserve(conn, settings, key, now) for key in keys]
+    refused = [a for a in attempts if a.refused(now)]
+    if not attempts or refused:
         audit.failed_token(
             db, "login_locked", email=address, ip=actor.ip, detail="login refused during a lockout"
         )
-        until = locked or (account.locked_until if account else None)
+        until = locked or max((a.locked_until for a in refused if a.locked_until), default=None)
         wait = (until - now).total_seconds() if until else settings.login_lockout_seconds
         raise TooManyRequests(
             "too many failed logins; try again later", retry_after=max(1, int(wait))
@@ -207,11 +209,10 @@ def login(
     )
     if user is None or not valid or not user.is_active:
         with db.write() as conn:
-            spent = [account]
-            if len(keys) > 1:  # the address counts its failures
-                spent.append(throttle.reserve(conn, settings, keys[1], now))
-            newly_locked = [a.key for a in spent if throttle.lock_if_spent(conn, settings, a, now)]
-            if account.number == 1:
+            newly_locked = [
+                a.key for a in attempts if throttle.lock_if_spent(conn, settings, a, now)
+            ]
+            if attempts[0].number == 1:
                 throttle.purge(conn, settings, now)
         audit.security_event(
             db,
@@ -232,7 +233,7 @@ def login(
         raise AuthenticationFailed("wrong email or password")
     session_id, jti = new_id(), new_id()
     with db.write() as conn:
-        throttle.succeeded(conn, account)
+        throttle.succeeded(conn, attempts)
         conn.execute(
             insert(AuthSession).values(
                 id=session_id,

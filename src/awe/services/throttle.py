@@ -1,11 +1,12 @@
 """Login throttling: failed attempts counted per account and per address, lockouts, in the
 database so every API process enforces them.
 
-An attempt on an account is counted *before* its password is checked, with one atomic upsert:
-parallel guesses each take their own number, so no more than the limit of them are ever checked
-in a window, and two first attempts at once never collide; a successful login starts the
-account afresh. An address counts its failures only (an office's many successful logins do not
-lock it), each with one upsert too. A key that is locked is refused before anything is counted.
+An attempt is counted under its account and its address *before* its password is checked, with
+one atomic upsert each: parallel guesses each take their own numbers, so no more than the limit
+of them are ever checked in a window, and two first attempts at once never collide. A successful
+login starts the account afresh and gives the address its number back, so an address counts its
+failures (and the attempts still in flight) only: an office's many successful logins do not lock
+it. A key that is locked is refused before anything is counted.
 """
 
 from __future__ import annotations
@@ -90,9 +91,17 @@ def lock_if_spent(conn: Connection, settings: Settings, attempt: Attempt, now: d
     return True
 
 
-def succeeded(conn: Connection, account: Attempt) -> None:
-    """A successful login: the account starts afresh."""
+def succeeded(conn: Connection, attempts: list[Attempt]) -> None:
+    """A successful login: the account starts afresh, and the address gets its number back (it
+    counts failures only)."""
+    account, *addresses = attempts
     conn.execute(delete(AuthThrottle).where(AuthThrottle.key == account.key))
+    for attempt in addresses:
+        conn.execute(
+            update(AuthThrottle)
+            .where(AuthThrottle.key == attempt.key, AuthThrottle.failures > 0)
+            .values(failures=AuthThrottle.failures - 1)
+        )
 
 
 def purge(conn: Connection, settings: Settings, now: datetime) -> None:

@@ -17,6 +17,7 @@ Text columns also drop NUL characters (PostgreSQL refuses them in text), on ever
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,8 +101,15 @@ def readable(value: Any) -> Any:
 
 
 def clean_text(value: str) -> str:
-    """``value`` without NUL characters (PostgreSQL refuses them in text)."""
-    return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    """``value`` without NUL characters (PostgreSQL refuses them in text) and lone surrogates
+    (half characters, as ``surrogateescape`` decoding leaves: no database encoding holds them),
+    each replaced by U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", NUL_REPLACEMENT)
+    return _SURROGATES.sub(NUL_REPLACEMENT, value)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def _sealer() -> Sealer:
@@ -158,7 +166,7 @@ class SealedText(TypeDecorator[str]):
         if not _state.sealing:
             text = clean_text(value)
             return LITERAL_TEXT + text if text.startswith((SEALED_TEXT, LITERAL_TEXT)) else text
-        return SEALED_TEXT + _sealer().seal(value.encode(), purpose=self.purpose)
+        return SEALED_TEXT + _sealer().seal(clean_text(value).encode(), purpose=self.purpose)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         """The text, opened if it was sealed."""

@@ -7,8 +7,9 @@ PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass over each o
 
 Every claim gets a fresh lease token; heartbeat, completion, failure and release name it, so a
 worker can only ever act on the very claim it made. On PostgreSQL, lease times are the
-database's clock (``now()``), not the worker's: a worker whose clock runs ahead cannot take a
-live lease, one whose clock lags cannot keep a dead one. (SQLite is one machine: one clock.)
+database's clock (``clock_timestamp()``), not the worker's: a worker whose clock runs ahead
+cannot take a live lease, one whose clock lags cannot keep a dead one. (SQLite is one machine:
+one clock.)
 """
 
 from __future__ import annotations
@@ -71,9 +72,14 @@ _PG_LOCK = "FOR UPDATE SKIP LOCKED"
 _TOKEN = {"postgresql": "md5(random()::text || clock_timestamp()::text || id)",
           "sqlite": "lower(hex(randomblob(16)))"}  # fmt: skip
 # When a lease taken (or renewed) now ends: the database's clock on PostgreSQL.
-_EXPIRES = {"postgresql": "now() + :lease_seconds * interval '1 second'", "sqlite": ":expires"}
+# clock_timestamp(), not now(): now() is when the transaction began, and a heartbeat that
+# waited for a row lock longer than the lease would set an expiry already past.
+_EXPIRES = {
+    "postgresql": "clock_timestamp() + :lease_seconds * interval '1 second'",
+    "sqlite": ":expires",
+}
 # "Now" for lease comparisons.
-_NOW = {"postgresql": "now()", "sqlite": ":now"}
+_NOW = {"postgresql": "clock_timestamp()", "sqlite": ":now"}
 
 
 def _clock(conn: Connection, table: dict[str, str]) -> str:

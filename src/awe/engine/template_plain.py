@@ -1,0 +1,153 @@
+"""Which templates are *plain*: cheap enough, whatever the data, to render inside the engine.
+
+A plain template only reads values and passes them through filters whose cost grows with the
+size of what they read: ``{{ inputs.name }}``, ``{{ steps.fetch.output.items | map(attribute='id')
+| join(', ') }}``, ``{{ 'yes' if steps.check.status == 'succeeded' else 'no' }}``. What it reads
+is JSON the engine stored (trees of bounded size), so its cost is bounded by that size.
+
+Anything else (statements, literals, calls, arithmetic that can repeat, filters that pad, format
+or scan with regular expressions) may build values far larger than what it reads, or run for a
+long time inside one C call, where no time budget can interrupt it. Those render in a separate
+process with a memory limit that is killed when its time is up (engine/template_child.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+
+from awe.engine.template_sandbox import ENVIRONMENT
+
+#: Filters whose cost and output grow with their input's size (and no faster), with the
+#: keyword arguments they may take in a plain template. ``map`` only by ``attribute=``: by name
+#: it could apply any filter.
+_FILTERS: dict[str, frozenset[str]] = {
+    name: frozenset(keywords)
+    for name, keywords in {
+        "abs": (),
+        "attr": (),
+        "capitalize": (),
+        "count": (),
+        "d": ("boolean",),
+        "default": ("boolean",),
+        "dictsort": ("case_sensitive", "by", "reverse"),
+        "e": (),
+        "escape": (),
+        "first": (),
+        "float": ("default",),
+        "fromjson": (),
+        "int": ("default", "base"),
+        "items": (),
+        "join": ("attribute",),
+        "last": (),
+        "length": (),
+        "list": (),
+        "lower": (),
+        "map": ("attribute", "default"),
+        "max": ("case_sensitive", "attribute"),
+        "min": ("case_sensitive", "attribute"),
+        "reject": (),
+        "rejectattr": (),
+        "replace": (),
+        "reverse": (),
+        "round": ("precision", "method"),
+        "select": (),
+        "selectattr": (),
+        "shquote": (),
+        "sort": ("reverse", "case_sensitive", "attribute"),
+        "string": (),
+        "sum": ("attribute", "start"),
+        "title": (),
+        "tojson": (),
+        "trim": ("chars",),
+        "truncate": ("length", "killwords", "end", "leeway"),
+        "unique": ("case_sensitive", "attribute"),
+        "upper": (),
+        "urlencode": (),
+        "wordcount": (),
+    }.items()
+}
+#: Positional arguments a plain ``map`` / ``tojson`` may take (others: any number).
+_MAX_ARGS = {"map": 0, "tojson": 0}
+#: Expressions that read, compare, choose or compute without repeating anything.
+_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Slice,
+    nodes.CondExpr,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.Concat,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Div,
+    nodes.FloorDiv,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Keyword,
+)
+#: How many values a plain template may read: each can at most be copied into what it gives.
+MAX_READS = 4
+#: The largest constant a plain template may hold (a string's length, a number).
+_MAX_CONSTANT = 1000
+
+
+@functools.lru_cache(maxsize=4096)
+def is_plain(source: str) -> bool:
+    """True when ``source`` may render inside the engine (see the module's docstring)."""
+    try:
+        tree = ENVIRONMENT.parse(source)
+    except TemplateSyntaxError:
+        return True  # rendering it reports the syntax error; nothing runs
+    reads = 0
+    for node in tree.find_all(nodes.Node):
+        if not isinstance(node, _NODES):
+            return False
+        if isinstance(node, nodes.Name):
+            reads += 1
+        if not _plain_node(node):
+            return False
+    return reads <= MAX_READS
+
+
+def _plain_node(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Const):
+        return _small(node.value)
+    if isinstance(node, nodes.Filter | nodes.Test):
+        return _plain_call(node)
+    return True
+
+
+def _small(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= _MAX_CONSTANT
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        return abs(value) <= _MAX_CONSTANT
+    return False
+
+
+def _plain_call(node: nodes.Filter | nodes.Test) -> bool:
+    if node.dyn_args is not None or node.dyn_kwargs is not None:
+        return False
+    if isinstance(node, nodes.Test):
+        return True  # tests answer true or false from what they are given
+    keywords = _FILTERS.get(node.name)
+    if keywords is None:
+        return False
+    if len(node.args) > _MAX_ARGS.get(node.name, len(node.args)):
+        return False
+    return all(keyword.key in keywords for keyword in node.kwargs)

@@ -1,0 +1,85 @@
+"""Templates that are not plain render in a child process: it holds none of the worker's
+settings or secrets, it is killed when late and replaced, and the great majority of templates
+(plain ones) never need it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from awe.engine import template_child
+from awe.engine.errors import StepError
+from awe.engine.template_plain import is_plain
+from awe.engine.templating import render
+
+STALL = (
+    "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}"
+    "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}"
+)
+
+
+def test_the_template_process_inherits_no_settings_or_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started while the worker's environment holds the admin token, a provider key and the
+    database URL, the child's own environment (read from /proc) holds none of them: only what
+    starting Python needs."""
+    monkeypatch.setenv("AWE_ADMIN_TOKEN", "admin-token-that-must-not-leak-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    monkeypatch.setenv("AWE_DATABASE_URL", "postgresql://u:p@db/awe")
+    child = template_child._Child()
+    try:
+        raw = Path(f"/proc/{child.process.pid}/environ").read_bytes()
+    finally:
+        child.kill()
+    names = {entry.split(b"=", 1)[0].decode() for entry in raw.split(b"\0") if entry}
+    assert names <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH"}, names
+    assert b"must-not-leak" not in raw
+    assert b"postgresql://" not in raw
+
+
+def test_a_late_child_is_killed_and_the_next_template_gets_a_new_one() -> None:
+    """A comparison that would run for years in one C call fails as too costly once its time
+    (and a second's grace) is up; the child that ran it is gone, and the next template renders
+    at once in another."""
+    render("{% if true %}warm{% endif %}", {}, where="warm")
+    before = {id(child) for child in template_child._idle}
+    started = time.monotonic()
+    with pytest.raises(StepError) as failed:
+        render(STALL, {}, where="step s: with.v")
+    took = time.monotonic() - started
+    assert "too costly: rendering took longer than 0.5 s" in failed.value.message
+    assert failed.value.category == "validation"
+    assert took < 1.5 + 2  # its half second, the grace, and the kill
+    assert not before & {id(child) for child in template_child._idle}
+    assert render("{% if true %}{{ 6 * 7 }}{% endif %}", {}, where="after") == "42"
+
+
+@pytest.mark.parametrize(
+    ("template", "plain"),
+    [
+        ("{{ inputs.name }}", True),
+        ("{{ steps.fetch.output.items | map(attribute='id') | join(', ') }}", True),
+        ("{{ 'yes' if steps.check.status == 'succeeded' else 'no' }}", True),
+        ("https://{{ inputs.host }}/{{ item.path | urlencode }}", True),
+        ("{{ inputs.n + 1 }}", True),
+        ("{{ inputs.a ~ inputs.b ~ inputs.c ~ inputs.d ~ inputs.e }}", False),  # five reads
+        ("{% if inputs.x %}a{% endif %}", False),  # a statement
+        ("{{ [inputs.x, inputs.x] }}", False),  # a literal
+        ("{{ inputs.x.upper() }}", False),  # a call
+        ("{{ inputs.x * 3 }}", False),  # a repetition
+        ("{{ '%s' % inputs.x }}", False),  # a format
+        ("{{ inputs.x | join('-' * 2) }}", False),  # a repetition inside a filter's argument
+        ("{{ inputs.x | center(80) }}", False),  # a padding filter
+        ("{{ inputs.x | map('upper') | list }}", False),  # map by filter name
+        ("{{ inputs.x | tojson(indent=100) }}", False),  # tojson that pads
+        ("{{ inputs.x | striptags }}", False),  # a regular expression that can backtrack
+    ],
+)
+def test_only_plain_templates_render_in_the_engine(template: str, plain: bool) -> None:
+    """Reading values, choosing between them and passing them through filters whose cost grows
+    with their input is plain; statements, literals, calls, repetition, formats, padding and
+    filters that scan with backtracking expressions are not."""
+    assert is_plain(template) is plain
