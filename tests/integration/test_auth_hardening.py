@@ -41,9 +41,14 @@ def api_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, login_max_failures=5, registration_open=True)
 
 
-def at_once(database: Database, settings: Settings, logins: list[tuple[str, str]]) -> Counter[str]:
-    """Log in with every (email, ip) pair at the same moment, each with a wrong password; how
-    many ended in 401, 429, or anything else (which is what these tests hunt)."""
+def at_once(
+    database: Database,
+    settings: Settings,
+    logins: list[tuple[str, str]],
+    password: str = "wrong guess",  # noqa: S107 - a test's wrong password
+) -> Counter[str]:
+    """Log in with every (email, ip) pair at the same moment, each with ``password``; how many
+    ended in ok, 401, 429, or anything else (which is what these tests hunt)."""
     outcomes: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(len(logins))
@@ -55,7 +60,7 @@ def at_once(database: Database, settings: Settings, logins: list[tuple[str, str]
                 database,
                 settings,
                 email=email,
-                password="wrong guess",
+                password=password,
                 actor=Actor("anonymous", ip=ip),
             )
             result = "ok"
@@ -97,6 +102,24 @@ def test_parallel_guesses_from_one_address_at_many_accounts_stop_at_its_limit(
     settings = make_settings(tmp_path, login_max_failures_per_ip=4, login_max_failures=50)
     logins = [(f"user{n}@example.com", "203.0.113.9") for n in range(40)]
     assert at_once(database, settings, logins) == {"401": 4, "429": 36}
+
+
+def test_a_burst_of_good_logins_from_one_address_leaves_nothing_counted(
+    database: Database, tmp_path: Path
+) -> None:
+    """30 right passwords at once from one address whose limit is 3: those past the limit while
+    the others are checked are refused (429), the rest log in, and afterwards the address holds
+    no count at all: neither the logins nor the refusals were failures."""
+    settings = make_settings(tmp_path, login_max_failures_per_ip=3, login_max_failures=50)
+    auth.create_user(database, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
+    logins = [("ada@example.com", "198.51.100.20")] * 30
+    outcomes = at_once(database, settings, logins, password=PASSWORD)
+    assert set(outcomes) == {"ok", "429"}, outcomes
+    with database.read() as conn:
+        counted = conn.execute(
+            select(AuthThrottle.failures).where(AuthThrottle.key == "ip:198.51.100.20")
+        ).scalar()
+    assert counted in (None, 0)
 
 
 def test_a_right_password_within_the_limit_starts_afresh(

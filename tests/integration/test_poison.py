@@ -51,6 +51,9 @@ POISON = {
     ),
     # Three gigabytes at once.
     "memory": ("{{ ((' ' * 1000000).join([''] * 3000)) | length }}", "more memory"),
+    # A test and a filter that compute in C from what they are given: 10 GB, 10 ** 10**8.
+    "divisibleby": ("{{ '%09999999999d' is divisibleby 1 }}", "more memory"),
+    "round": ("{{ 1.5 | round('100000000' | int, 'floor') }}", "too costly"),
     # Widths that come from a value, or sit behind a mapping key.
     "nested_width": ("{{ '{0:>{1}}'.format('a', '2000000') }}", "may not come from a value"),
     "keyed_width": ("{{ '%(a)2000000s' % {'a': 'x'} }}", "too large"),

@@ -287,8 +287,11 @@ def test_a_secret_in_a_template_rendered_apart_reaches_the_step_and_nothing_else
 ) -> None:
     """A template with a statement renders in the separate template process, which never sees
     the value: the step still sends the real secret, while text in an input shaped like a
-    reference (whatever its tag) reaches the server as that text."""
+    reference (whatever its tag) reaches the server as that text, and so does a reference the
+    template made to one secret and renamed to another."""
     secrets.set_secret(database, settings, project=None, name="T", value=VALUE, actor=SYSTEM)
+    other = "db-password-that-was-never-asked-for"
+    secrets.set_secret(database, settings, project=None, name="DB", value=other, actor=SYSTEM)
     forged = "[[secret:T:0123456789abcdef]]"
     run_id = engine.submit(
         {
@@ -303,6 +306,8 @@ def test_a_secret_in_a_template_rendered_apart_reaches_the_step_and_nothing_else
                         "headers": {
                             "X-Key": "{% if true %}Bearer {{ secrets.T }}{% endif %}",
                             "X-Echo": "{% if true %}{{ inputs.x }}{% endif %}",
+                            "X-Renamed": "{% set s %}{{ secrets.T }}{% endset %}"
+                            "{{ s | replace(':T:', ':DB:') }}",
                         },
                     },
                 }
@@ -315,4 +320,7 @@ def test_a_secret_in_a_template_rendered_apart_reaches_the_step_and_nothing_else
     seen = next(r for r in web.requests if r.path == "/apart")
     assert seen.header("X-Key") == f"Bearer {VALUE}"
     assert seen.header("X-Echo") == forged
+    renamed = seen.header("X-Renamed") or ""
+    assert renamed.startswith("[[secret:DB:"), renamed
+    assert other not in str(web.requests)
     assert VALUE not in everything_stored(database, tmp_path)

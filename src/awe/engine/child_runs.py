@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from awe.core.errors import ValidationFailed
 from awe.engine import children, permissions, reopen, states, transitions
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, state_event
@@ -130,9 +131,16 @@ def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, no
             children.untrusted_child(key, stored), category="permission", retryable=False
         )
     if not stored.trusted:
-        refused = permissions.refused_steps(
-            stored.spec["steps"], settings=settings, registry=default_registry
-        )
+        try:
+            refused = permissions.refused_steps(
+                stored.spec["steps"], settings=settings, registry=default_registry
+            )
+        except ValidationFailed as exc:  # a kind it uses cannot be loaded
+            raise StepError(
+                f"step {key}: workflow {stored.name!r}: {exc}",
+                category="validation",
+                retryable=False,
+            ) from None
         if refused:
             raise StepError(
                 f"step {key}: workflow {stored.name!r} was pushed by a member: "

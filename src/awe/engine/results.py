@@ -161,7 +161,8 @@ def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
     row = conn.execute(select(Step.run_id).where(Step.id == step_id)).one_or_none()
     if row is None:
         return None
-    lock_run(conn, row.run_id)
+    if lock_run(conn, row.run_id, skip_locked=True) is None:
+        return None  # being changed right now (its result recorded, say): see at the next beat
     if not queue_sql.lease_expired(conn, step_id=step_id, now=now):
         return None  # completed or heartbeated meanwhile
     current = conn.execute(

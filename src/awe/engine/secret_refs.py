@@ -72,6 +72,28 @@ class SecretRefs:
         return SecretRef(f"[[secret:{name}:{tag}]]")
 
 
+class RenderRefs:
+    """The ``secrets`` of a template rendered in the template process (engine/template_child.py),
+    which has no instance key: each name gives a reference tagged with ``render_tag`` under a
+    key drawn for that one rendering. The engine turns the references whose tag is right for
+    their name into the step's own, so renaming one (``replace(':A:', ':B:')``) gains nothing."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __getitem__(self, name: str) -> SecretRef:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise KeyError(name)
+        return SecretRef(f"[[secret:{name}:{render_tag(self._key, name)}]]")
+
+
+def render_tag(key: str, name: str) -> str:
+    """The tag of the reference to ``name`` in the rendering whose key is ``key``."""
+    return hmac.new(key.encode(), name.encode(), "sha256").hexdigest()[:16]
+
+
 def referenced(value: Any) -> set[str]:
     """The secret names referenced anywhere in ``value`` (tags not checked)."""
     found: set[str] = set()
@@ -134,18 +156,21 @@ def resolve(
 #: Forms of a value shorter than this are not masked on their own (a line of a key, say "-----"):
 #: masking them would blank ordinary text. The value itself is always masked.
 MIN_FORM = 6
-#: The shortest beginning of a secret masked where a text ends.
-MIN_PARTIAL = 4
+#: The shortest beginning of a secret masked where a text ends (shorter ones are too often
+#: ordinary text: "2024", "-----").
+MIN_PARTIAL = 8
 
 
 def forms(value: str) -> set[str]:
     """The ways ``value`` shows up in what a step reports: as it is, each of its lines, escaped
     inside JSON, and percent-encoded in a URL or a form."""
-    found = {value}
-    derived = {json.dumps(value)[1:-1], quote(value, safe=""), quote(value), quote_plus(value)}
-    derived.update(line.strip() for line in value.splitlines())
-    found.update(form for form in derived if len(form) >= MIN_FORM)
-    return found
+    found = {value} | _encodings(value)
+    found.update(line.strip() for line in value.splitlines())
+    return {form for form in found if form == value or len(form) >= MIN_FORM}
+
+
+def _encodings(value: str) -> set[str]:
+    return {json.dumps(value)[1:-1], quote(value, safe=""), quote(value), quote_plus(value)}
 
 
 def _cut_at_end(text: str, value: str) -> int:
@@ -168,6 +193,9 @@ class Masker:
         every = {form for v in secret_values if v for form in forms(v)}
         # Longest first, so a value containing another is masked whole.
         self.values = sorted(every, key=len, reverse=True)
+        # Where a text ends inside a value: the value or its encodings (not single lines).
+        whole = {form for v in secret_values if v for form in {v} | _encodings(v)}
+        self.beginnings = sorted(whole, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self.values)
@@ -178,7 +206,7 @@ class Masker:
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
-        for value in self.values:
+        for value in self.beginnings:
             cut = _cut_at_end(text, value)
             if cut:
                 text = text[:-cut] + MASK

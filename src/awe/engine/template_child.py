@@ -11,6 +11,7 @@ The child gets the template, the JSON data it may read (sent once and kept while
 rendering with the same data, as the items of a ``for_each`` do) and the item, and answers with
 the value or the failure. It is started with an environment of its own that holds none of the
 worker's settings or secrets; it never sees a secret's value, only the names (see templating.py).
+It dies with its parent, and each template may use only its own time of CPU.
 
 Children are kept in a small pool per process and started when first needed.
 """
@@ -19,31 +20,38 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import resource
 import select
+import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 from awe.engine.template_sandbox import OUT_OF_MEMORY, TemplateFailed, render_here, too_costly
 
 #: The address space a child may use.
 CHILD_MEMORY = 2 * 1024**3
-#: How long a child may take to start (once per child, not counted against templates).
-STARTUP_SECONDS = 60.0
+#: How long a child may take to start (once per child and process; it counts against the
+#: time of the templates that wait for it).
+STARTUP_SECONDS = 10.0
 #: How much longer than a template's own time the parent waits for its answer.
 GRACE_SECONDS = 1.0
 #: Idle children kept for the next templates.
 MAX_IDLE = 4
 _HEADER = struct.Struct(">Q")
+_PR_SET_PDEATHSIG = 1
 #: Environment variables a child inherits: enough to start this Python, nothing else.
 _ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
+
+
+class Unavailable(Exception):
+    """No template process could be started (the machine is out of processes or memory)."""
 
 
 class _Late(Exception):
@@ -59,17 +67,18 @@ def render(
     data: dict[str, Any],
     *,
     item: list[Any],
-    token: str | None,
+    key: str | None,
     seconds: float,
     out_of_time: str,
 ) -> Any:
     """Render ``source`` in a child, reading ``data`` (and ``item``, when the list holds one);
-    ``token`` set makes ``secrets.NAME`` give ``[[secret:NAME:token]]``. TemplateFailed when it
-    fails, takes longer than ``seconds`` or runs out of memory."""
+    ``key`` set gives the template ``secrets`` whose references are tagged with it
+    (secret_refs.RenderRefs). TemplateFailed when it fails, takes longer than ``seconds`` or
+    runs out of memory; Unavailable when no child could be started."""
     request = {
         "source": source,
         "item": item,
-        "token": token,
+        "key": key,
         "seconds": seconds,
         "out_of_time": out_of_time,
     }
@@ -82,6 +91,9 @@ def render(
     except _Gone:
         child.kill()
         raise TemplateFailed(too_costly(source, OUT_OF_MEMORY)) from None
+    except BaseException:
+        child.kill()  # whatever went wrong, a child in an unknown state is not reused
+        raise
     _give_back(child)
     if "failed" in reply:
         raise TemplateFailed(str(reply["failed"]))
@@ -92,24 +104,27 @@ class _Child:
     """One child process and the data it holds."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "awe.engine.template_child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_child_environment(),
-            close_fds=True,
-        )
+        try:
+            # -P: nothing from the working directory is importable ahead of the installed awe.
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-m", "awe.engine.template_child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_child_environment(),
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise Unavailable(f"the template process could not start: {exc}") from None
         # The data objects it holds, kept so that their identity means the same data.
         self.holds: list[Any] | None = None
         try:
             ready = self._receive(time.monotonic() + STARTUP_SECONDS)
         except (_Late, _Gone):
-            self.kill()
-            raise TemplateFailed("the template process could not start") from None
+            ready = None
         if ready != {"ready": True}:
             self.kill()
-            raise TemplateFailed("the template process could not start")
+            raise Unavailable("the template process could not start")
 
     def ask(
         self, request: dict[str, Any], data: dict[str, Any], *, deadline: float
@@ -161,12 +176,11 @@ def _read_exactly(stream: IO[bytes], size: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     wanted = size
     descriptor = stream.fileno()
+    poller = select.poll()  # not select(): descriptors above 1024 are common in a busy API
+    poller.register(descriptor, select.POLLIN)
     while wanted:
         left = deadline - time.monotonic()
-        if left <= 0:
-            raise _Late
-        readable, _, _ = select.select([descriptor], [], [], left)
-        if not readable:
+        if left <= 0 or not poller.poll(left * 1000):
             raise _Late
         chunk = os.read(descriptor, min(wanted, 1 << 20))
         if not chunk:
@@ -225,10 +239,11 @@ os.register_at_fork(after_in_child=_forget_all)
 
 
 def _serve() -> None:
-    """The child: answer requests on stdin until it closes."""
+    """The child: answer requests on stdin until it closes (or its parent dies)."""
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+    _die_with_parent()
     # Imported here: the parent side of this module does not need the secret references.
-    from awe.engine.secret_refs import SecretRefs
+    from awe.engine.secret_refs import RenderRefs
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     _send(replies, {"ready": True})
@@ -244,9 +259,9 @@ def _serve() -> None:
         context = dict(data)
         if request["item"]:
             context["item"] = request["item"][0]
-        token = request["token"]
-        if token is not None:
-            context["secrets"] = SecretRefs(_always(token), "")
+        if request["key"] is not None:
+            context["secrets"] = RenderRefs(request["key"])
+        _limit_cpu(request["seconds"] + GRACE_SECONDS + 1)
         try:
             reply: dict[str, Any] = {
                 "ok": render_here(
@@ -258,9 +273,27 @@ def _serve() -> None:
         _send(replies, reply)
 
 
-def _always(token: str) -> Callable[[str], str]:
-    """A tagger that gives every reference the tag ``token`` (the parent replaces them)."""
-    return lambda _text: token
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (an orphan stuck in one C call would
+    otherwise run on); elsewhere, the CPU limit stops it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the request was made
+        sys.exit(0)
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Let the next template use at most ``seconds`` more of CPU time (then SIGXCPU)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(used + seconds) + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _send(stream: IO[bytes], message: dict[str, Any]) -> None:

@@ -69,6 +69,16 @@ _FILTERS: dict[str, frozenset[str]] = {
         "wordcount": (),
     }.items()
 }
+#: Tests that answer from a value's type or by comparing it (``divisibleby``, ``even`` and
+#: ``odd`` compute ``value % n``, which formats a string).
+_TESTS = frozenset(
+    {
+        "defined", "undefined", "none", "boolean", "false", "true", "integer", "float", "number",
+        "string", "mapping", "iterable", "sequence", "callable", "sameas", "escaped", "lower",
+        "upper", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt",
+        "greaterthan", ">", "ge", ">=", "in",
+    }
+)  # fmt: skip
 #: Positional arguments a plain ``map`` / ``tojson`` may take (others: any number).
 _MAX_ARGS = {"map": 0, "tojson": 0}
 #: Expressions that read, compare, choose or compute without repeating anything.
@@ -144,10 +154,25 @@ def _plain_call(node: nodes.Filter | nodes.Test) -> bool:
     if node.dyn_args is not None or node.dyn_kwargs is not None:
         return False
     if isinstance(node, nodes.Test):
-        return True  # tests answer true or false from what they are given
+        return node.name in _TESTS  # comparisons: as costly as reading what they compare
     keywords = _FILTERS.get(node.name)
     if keywords is None:
         return False
     if len(node.args) > _MAX_ARGS.get(node.name, len(node.args)):
         return False
-    return all(keyword.key in keywords for keyword in node.kwargs)
+    if not all(keyword.key in keywords for keyword in node.kwargs):
+        return False
+    # Arguments are small constants (a precision, a separator, an attribute name), except the
+    # fallback of default, which is only returned: an argument read from data could make the
+    # filter's cost grow with the product of two sizes (trim(chars), round(precision)).
+    arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
+    if node.name in ("d", "default"):
+        return True
+    if not all(isinstance(a, nodes.Const) for a in arguments):
+        return False
+    # select('odd'), selectattr('n', 'divisibleby', 3): the test they apply must be plain too.
+    named = {"select": 0, "reject": 0, "selectattr": 1, "rejectattr": 1}.get(node.name)
+    if named is not None and len(node.args) > named:
+        test = node.args[named]
+        return isinstance(test, nodes.Const) and test.value in _TESTS
+    return True

@@ -22,6 +22,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from types import FrameType
 from typing import Any
 
@@ -202,11 +203,14 @@ class TemplateFailed(Exception):
     where it is: the caller adds that)."""
 
 
-def render_here(source: str, context: dict[str, Any], seconds: float, out_of_time: str) -> Any:
+def render_here(
+    source: str, context: dict[str, Any], seconds: float | None, out_of_time: str = ""
+) -> Any:
     """Render the template ``source`` in this thread, stopping Python-level work after
-    ``seconds`` (the failure then says ``out_of_time``); TemplateFailed whatever goes wrong."""
+    ``seconds`` (the failure then says ``out_of_time``; None: no tracer, for plain templates,
+    whose work is bounded by what they read); TemplateFailed whatever goes wrong."""
     try:
-        with _Tracer(seconds, out_of_time):
+        with _Tracer(seconds, out_of_time) if seconds is not None else nullcontext():
             single = _SINGLE.match(source)
             if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
                 result = _expression(single["expr"])(**context)

@@ -9,11 +9,13 @@ passing them through filters, the great majority) render in this thread, in the 
 engine/template_sandbox.py; every other template renders in a child process with a memory limit,
 killed when its time is up (engine/template_child.py). Each template has half a second; the
 templates of one pass of the engine over a run share two seconds, plus a millisecond for each
-template, so a run whose templates are many or slow cannot hold a transaction long.
+template, twelve at most, so a run whose templates are many or slow cannot hold a transaction
+long.
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 import time
@@ -23,7 +25,7 @@ from typing import Any
 
 from awe.engine import template_child
 from awe.engine.errors import StepError
-from awe.engine.secret_refs import REFERENCE, SecretRefs
+from awe.engine.secret_refs import REFERENCE, SecretRefs, render_tag
 from awe.engine.template_plain import is_plain
 from awe.engine.template_sandbox import ENVIRONMENT, TemplateFailed, render_here, too_costly
 from awe.storage.privacy import readable
@@ -33,8 +35,10 @@ __all__ = ["ENVIRONMENT", "has_template", "render", "shared_budget", "truthy"]
 #: Seconds one template may take to render. Templates render when a step becomes ready, inside
 #: the transaction that readies it: this bounds how long one may hold it.
 TIME_BUDGET = 0.5
-#: What each template adds to the time the templates sharing a budget may take together.
+#: What each template adds to the time the templates sharing a budget may take together, and
+#: the most they may ever take together.
 PER_TEMPLATE_SECONDS = 0.001
+MAX_SHARED_SECONDS = 12.0
 _OUT_OF_TIME = f"rendering took longer than {TIME_BUDGET:g} s"
 _USED_UP = "this run's templates have used up their time"
 
@@ -70,10 +74,12 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
     started = time.monotonic()
     try:
         if is_plain(value):
-            return render_here(value, context, seconds, out_of_time)
+            return render_here(value, context, None)
         return _render_apart(value, context, seconds, out_of_time)
     except TemplateFailed as exc:
         raise _invalid(f"{where}: {exc}") from None
+    except template_child.Unavailable as exc:
+        raise StepError(f"{where}: {exc}", category="internal", retryable=True) from None
     finally:
         if budget is not None:
             budget.spent += time.monotonic() - started
@@ -81,29 +87,34 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
 
 def _render_apart(value: str, context: dict[str, Any], seconds: float, out_of_time: str) -> Any:
     """Render in a child process: it gets the data, the item and, instead of the secret
-    references (which need the instance key), a token it makes references with; they become
-    this rendering's references here."""
+    references (which need the instance key), a key it tags references with for this one
+    rendering; the ones whose tag is right become this step's references here."""
     refs = context.get("secrets")
-    token = secrets.token_hex(8) if isinstance(refs, SecretRefs) else None
+    key = secrets.token_hex(16) if isinstance(refs, SecretRefs) else None
     data = {k: v for k, v in context.items() if k not in ("secrets", "item")}
     item = [context["item"]] if "item" in context else []
     result = template_child.render(
-        value, data, item=item, token=token, seconds=seconds, out_of_time=out_of_time
+        value, data, item=item, key=key, seconds=seconds, out_of_time=out_of_time
     )
-    if token is None or not isinstance(refs, SecretRefs):
+    if key is None or not isinstance(refs, SecretRefs):
         return result
-    return _with_references(result, refs, token)
+    return _with_references(result, refs, key)
 
 
-def _with_references(value: Any, refs: SecretRefs, token: str) -> Any:
+def _with_references(value: Any, refs: SecretRefs, key: str) -> Any:
     if isinstance(value, str):
         return REFERENCE.sub(
-            lambda match: str(refs[match[1]]) if match[2] == token else match[0], value
+            lambda match: (
+                str(refs[match[1]])
+                if hmac.compare_digest(match[2], render_tag(key, match[1]))
+                else match[0]
+            ),
+            value,
         )
     if isinstance(value, dict):
-        return {k: _with_references(v, refs, token) for k, v in value.items()}
+        return {k: _with_references(v, refs, key) for k, v in value.items()}
     if isinstance(value, list):
-        return [_with_references(v, refs, token) for v in value]
+        return [_with_references(v, refs, key) for v in value]
     return value
 
 
@@ -123,7 +134,8 @@ class _Budget:
         self.spent = 0.0
 
     def left(self) -> float:
-        return self.seconds + PER_TEMPLATE_SECONDS * self.templates - self.spent
+        allowed = min(self.seconds + PER_TEMPLATE_SECONDS * self.templates, MAX_SHARED_SECONDS)
+        return allowed - self.spent
 
 
 _shared = threading.local()
@@ -132,8 +144,8 @@ _shared = threading.local()
 @contextmanager
 def shared_budget(seconds: float) -> Iterator[None]:
     """The templates rendered inside, in this thread, share ``seconds`` (plus a millisecond
-    each) of rendering time: time spent elsewhere (in the database) does not count. Nested
-    inside another, the outer budget holds."""
+    each, MAX_SHARED_SECONDS at most) of rendering time: time spent elsewhere (in the
+    database) does not count. Nested inside another, the outer budget holds."""
     if getattr(_shared, "budget", None) is not None:
         yield
         return

@@ -37,8 +37,9 @@ ADVANCE_TEMPLATE_SECONDS = 2.0
 # ------------------------------------------------------------------------------------ runs
 
 
-def lock_run(conn: Connection, run_id: str) -> Any:
-    """The run's row, locked for this transaction on PostgreSQL (SQLite is serialised already)."""
+def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any:
+    """The run's row, locked for this transaction on PostgreSQL (SQLite is serialised already);
+    with ``skip_locked``, None instead of waiting when another transaction holds it."""
     statement = select(
         Run.id,
         Run.status,
@@ -51,7 +52,7 @@ def lock_run(conn: Connection, run_id: str) -> Any:
         Run.depth,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(skip_locked=skip_locked)
     return conn.execute(statement).one_or_none()
 
 

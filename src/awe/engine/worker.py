@@ -43,6 +43,9 @@ from awe.storage.engine_models import Worker as WorkerRow
 
 log = get_logger("worker")
 T = TypeVar("T")
+#: How long one transaction recording results may go on taking more: advancing a run (its
+#: templates, its child runs) happens inside, and the write lock must come back to the others.
+RECORD_SECONDS = 1.0
 
 
 @dataclass
@@ -66,10 +69,6 @@ class _InFlight:
     #: Masks the values of the secrets this step was given, in everything it reports.
     masker: Masker = field(default_factory=lambda: Masker([]))
     future: Future[None] | None = None
-    #: Its outcome is waiting to be recorded: the recorder may hold its row locked, so the
-    #: heartbeat leaves it alone (a renewal would wait for that whole transaction, and the
-    #: leases of the steps still running with it).
-    finished: bool = False
 
 
 class Worker:
@@ -226,7 +225,6 @@ class Worker:
         try:
             with bind_context(run_id=step.run_id, step_id=step.step_key):
                 outcome = self._outcome(entry)
-            entry.finished = True
             self._results.put((step, outcome))
             recorded = True
         finally:
@@ -300,32 +298,19 @@ class Worker:
                 self._forget(step)
 
     def _record(self, batch: list[tuple[queue_sql.ClaimedStep, Outcome]]) -> None:
-        """Record a batch in one transaction, each result in a savepoint of its own: a result
-        that cannot be applied fails its own step, never the batch."""
+        """Record a batch in transactions of about RECORD_SECONDS each (one result at least),
+        each result in a savepoint of its own: a result that cannot be applied fails its own
+        step, never the batch; and however much advancing their runs costs (templates, child
+        runs), the write lock is never held for much more than one result's advance."""
         # Runs are locked in id order, so two workers' batches never deadlock on PostgreSQL.
         batch.sort(key=lambda item: (item[0].run_id, item[0].id))
         logs = self._logs.take([step.lease_token for step, _ in batch])
         refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
-
-        def write() -> None:
-            refused.clear()
-            with self.db.write() as conn:
-                now = self.clock.now()
-                pending: list[dict[str, Any]] = []
-                conn.info[events.EVENT_BUFFER] = pending
-                try:
-                    for step, outcome in batch:
-                        # A step's logs go in with its result, before its final state.
-                        pending.extend(logs[step.lease_token])
-                        try:
-                            self._apply_alone(conn, step, outcome, now, pending)
-                        except LeaseLost as exc:  # checked before any write of this step
-                            refused.append((step, exc))
-                finally:
-                    del conn.info[events.EVENT_BUFFER]
-                events.insert_tolerant(conn, pending)
-
-        self._retrying(write, "record step results", forever=True)
+        remaining = batch
+        while remaining:
+            write = functools.partial(self._record_some, remaining, logs, refused)
+            applied = self._retrying(write, "record step results", forever=True)
+            remaining = remaining[applied or len(remaining) :]
         for step, exc in refused:
             log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
         for step, outcome in batch:
@@ -337,6 +322,38 @@ class Worker:
                     category=outcome.failure.category,
                     error=outcome.failure.message[:500],
                 )
+
+    def _record_some(
+        self,
+        batch: list[tuple[queue_sql.ClaimedStep, Outcome]],
+        logs: dict[str, list[dict[str, Any]]],
+        refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]],
+    ) -> int:
+        """Record results from the start of ``batch`` in one transaction, until it has taken
+        RECORD_SECONDS; how many it recorded."""
+        count = 0
+        lost: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
+        with self.db.write() as conn:
+            started = time.monotonic()
+            now = self.clock.now()
+            pending: list[dict[str, Any]] = []
+            conn.info[events.EVENT_BUFFER] = pending
+            try:
+                for step, outcome in batch:
+                    # A step's logs go in with its result, before its final state.
+                    pending.extend(logs[step.lease_token])
+                    try:
+                        self._apply_alone(conn, step, outcome, now, pending)
+                    except LeaseLost as exc:  # checked before any write of this step
+                        lost.append((step, exc))
+                    count += 1
+                    if time.monotonic() - started > RECORD_SECONDS:
+                        break
+            finally:
+                del conn.info[events.EVENT_BUFFER]
+            events.insert_tolerant(conn, pending)
+        refused.extend(lost)  # only once committed: a retried transaction starts afresh
+        return count
 
     def _apply_alone(
         self,
@@ -426,7 +443,7 @@ class Worker:
 
     def _heartbeat(self) -> None:
         with self._lock:
-            entries = {t: e for t, e in self._inflight.items() if not e.finished}
+            entries = dict(self._inflight)
         with self.db.write() as conn:
             # Read the clock once the write lock is held: waiting for it must not shorten the
             # lease being renewed.

@@ -193,6 +193,9 @@ def login(
         with db.write() as conn:
             attempts = [throttle.reserve(conn, settings, key, now) for key in keys]
     refused = [a for a in attempts if a.refused(now)]
+    if refused:
+        with db.write() as conn:
+            throttle.give_back(conn, attempts)
     if not attempts or refused:
         audit.failed_token(
             db, "login_locked", email=address, ip=actor.ip, detail="login refused during a lockout"

@@ -4,9 +4,10 @@ database so every API process enforces them.
 An attempt is counted under its account and its address *before* its password is checked, with
 one atomic upsert each: parallel guesses each take their own numbers, so no more than the limit
 of them are ever checked in a window, and two first attempts at once never collide. A successful
-login starts the account afresh and gives the address its number back, so an address counts its
-failures (and the attempts still in flight) only: an office's many successful logins do not lock
-it. A key that is locked is refused before anything is counted.
+login starts the account afresh and gives the address its number back, and an attempt refused
+unchecked gives its numbers back too, so a key counts its failures (and the attempts still in
+flight) only: an office's many successful logins do not lock it. A key that is locked is refused
+before anything is counted.
 """
 
 from __future__ import annotations
@@ -96,7 +97,13 @@ def succeeded(conn: Connection, attempts: list[Attempt]) -> None:
     counts failures only)."""
     account, *addresses = attempts
     conn.execute(delete(AuthThrottle).where(AuthThrottle.key == account.key))
-    for attempt in addresses:
+    give_back(conn, addresses)
+
+
+def give_back(conn: Connection, attempts: list[Attempt]) -> None:
+    """These attempts were not failures (they succeeded, or were refused unchecked): their
+    numbers go back, so a key counts its failures and the attempts still in flight only."""
+    for attempt in attempts:
         conn.execute(
             update(AuthThrottle)
             .where(AuthThrottle.key == attempt.key, AuthThrottle.failures > 0)

@@ -275,21 +275,35 @@ def heartbeat(
     still held.
 
     A token missing from the result was taken away (reaped, cancelled, or completed elsewhere):
-    the worker must stop reporting on it.
+    the worker must stop reporting on it. On PostgreSQL a step whose row another transaction
+    holds (its result being recorded) is passed over rather than waited for, so the leases of
+    the others are renewed on time; it counts as held, and is renewed at the next beat.
     """
     if not tokens:
         return {}
+    postgres = conn.dialect.name == "postgresql"
+    mine = (
+        "id IN (SELECT id FROM steps WHERE lease_token IN :tokens AND status = 'running'"
+        " FOR UPDATE SKIP LOCKED)"
+        if postgres
+        else "lease_token IN :tokens AND status = 'running'"  # only the claims we made, held
+    )
     sql = (
-        f"UPDATE steps SET lease_expires_at = {_clock(conn, _EXPIRES)}"
-        " WHERE lease_token IN :tokens"  # only the claims we made
-        "   AND status = 'running'"  # and still hold
+        f"UPDATE steps SET lease_expires_at = {_clock(conn, _EXPIRES)} WHERE {mine}"
         " RETURNING lease_token, cancel_requested OR EXISTS ("  # stop it: cancelled, or its run
         "   SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'cancelled'"
         " ) AS cancel_requested"
     )
     statement = text(sql).bindparams(bindparam("tokens", expanding=True), *_time_params(sql))
     rows = conn.execute(statement, {"tokens": tokens, **_lease_values(sql, now, lease_seconds)})
-    return {row.lease_token: bool(row.cancel_requested) for row in rows}
+    held = {row.lease_token: bool(row.cancel_requested) for row in rows}
+    passed_over = [token for token in tokens if token not in held]
+    if postgres and passed_over:
+        busy = text(
+            "SELECT lease_token FROM steps WHERE lease_token IN :tokens AND status = 'running'"
+        ).bindparams(bindparam("tokens", expanding=True))
+        held.update(dict.fromkeys(conn.execute(busy, {"tokens": passed_over}).scalars(), False))
+    return held
 
 
 def guard_lease(conn: Connection, *, step_id: str, token: str) -> bool:
