@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,34 @@ def test_templates_render_apart_with_more_than_a_thousand_descriptors_open() -> 
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def test_a_plain_template_over_much_data_renders_apart() -> None:
+    """A plain template whose cost is quadratic at worst (a set of 20,000 numbers whose hashes
+    all collide, about ten seconds) reading more than the engine renders itself: it renders in
+    the template process, which is stopped when its time is up, not in the engine's."""
+    colliding = [k * (2**61 - 1) for k in range(20000)]
+    started = time.monotonic()
+    with pytest.raises(StepError, match=r"too costly: rendering took longer than 0\.5 s"):
+        render("{{ inputs.x | unique | list | length }}", {"inputs": {"x": colliding}}, where="u")
+    assert time.monotonic() - started < 1.5 + 2
+    assert render("{{ inputs.x | length }}", {"inputs": {"x": colliding}}, where="u") == 20000
+
+
+def test_a_child_outlives_the_thread_that_started_it() -> None:
+    """A child started for a template rendered on a short-lived thread (an API request's) is
+    still alive once that thread has ended, and the next template, on another thread, uses it."""
+    template_child._stop_all()
+    thread = threading.Thread(
+        target=render, args=("{% if true %}a{% endif %}", {}), kwargs={"where": "t"}
+    )
+    thread.start()
+    thread.join()
+    started = template_child._idle[-1]
+    time.sleep(0.2)
+    assert started.process.poll() is None
+    assert render("{% if true %}b{% endif %}", {}, where="main") == "b"
+    assert template_child._idle[-1] is started
+
+
 @pytest.mark.parametrize(
     ("template", "plain"),
     [
@@ -107,6 +136,8 @@ def test_templates_render_apart_with_more_than_a_thousand_descriptors_open() -> 
         ("{{ inputs.x | round(inputs.p) }}", False),  # 10 ** precision
         ("{{ inputs.x | trim(inputs.chars) }}", False),  # strip by as many characters
         ("{{ inputs.x | default(inputs.y) }}", True),
+        ("{{ inputs.x | tojson | tojson | tojson }}", True),
+        ("{{ inputs.x | tojson | tojson | tojson | tojson }}", False),  # each may double it
     ],
 )
 def test_only_plain_templates_render_in_the_engine(template: str, plain: bool) -> None:

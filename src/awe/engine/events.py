@@ -51,7 +51,9 @@ def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     runs = sorted(counts)
     if len(runs) > 1 and conn.dialect.name == "postgresql":
         # Lock order: runs by id, as everywhere (an UPDATE … IN locks them in scan order).
-        conn.execute(select(Run.id).where(Run.id.in_(runs)).order_by(Run.id).with_for_update())
+        conn.execute(
+            select(Run.id).where(Run.id.in_(runs)).order_by(Run.id).with_for_update(key_share=True)
+        )
     bumped = conn.execute(
         update(Run)
         .where(Run.id.in_(runs))

@@ -11,7 +11,7 @@ The child gets the template, the JSON data it may read (sent once and kept while
 rendering with the same data, as the items of a ``for_each`` do) and the item, and answers with
 the value or the failure. It is started with an environment of its own that holds none of the
 worker's settings or secrets; it never sees a secret's value, only the names (see templating.py).
-It dies with its parent, and each template may use only its own time of CPU.
+Each template may use only its own time of CPU: an orphan stuck in one C call does not run on.
 
 Children are kept in a small pool per process and started when first needed.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -45,7 +44,6 @@ GRACE_SECONDS = 1.0
 #: Idle children kept for the next templates.
 MAX_IDLE = 4
 _HEADER = struct.Struct(">Q")
-_PR_SET_PDEATHSIG = 1
 #: Environment variables a child inherits: enough to start this Python, nothing else.
 _ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
@@ -89,8 +87,10 @@ def render(
         child.kill()
         raise TemplateFailed(too_costly(source, out_of_time)) from None
     except _Gone:
+        out_of_cpu = child.process.poll() == -signal.SIGXCPU
         child.kill()
-        raise TemplateFailed(too_costly(source, OUT_OF_MEMORY)) from None
+        reason = out_of_time if out_of_cpu else OUT_OF_MEMORY
+        raise TemplateFailed(too_costly(source, reason)) from None
     except BaseException:
         child.kill()  # whatever went wrong, a child in an unknown state is not reused
         raise
@@ -208,7 +208,10 @@ def _take() -> _Child:
             if child.alive():
                 return child
             child.kill()
-    return _Child()
+    try:
+        return _Child()
+    except Unavailable:
+        return _Child()  # once more: the machine may have been short of processes a moment
 
 
 def _give_back(child: _Child) -> None:
@@ -239,9 +242,9 @@ os.register_at_fork(after_in_child=_forget_all)
 
 
 def _serve() -> None:
-    """The child: answer requests on stdin until it closes (or its parent dies)."""
+    """The child: answer requests on stdin until it closes (when the parent exits or dies: an
+    orphan stuck in one C call is stopped by the CPU limit of its template)."""
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
-    _die_with_parent()
     # Imported here: the parent side of this module does not need the secret references.
     from awe.engine.secret_refs import RenderRefs
 
@@ -271,18 +274,6 @@ def _serve() -> None:
         except TemplateFailed as exc:
             reply = {"failed": str(exc)}
         _send(replies, reply)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (an orphan stuck in one C call would
-    otherwise run on); elsewhere, the CPU limit stops it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the parent died before the request was made
-        sys.exit(0)
 
 
 def _limit_cpu(seconds: float) -> None:

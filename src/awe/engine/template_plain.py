@@ -1,9 +1,11 @@
 """Which templates are *plain*: cheap enough, whatever the data, to render inside the engine.
 
-A plain template only reads values and passes them through filters whose cost grows with the
-size of what they read: ``{{ inputs.name }}``, ``{{ steps.fetch.output.items | map(attribute='id')
-| join(', ') }}``, ``{{ 'yes' if steps.check.status == 'succeeded' else 'no' }}``. What it reads
-is JSON the engine stored (trees of bounded size), so its cost is bounded by that size.
+A plain template only reads a few values and passes them through a few filters whose cost grows
+with the size of what they read: ``{{ inputs.name }}``, ``{{ steps.fetch.output.items |
+map(attribute='id') | join(', ') }}``, ``{{ 'yes' if steps.check.status == 'succeeded' else
+'no' }}``. The engine renders it in its own process only when what it may read is small too
+(templating.py): some of these operations are quadratic at worst (a set of colliding numbers,
+dividing huge integers), which on a few kilobytes costs nothing.
 
 Anything else (statements, literals, calls, arithmetic that can repeat, filters that pad, format
 or scan with regular expressions) may build values far larger than what it reads, or run for a
@@ -108,8 +110,11 @@ _NODES = (
     nodes.Test,
     nodes.Keyword,
 )
-#: How many values a plain template may read: each can at most be copied into what it gives.
+#: How many values a plain template may read (each can at most be copied into what it gives),
+#: and how many filters it may chain (some give a few times what they get: ``tojson`` escapes
+#: quotes, ``list | string`` spells out each character).
 MAX_READS = 4
+MAX_FILTERS = 3
 #: The largest constant a plain template may hold (a string's length, a number).
 _MAX_CONSTANT = 1000
 
@@ -121,15 +126,15 @@ def is_plain(source: str) -> bool:
         tree = ENVIRONMENT.parse(source)
     except TemplateSyntaxError:
         return True  # rendering it reports the syntax error; nothing runs
-    reads = 0
+    reads = filters = 0
     for node in tree.find_all(nodes.Node):
         if not isinstance(node, _NODES):
             return False
-        if isinstance(node, nodes.Name):
-            reads += 1
+        reads += isinstance(node, nodes.Name)
+        filters += isinstance(node, nodes.Filter)
         if not _plain_node(node):
             return False
-    return reads <= MAX_READS
+    return reads <= MAX_READS and filters <= MAX_FILTERS
 
 
 def _plain_node(node: nodes.Node) -> bool:

@@ -5,12 +5,12 @@ stays a list, an integer an integer); any other string with templates renders to
 
 Whatever a template does, rendering it fails only with a ``validation`` StepError naming the
 template, and its cost is bounded. Plain templates (engine/template_plain.py: reading values and
-passing them through filters, the great majority) render in this thread, in the sandbox of
-engine/template_sandbox.py; every other template renders in a child process with a memory limit,
-killed when its time is up (engine/template_child.py). Each template has half a second; the
-templates of one pass of the engine over a run share two seconds, plus a millisecond for each
-template, twelve at most, so a run whose templates are many or slow cannot hold a transaction
-long.
+passing them through filters, the great majority) that read little (SMALL_CONTEXT) render in
+this thread, in the sandbox of engine/template_sandbox.py; every other template renders in a
+child process with a memory limit, killed when its time is up (engine/template_child.py). Each
+template has half a second; the templates of one pass of the engine over a run share two
+seconds, plus a millisecond for each template, twelve at most, so a run whose templates are many
+or slow cannot hold a transaction long.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ TIME_BUDGET = 0.5
 #: the most they may ever take together.
 PER_TEMPLATE_SECONDS = 0.001
 MAX_SHARED_SECONDS = 12.0
+#: Plain templates render in this process when what they may read is at most this many
+#: characters of JSON; with more, in the template process like the others.
+SMALL_CONTEXT = 16 * 1024
 _OUT_OF_TIME = f"rendering took longer than {TIME_BUDGET:g} s"
 _USED_UP = "this run's templates have used up their time"
 
@@ -73,7 +76,7 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
             seconds, out_of_time = left, _USED_UP
     started = time.monotonic()
     try:
-        if is_plain(value):
+        if is_plain(value) and _small(context, budget):
             return render_here(value, context, None)
         return _render_apart(value, context, seconds, out_of_time)
     except TemplateFailed as exc:
@@ -118,6 +121,43 @@ def _with_references(value: Any, refs: SecretRefs, key: str) -> Any:
     return value
 
 
+def _small(context: dict[str, Any], budget: _Budget | None) -> bool:
+    """Whether everything a template may read here is at most SMALL_CONTEXT characters of JSON
+    (the sizes of the data of one pass are kept: its templates read the same objects)."""
+    sizes = budget.sizes if budget is not None else {}
+    total = 0
+    for name, value in context.items():
+        if name == "secrets":
+            continue
+        known = sizes.get(id(value))
+        if known is None or known[0] is not value:
+            known = sizes[id(value)] = (value, _size_at_most(value, SMALL_CONTEXT))
+        total += known[1]
+        if total > SMALL_CONTEXT:
+            return False
+    return True
+
+
+def _size_at_most(value: Any, limit: int) -> int:
+    """About how many characters of JSON ``value`` takes, counted up to just past ``limit``."""
+    size = 0
+    stack = [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            size += 2 + len(item)
+            stack.extend(item)
+        else:
+            size += item.bit_length() // 3 + 1 if isinstance(item, int) else 8
+    return size
+
+
 def _invalid(message: str) -> StepError:
     # The message may quote values (a template, what it raised): in privacy mode it is scrubbed
     # here, inside the transaction that renders; it is short (templates are cut at 300
@@ -132,6 +172,8 @@ class _Budget:
         self.seconds = seconds
         self.templates = 0
         self.spent = 0.0
+        # id -> (object, size) of the data its templates read (see _small).
+        self.sizes: dict[int, tuple[Any, int]] = {}
 
     def left(self) -> float:
         allowed = min(self.seconds + PER_TEMPLATE_SECONDS * self.templates, MAX_SHARED_SECONDS)

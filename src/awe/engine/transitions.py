@@ -52,7 +52,9 @@ def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any
         Run.depth,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=skip_locked)
+        # NO KEY UPDATE: the run's key never changes, and inserting its steps and events
+        # (which check their foreign key with KEY SHARE) need not wait for whoever holds it.
+        statement = statement.with_for_update(skip_locked=skip_locked, key_share=True)
     return conn.execute(statement).one_or_none()
 
 

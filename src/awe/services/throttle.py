@@ -30,6 +30,8 @@ class Attempt:
     number: int
     limit: int
     locked_until: datetime | None
+    #: The window it was counted in (a number given back counts only in that window).
+    window: datetime
 
     def refused(self, now: datetime) -> bool:
         """Locked out, or past the limit of attempts in this window."""
@@ -71,9 +73,10 @@ def reserve(conn: Connection, settings: Settings, key: str, now: datetime) -> At
             "failures": case((expired, 1), else_=AuthThrottle.failures + 1),
             "window_started_at": case((expired, now), else_=AuthThrottle.window_started_at),
         },
-    ).returning(AuthThrottle.failures, AuthThrottle.locked_until)
+    ).returning(AuthThrottle.failures, AuthThrottle.locked_until, AuthThrottle.window_started_at)
     row = conn.execute(upsert).one()
-    return Attempt(key, int(row.failures), _limit(settings, key), row.locked_until)
+    limit = _limit(settings, key)
+    return Attempt(key, int(row.failures), limit, row.locked_until, row.window_started_at)
 
 
 def lock_if_spent(conn: Connection, settings: Settings, attempt: Attempt, now: datetime) -> bool:
@@ -106,7 +109,11 @@ def give_back(conn: Connection, attempts: list[Attempt]) -> None:
     for attempt in attempts:
         conn.execute(
             update(AuthThrottle)
-            .where(AuthThrottle.key == attempt.key, AuthThrottle.failures > 0)
+            .where(
+                AuthThrottle.key == attempt.key,
+                AuthThrottle.window_started_at == attempt.window,  # not a newer window's
+                AuthThrottle.failures > 0,
+            )
             .values(failures=AuthThrottle.failures - 1)
         )
 

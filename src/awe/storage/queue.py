@@ -300,9 +300,13 @@ def heartbeat(
     passed_over = [token for token in tokens if token not in held]
     if postgres and passed_over:
         busy = text(
-            "SELECT lease_token FROM steps WHERE lease_token IN :tokens AND status = 'running'"
+            "SELECT lease_token, cancel_requested OR EXISTS ("
+            "   SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'cancelled'"
+            " ) AS cancel_requested"
+            " FROM steps WHERE lease_token IN :tokens AND status = 'running'"
         ).bindparams(bindparam("tokens", expanding=True))
-        held.update(dict.fromkeys(conn.execute(busy, {"tokens": passed_over}).scalars(), False))
+        for row in conn.execute(busy, {"tokens": passed_over}):
+            held[row.lease_token] = bool(row.cancel_requested)
     return held
 
 
