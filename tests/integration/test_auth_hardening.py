@@ -23,7 +23,7 @@ from awe.core.errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from awe.services import audit, auth, projects, setup
+from awe.services import audit, auth, projects, setup, throttle
 from awe.services.audit import SYSTEM, Actor
 from awe.services.tokens import OPERATOR
 from awe.storage import instance_state
@@ -114,12 +114,43 @@ def test_a_burst_of_good_logins_from_one_address_leaves_nothing_counted(
     auth.create_user(database, email="ada@example.com", password=PASSWORD, actor=SYSTEM)
     logins = [("ada@example.com", "198.51.100.20")] * 30
     outcomes = at_once(database, settings, logins, password=PASSWORD)
-    assert set(outcomes) == {"ok", "429"}, outcomes
+    assert set(outcomes) <= {"ok", "429"}, outcomes  # how many overlap depends on the machine
+    assert "ok" in outcomes
     with database.read() as conn:
         counted = conn.execute(
             select(AuthThrottle.failures).where(AuthThrottle.key == "ip:198.51.100.20")
         ).scalar()
     assert counted in (None, 0)
+
+
+def test_a_number_is_given_back_only_in_the_window_that_took_it(
+    database: Database, tmp_path: Path
+) -> None:
+    """An attempt counted in a window that has since ended gives nothing back to the window
+    after it: the newer window's failures stay counted (a slow login cannot erase them)."""
+    settings = make_settings(tmp_path, login_window_seconds=60)
+    now = utcnow()
+    with database.write() as conn:
+        old = throttle.reserve(conn, settings, "ip:203.0.113.9", now)
+    later = now + timedelta(seconds=120)
+    with database.write() as conn:
+        newer = throttle.reserve(conn, settings, "ip:203.0.113.9", later)
+        throttle.reserve(conn, settings, "ip:203.0.113.9", later)
+    assert (old.number, newer.number) == (1, 1)
+    with database.write() as conn:
+        throttle.give_back(conn, [old])
+    with database.read() as conn:
+        counted = conn.execute(
+            select(AuthThrottle.failures).where(AuthThrottle.key == "ip:203.0.113.9")
+        ).scalar()
+    assert counted == 2
+    with database.write() as conn:
+        throttle.give_back(conn, [newer])
+    with database.read() as conn:
+        counted = conn.execute(
+            select(AuthThrottle.failures).where(AuthThrottle.key == "ip:203.0.113.9")
+        ).scalar()
+    assert counted == 1
 
 
 def test_a_right_password_within_the_limit_starts_afresh(

@@ -360,3 +360,48 @@ def test_a_wide_tree_of_calls_is_checked_once_and_started_within_bounds(
         )
     assert runs <= 1 + 100
     assert any("more than 100 child runs would start at once" in (m or "") for m in refused)
+
+
+@pytest.mark.parametrize("backend", [POSTGRES], indirect=True)
+def test_the_heartbeat_and_the_reaper_pass_over_rows_another_transaction_holds(
+    engine: Engine, database: Database
+) -> None:
+    """While another transaction holds a running step's row (its result being recorded), the
+    heartbeat does not wait for it: it answers at once, counts that claim as held and reads its
+    cancel flag; the reaper passes over a run whose row is held instead of waiting."""
+    engine.submit(one({"id": "a", "kind": "sleep", "with": {"seconds": 60}}))
+    held_step = claim(database, "w")
+    engine.submit(one({"id": "b", "kind": "sleep", "with": {"seconds": 60}}))
+    free_step = claim(database, "w")
+    with database.write() as conn:
+        conn.execute(
+            text("UPDATE steps SET cancel_requested = true WHERE id = :id"), {"id": held_step.id}
+        )
+    holder = database.engine.connect()
+    try:
+        locking = holder.begin()
+        holder.execute(text("SELECT id FROM steps WHERE id = :id FOR UPDATE"), {"id": held_step.id})
+        holder.execute(
+            text("SELECT id FROM runs WHERE id = :id FOR UPDATE"), {"id": free_step.run_id}
+        )
+        started = time.monotonic()
+        with database.write() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            beat = queue_sql.heartbeat(
+                conn,
+                tokens=[held_step.lease_token, free_step.lease_token],
+                now=engine.clock.now(),
+                lease_seconds=30,
+            )
+        with database.write() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            later = engine.clock.now() + timedelta(hours=1)
+            reaped = results.reap_one(conn, step_id=free_step.id, now=later)
+        took = time.monotonic() - started
+        locking.rollback()
+    finally:
+        holder.close()
+    assert beat == {held_step.lease_token: True, free_step.lease_token: False}
+    assert reaped is None
+    assert took < 2
+    assert engine.get_run(free_step.run_id).step("b").status == "running"

@@ -4,6 +4,7 @@ settings or secrets, it is killed when late and replaced, and the great majority
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import signal
@@ -15,7 +16,9 @@ import pytest
 
 from awe.engine import template_child
 from awe.engine.errors import StepError
+from awe.engine.secret_refs import SecretRefs
 from awe.engine.template_plain import is_plain
+from awe.engine.template_reads import pruned, reads
 from awe.engine.templating import render
 
 STALL = (
@@ -33,7 +36,7 @@ def test_the_template_process_inherits_no_settings_or_secrets(
     monkeypatch.setenv("AWE_ADMIN_TOKEN", "admin-token-that-must-not-leak-0123456789")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
     monkeypatch.setenv("AWE_DATABASE_URL", "postgresql://u:p@db/awe")
-    child = template_child._Child()
+    child = template_child._Child(time.monotonic() + template_child.STARTUP_SECONDS)
     try:
         raw = Path(f"/proc/{child.process.pid}/environ").read_bytes()
     finally:
@@ -108,6 +111,75 @@ def test_a_child_outlives_the_thread_that_started_it() -> None:
     assert started.process.poll() is None
     assert render("{% if true %}b{% endif %}", {}, where="main") == "b"
     assert template_child._idle[-1] is started
+
+
+def test_a_template_reads_only_the_outputs_it_names() -> None:
+    """Beside 60 MB of other steps' outputs, a template naming one small value renders in a
+    few milliseconds, in the engine or in the template process: neither measures nor sends
+    what it does not read."""
+    context = {
+        "inputs": {"name": "ada"},
+        "steps": {
+            "big": {"output": {"text": "x" * (60 * 1024 * 1024)}},
+            "small": {"output": {"n": 3}},
+        },
+    }
+    render("{% if true %}warm{% endif %}", {}, where="warm")
+    started = time.monotonic()
+    assert render("{{ inputs.name }}", context, where="plain") == "ada"
+    assert (
+        render(
+            "{% if steps.small.output.n > 2 %}{{ inputs.name }}{% endif %}", context, where="apart"
+        )
+        == "ada"
+    )
+    assert time.monotonic() - started < 0.4
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ steps.a.output }}", {"steps": {"a": {"output": {"k": [1, 2]}}}}),
+        ("{{ steps['a'].output.k[1] }}", {"steps": {"a": {"output": {"k": [1, 2]}}}}),
+        ("{{ steps[inputs.which].output }}", {"steps": "whole", "inputs": {"which": "b"}}),
+        ("{% for s in steps %}{{ s }}{% endfor %}", {"steps": "whole"}),
+        ("{{ inputs.items() | list }}", {"inputs": "whole"}),
+        ("{{ steps.a.output.keys() | list }}", {"steps": {"a": {"output": {"k": [1, 2]}}}}),
+        ("{{ steps | tojson }}", {"steps": "whole"}),
+        ("{{ steps.nope.output }}", {"steps": {}}),
+    ],
+)
+def test_what_a_template_reads_is_all_it_gets(template: str, expected: dict[str, object]) -> None:
+    """Constant paths narrow what a template gets to what they reach; a computed key, a loop,
+    a method or a filter over the name gives the whole value; a path to nothing gives nothing
+    (the template then fails as it would have)."""
+    context = {
+        "steps": {"a": {"output": {"k": [1, 2]}}, "b": {"output": "B"}},
+        "inputs": {"which": "b", "items": "not the method"},
+    }
+    read = reads(template)
+    assert read is not None
+    leaves: list[object] = []
+    got = {name: pruned(context[name], paths, leaves) for name, paths in read if name in context}
+    assert got == {k: context[k] if v == "whole" else v for k, v in expected.items()}
+
+
+def test_secrets_have_no_other_attributes_in_either_place() -> None:
+    """``secrets.nonce`` is a reference to a secret named nonce, in the engine and in the
+    template process alike: the references' own state is out of a template's reach."""
+    tagger = hashlib.sha256
+    here = render(
+        "{{ secrets.nonce }}",
+        {"secrets": SecretRefs(lambda t: tagger(t.encode()).hexdigest(), "s1")},
+        where="here",
+    )
+    apart = render(
+        "{% if true %}{{ secrets.nonce }}{% endif %}",
+        {"secrets": SecretRefs(lambda t: tagger(t.encode()).hexdigest(), "s1")},
+        where="apart",
+    )
+    assert str(here).startswith("[[secret:nonce:")
+    assert str(apart).startswith("[[secret:nonce:")
 
 
 @pytest.mark.parametrize(

@@ -53,23 +53,30 @@ class SecretRef:
 class SecretRefs:
     """The ``secrets`` of one rendering of a step's templates: each name gives its reference.
 
-    ``nonce`` is set once a reference was made: the step's row keeps it for the worker.
+    ``nonce()`` is set once a reference was made: the step's row keeps it for the worker.
+    Every name a template reads here gives a reference (there is no other attribute: the
+    sandbox refuses names that begin with an underscore), as in the template process.
     """
 
-    __slots__ = ("_step_id", "_tagger", "nonce")
+    __slots__ = ("_nonce", "_step_id", "_tagger")
 
     def __init__(self, tagger: Tagger, step_id: str) -> None:
         self._tagger = tagger
         self._step_id = step_id
-        self.nonce: str | None = None
+        self._nonce: str | None = None
 
     def __getitem__(self, name: str) -> SecretRef:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise KeyError(name)
-        if self.nonce is None:
-            self.nonce = secrets.token_hex(8)
-        tag = tag_for(self._tagger, self._step_id, self.nonce, name)
+        if self._nonce is None:
+            self._nonce = secrets.token_hex(8)
+        tag = tag_for(self._tagger, self._step_id, self._nonce, name)
         return SecretRef(f"[[secret:{name}:{tag}]]")
+
+
+def nonce_of(refs: SecretRefs) -> str | None:
+    """The nonce the references of ``refs`` were made with (None if none was made)."""
+    return refs._nonce  # a function, so templates cannot reach it
 
 
 class RenderRefs:

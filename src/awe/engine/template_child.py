@@ -7,9 +7,10 @@ holding the write transaction. So such templates are sent to a child process (``
 awe.engine.template_child``) that renders them in the same sandbox, under ``RLIMIT_AS``; the
 parent waits for the answer until the template's time is up, and kills the child if it is late.
 
-The child gets the template, the JSON data it may read (sent once and kept while the engine keeps
-rendering with the same data, as the items of a ``for_each`` do) and the item, and answers with
-the value or the failure. It is started with an environment of its own that holds none of the
+The child gets the JSON data the template reads (sent once and kept while the engine keeps
+rendering with the same data, as the items of a ``for_each`` do; the template's time starts once
+the child has read it), then the template and the item, and answers with the value or the
+failure. It is started with an environment of its own that holds none of the
 worker's settings or secrets; it never sees a secret's value, only the names (see templating.py).
 Each template may use only its own time of CPU: an orphan stuck in one C call does not run on.
 
@@ -30,15 +31,27 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import IO, Any
 
-from awe.engine.template_sandbox import OUT_OF_MEMORY, TemplateFailed, render_here, too_costly
+import awe
+from awe.engine.template_sandbox import (
+    MAX_RENDERED,
+    OUT_OF_MEMORY,
+    TemplateFailed,
+    render_here,
+    too_costly,
+)
 
 #: The address space a child may use.
 CHILD_MEMORY = 2 * 1024**3
-#: How long a child may take to start (once per child and process; it counts against the
-#: time of the templates that wait for it).
-STARTUP_SECONDS = 10.0
+#: How long a child may take to start, tries included (once per child and process; it counts
+#: against the time of the templates that wait for it).
+STARTUP_SECONDS = 5.0
+#: How long handing a child the data a template reads may take (before its own time starts).
+TRANSFER_SECONDS = 10.0
+#: The longest answer read back: the longest rendered text, every character escaped.
+MAX_REPLY = 6 * MAX_RENDERED + 4096
 #: How much longer than a template's own time the parent waits for its answer.
 GRACE_SECONDS = 1.0
 #: Idle children kept for the next templates.
@@ -48,8 +61,20 @@ _HEADER = struct.Struct(">Q")
 _ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 
+@dataclass(frozen=True)
+class Apart:
+    """What a template reads, as the child gets it: the data, what identifies it (what the
+    template reads, then the objects it is made of: the same objects are the same data, which
+    a child that holds it is not sent again), and the item (a list of one, or empty)."""
+
+    data: dict[str, Any]
+    identity: list[Any]
+    item: list[Any]
+
+
 class Unavailable(Exception):
-    """No template process could be started (the machine is out of processes or memory)."""
+    """No template process could be started (the machine is out of processes or memory), or
+    it could not be handed the data in time."""
 
 
 class _Late(Exception):
@@ -60,33 +85,28 @@ class _Gone(Exception):
     """The child died or answered something unreadable."""
 
 
-def render(
-    source: str,
-    data: dict[str, Any],
-    *,
-    item: list[Any],
-    key: str | None,
-    seconds: float,
-    out_of_time: str,
-) -> Any:
-    """Render ``source`` in a child, reading ``data`` (and ``item``, when the list holds one);
-    ``key`` set gives the template ``secrets`` whose references are tagged with it
-    (secret_refs.RenderRefs). TemplateFailed when it fails, takes longer than ``seconds`` or
-    runs out of memory; Unavailable when no child could be started."""
+def render(source: str, apart: Apart, *, key: str | None, seconds: float, out_of_time: str) -> Any:
+    """Render ``source`` in a child, reading what ``apart`` holds; ``key`` set gives the
+    template ``secrets`` whose references are tagged with it (secret_refs.RenderRefs).
+    TemplateFailed when it fails, takes longer than ``seconds`` or runs out of memory;
+    Unavailable when no child could be started or handed the data."""
     request = {
         "source": source,
-        "item": item,
+        "item": apart.item,
         "key": key,
         "seconds": seconds,
         "out_of_time": out_of_time,
     }
     child = _take()
     try:
-        reply = child.ask(request, data, deadline=time.monotonic() + seconds + GRACE_SECONDS)
+        child.hand_over(apart.data, apart.identity)
+        reply = child.ask(request, deadline=time.monotonic() + seconds + GRACE_SECONDS)
     except _Late:
         child.kill()
         raise TemplateFailed(too_costly(source, out_of_time)) from None
     except _Gone:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=0.5)  # dead, or about to be: its signal tells why
         out_of_cpu = child.process.poll() == -signal.SIGXCPU
         child.kill()
         reason = out_of_time if out_of_cpu else OUT_OF_MEMORY
@@ -103,7 +123,7 @@ def render(
 class _Child:
     """One child process and the data it holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         try:
             # -P: nothing from the working directory is importable ahead of the installed awe.
             self.process = subprocess.Popen(
@@ -116,43 +136,60 @@ class _Child:
             )
         except OSError as exc:
             raise Unavailable(f"the template process could not start: {exc}") from None
-        # The data objects it holds, kept so that their identity means the same data.
+        # The objects of the data it holds, kept so that their identity means the same data.
         self.holds: list[Any] | None = None
         try:
-            ready = self._receive(time.monotonic() + STARTUP_SECONDS)
+            ready = self._receive(deadline)
         except (_Late, _Gone):
             ready = None
         if ready != {"ready": True}:
             self.kill()
             raise Unavailable("the template process could not start")
 
-    def ask(
-        self, request: dict[str, Any], data: dict[str, Any], *, deadline: float
-    ) -> dict[str, Any]:
-        """Send ``request`` with ``data`` (or nothing, when the child holds that data already)
-        and wait for the answer until ``deadline``."""
-        values = list(data.values())
+    def hand_over(self, data: dict[str, Any], identity: list[Any]) -> None:
+        """Give the child ``data`` unless it holds it already (see Apart), and wait until it
+        has read it (TRANSFER_SECONDS at most: Unavailable then)."""
         holds = self.holds
-        same = holds is not None and len(holds) == len(values)
-        same = same and all(a is b for a, b in zip(holds or [], values, strict=False))
-        request = {**request, "data": None if same else data}
+        if (
+            holds is not None
+            and len(holds) == len(identity)
+            and holds[0] == identity[0]
+            and all(a is b for a, b in zip(holds[1:], identity[1:], strict=True))
+        ):
+            return
+        self.holds = None
+        self._send({"data": data})
         try:
-            payload = json.dumps(request, default=str).encode()
-            assert self.process.stdin is not None
-            self.process.stdin.write(_HEADER.pack(len(payload)) + payload)
-            self.process.stdin.flush()
-        except (OSError, ValueError):
-            raise _Gone from None
-        self.holds = values
+            reply = self._receive(time.monotonic() + TRANSFER_SECONDS)
+        except _Late:
+            raise Unavailable("the data the template reads took too long to hand over") from None
+        if reply != {"received": True}:
+            raise _Gone
+        self.holds = list(identity)
+
+    def ask(self, request: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+        """Send ``request`` and wait for the answer until ``deadline``."""
+        self._send(request)
         reply = self._receive(deadline)
         if not isinstance(reply, dict) or not ("ok" in reply or "failed" in reply):
             raise _Gone
         return reply
 
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            payload = _encoded(message)
+            assert self.process.stdin is not None
+            self.process.stdin.write(_HEADER.pack(len(payload)) + payload)
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            raise _Gone from None
+
     def _receive(self, deadline: float) -> Any:
         assert self.process.stdout is not None
         header = _read_exactly(self.process.stdout, _HEADER.size, deadline)
         (size,) = _HEADER.unpack(header)
+        if size > MAX_REPLY:
+            raise _Gone
         body = _read_exactly(self.process.stdout, size, deadline)
         try:
             return json.loads(body)
@@ -172,28 +209,31 @@ class _Child:
                     stream.close()
 
 
-def _read_exactly(stream: IO[bytes], size: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    wanted = size
+def _read_exactly(stream: IO[bytes], size: int, deadline: float) -> bytearray:
+    buffer = bytearray(size)  # read in place: the answer is held once
+    view = memoryview(buffer)
+    done = 0
     descriptor = stream.fileno()
     poller = select.poll()  # not select(): descriptors above 1024 are common in a busy API
     poller.register(descriptor, select.POLLIN)
-    while wanted:
+    while done < size:
         left = deadline - time.monotonic()
         if left <= 0 or not poller.poll(left * 1000):
             raise _Late
-        chunk = os.read(descriptor, min(wanted, 1 << 20))
-        if not chunk:
+        got = os.readv(descriptor, [view[done : done + (1 << 20)]])
+        if not got:
             raise _Gone
-        chunks.append(chunk)
-        wanted -= len(chunk)
-    return b"".join(chunks)
+        done += got
+    return buffer
 
 
 def _child_environment() -> dict[str, str]:
     environment = {name: os.environ[name] for name in _ENV_NAMES if name in os.environ}
-    # The same imports as this process (an installed awe, or one on PYTHONPATH).
-    environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    # This Python finds its own site-packages; besides, only where this awe was imported from
+    # and what the operator put on PYTHONPATH (never a working directory, hence -P).
+    own = os.path.dirname(os.path.dirname(os.path.abspath(awe.__file__)))
+    given = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([own, *given]))
     return environment
 
 
@@ -208,10 +248,13 @@ def _take() -> _Child:
             if child.alive():
                 return child
             child.kill()
+    deadline = time.monotonic() + STARTUP_SECONDS
     try:
-        return _Child()
+        return _Child(deadline)
     except Unavailable:
-        return _Child()  # once more: the machine may have been short of processes a moment
+        if time.monotonic() > deadline - 1:
+            raise
+        return _Child(deadline)  # once more: the machine may have been short of processes
 
 
 def _give_back(child: _Child) -> None:
@@ -245,6 +288,7 @@ def _serve() -> None:
     """The child: answer requests on stdin until it closes (when the parent exits or dies: an
     orphan stuck in one C call is stopped by the CPU limit of its template)."""
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a child killed by its limit dumps nothing
     # Imported here: the parent side of this module does not need the secret references.
     from awe.engine.secret_refs import RenderRefs
 
@@ -257,8 +301,10 @@ def _serve() -> None:
             return
         (size,) = _HEADER.unpack(header)
         request = json.loads(requests.read(size))
-        if request["data"] is not None:
+        if "data" in request:
             data = request["data"]
+            _send(replies, {"received": True})
+            continue
         context = dict(data)
         if request["item"]:
             context["item"] = request["item"][0]
@@ -287,8 +333,16 @@ def _limit_cpu(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _encoded(message: dict[str, Any]) -> bytes:
+    """``message`` as JSON in UTF-8 (escaped to ASCII only when it holds a lone surrogate)."""
+    try:
+        return json.dumps(message, default=str, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(message, default=str).encode()
+
+
 def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
-    payload = json.dumps(message).encode()
+    payload = _encoded(message)
     stream.write(_HEADER.pack(len(payload)) + payload)
     stream.flush()
 

@@ -27,6 +27,7 @@ from awe.engine import template_child
 from awe.engine.errors import StepError
 from awe.engine.secret_refs import REFERENCE, SecretRefs, render_tag
 from awe.engine.template_plain import is_plain
+from awe.engine.template_reads import pruned, reads
 from awe.engine.template_sandbox import ENVIRONMENT, TemplateFailed, render_here, too_costly
 from awe.storage.privacy import readable
 
@@ -76,9 +77,22 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
             seconds, out_of_time = left, _USED_UP
     started = time.monotonic()
     try:
-        if is_plain(value) and _small(context, budget):
+        read = reads(value)
+        if read is None:  # it does not parse: say why, in the sandbox
             return render_here(value, context, None)
-        return _render_apart(value, context, seconds, out_of_time)
+        leaves: list[Any] = []
+        item_leaves: list[Any] = []
+        data: dict[str, Any] = {}
+        item: list[Any] = []
+        for name, paths in read:
+            if name == "item" and "item" in context:
+                item = [pruned(context["item"], paths, item_leaves)]
+            elif name in context and name != "secrets":
+                data[name] = pruned(context[name], paths, leaves)
+        if is_plain(value) and _small([*leaves, *item_leaves], budget):
+            return render_here(value, context, None)
+        apart = template_child.Apart(data, [read, *leaves], item)
+        return _render_apart(value, apart, context.get("secrets"), seconds, out_of_time)
     except TemplateFailed as exc:
         raise _invalid(f"{where}: {exc}") from None
     except template_child.Unavailable as exc:
@@ -88,17 +102,15 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
             budget.spent += time.monotonic() - started
 
 
-def _render_apart(value: str, context: dict[str, Any], seconds: float, out_of_time: str) -> Any:
-    """Render in a child process: it gets the data, the item and, instead of the secret
-    references (which need the instance key), a key it tags references with for this one
-    rendering; the ones whose tag is right become this step's references here."""
-    refs = context.get("secrets")
+def _render_apart(
+    value: str, apart: template_child.Apart, refs: Any, seconds: float, out_of_time: str
+) -> Any:
+    """Render in a child process: it gets what the template reads of the data (kept while the
+    same objects are read), the item and, instead of the secret references (which need the
+    instance key), a key it tags references with for this one rendering; the ones whose tag is
+    right become this step's references here."""
     key = secrets.token_hex(16) if isinstance(refs, SecretRefs) else None
-    data = {k: v for k, v in context.items() if k not in ("secrets", "item")}
-    item = [context["item"]] if "item" in context else []
-    result = template_child.render(
-        value, data, item=item, key=key, seconds=seconds, out_of_time=out_of_time
-    )
+    result = template_child.render(value, apart, key=key, seconds=seconds, out_of_time=out_of_time)
     if key is None or not isinstance(refs, SecretRefs):
         return result
     return _with_references(result, refs, key)
@@ -121,14 +133,12 @@ def _with_references(value: Any, refs: SecretRefs, key: str) -> Any:
     return value
 
 
-def _small(context: dict[str, Any], budget: _Budget | None) -> bool:
-    """Whether everything a template may read here is at most SMALL_CONTEXT characters of JSON
-    (the sizes of the data of one pass are kept: its templates read the same objects)."""
+def _small(leaves: list[Any], budget: _Budget | None) -> bool:
+    """Whether what a template reads is at most SMALL_CONTEXT characters of JSON (the sizes of
+    the data of one pass are kept: its templates read the same objects)."""
     sizes = budget.sizes if budget is not None else {}
     total = 0
-    for name, value in context.items():
-        if name == "secrets":
-            continue
+    for value in leaves:
         known = sizes.get(id(value))
         if known is None or known[0] is not value:
             known = sizes[id(value)] = (value, _size_at_most(value, SMALL_CONTEXT))

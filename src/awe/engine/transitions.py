@@ -22,7 +22,7 @@ from awe.engine import child_runs, states, templating
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
-from awe.engine.secret_refs import SecretRefs
+from awe.engine.secret_refs import SecretRefs, nonce_of
 from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template, render, truthy
 from awe.storage.database import settings_of
@@ -280,7 +280,7 @@ def _params(
     refs = SecretRefs(lambda text: instance_key(settings).tag(text), step["id"])
     scope = {**context, "secrets": refs}
     if "for_each" not in definition:
-        return render(params, scope, where=f"step {key}: with"), refs.nonce
+        return render(params, scope, where=f"step {key}: with"), nonce_of(refs)
     items = render(definition["for_each"], context, where=f"step {key}: for_each")
     if not isinstance(items, list):
         raise StepError(
@@ -299,7 +299,7 @@ def _params(
         render(params, {**scope, "item": item}, where=f"step {key}: with (item {i})")
         for i, item in enumerate(items)
     ]
-    return rendered, refs.nonce
+    return rendered, nonce_of(refs)
 
 
 def set_status(
