@@ -18,7 +18,7 @@ from awe.engine import template_child
 from awe.engine.errors import StepError
 from awe.engine.secret_refs import SecretRefs
 from awe.engine.template_plain import is_plain
-from awe.engine.template_reads import pruned, reads
+from awe.engine.template_reads import Pruned, reads
 from awe.engine.templating import render
 
 STALL = (
@@ -144,6 +144,7 @@ def test_a_template_reads_only_the_outputs_it_names() -> None:
         ("{{ steps[inputs.which].output }}", {"steps": "whole", "inputs": {"which": "b"}}),
         ("{% for s in steps %}{{ s }}{% endfor %}", {"steps": "whole"}),
         ("{{ inputs.items() | list }}", {"inputs": "whole"}),
+        ("{{ steps['values']() | list }}", {"steps": "whole"}),  # the method, not a key
         ("{{ steps.a.output.keys() | list }}", {"steps": {"a": {"output": {"k": [1, 2]}}}}),
         ("{{ steps | tojson }}", {"steps": "whole"}),
         ("{{ steps.nope.output }}", {"steps": {}}),
@@ -159,9 +160,35 @@ def test_what_a_template_reads_is_all_it_gets(template: str, expected: dict[str,
     }
     read = reads(template)
     assert read is not None
-    leaves: list[object] = []
-    got = {name: pruned(context[name], paths, leaves) for name, paths in read if name in context}
+    taken = Pruned()
+    got = {name: taken.take(context[name], paths) for name, paths in read if name in context}
     assert got == {k: context[k] if v == "whole" else v for k, v in expected.items()}
+
+
+def test_the_template_process_never_answers_from_other_data() -> None:
+    """Two contexts whose values are the same objects (True) under different keys are
+    different data: each template renders from its own, one after the other in one child."""
+    template = (
+        "{% if inputs.dry_run is defined %}--dry-run{% endif %}"
+        "{% if inputs.verbose is defined %} -v{% endif %}"
+    )
+    assert render(template, {"inputs": {"dry_run": True}}, where="a") == "--dry-run"
+    assert render(template, {"inputs": {"verbose": True}}, where="b") == " -v"
+    assert render(template, {"inputs": {}}, where="c") == ""
+    assert render("{% if inputs is defined %}yes{% endif %}", {}, where="d") == ""
+
+
+def test_templates_that_alternate_over_one_pass_data_hand_it_over_once_each() -> None:
+    """Ten items rendering two templates that read different parts of the same outputs send
+    each part to the child once, not once per template."""
+    template_child._stop_all()
+    steps = {"a": {"output": list(range(100))}, "b": {"output": "B"}}
+    for item in range(10):
+        context = {"steps": steps, "item": item}
+        assert render("{% if true %}{{ steps.a.output[item] }}{% endif %}", context, where="x")
+        assert render("{% if true %}{{ steps.b.output }}{% endif %}", context, where="y") == "B"
+    (child,) = template_child._idle
+    assert child._tokens == 2
 
 
 def test_secrets_have_no_other_attributes_in_either_place() -> None:

@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 
 from awe.engine.errors import StepError
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 REFERENCE = re.compile(r"\[\[secret:([A-Za-z_][A-Za-z0-9_]{0,99}):([0-9a-f]{16})\]\]")
 MASK = "***"
 Tagger = Callable[[str], str]
@@ -54,8 +54,9 @@ class SecretRefs:
     """The ``secrets`` of one rendering of a step's templates: each name gives its reference.
 
     ``nonce()`` is set once a reference was made: the step's row keeps it for the worker.
-    Every name a template reads here gives a reference (there is no other attribute: the
-    sandbox refuses names that begin with an underscore), as in the template process.
+    A name gives a reference when it is a secret's name (never beginning with an underscore,
+    which is where the state of this object and of RenderRefs lives): the same names give
+    references here and in the template process.
     """
 
     __slots__ = ("_nonce", "_step_id", "_tagger")

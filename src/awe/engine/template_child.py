@@ -46,12 +46,15 @@ from awe.engine.template_sandbox import (
 #: The address space a child may use.
 CHILD_MEMORY = 2 * 1024**3
 #: How long a child may take to start, tries included (once per child and process; it counts
-#: against the time of the templates that wait for it).
+#: against the shared time of the templates of the pass that waits for it, not a template's).
 STARTUP_SECONDS = 5.0
 #: How long handing a child the data a template reads may take (before its own time starts).
 TRANSFER_SECONDS = 10.0
-#: The longest answer read back: the longest rendered text, every character escaped.
-MAX_REPLY = 6 * MAX_RENDERED + 4096
+#: The longest answer read back: the longest rendered text, every character escaped (twelve
+#: bytes for a character outside the BMP, as a surrogate pair of escapes).
+MAX_REPLY = 12 * MAX_RENDERED + 4096
+#: Data sets a child keeps (the templates of one pass read different parts of the same data).
+HELD_DATA = 4
 #: How much longer than a template's own time the parent waits for its answer.
 GRACE_SECONDS = 1.0
 #: Idle children kept for the next templates.
@@ -63,8 +66,8 @@ _ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 @dataclass(frozen=True)
 class Apart:
-    """What a template reads, as the child gets it: the data, what identifies it (what the
-    template reads, then the objects it is made of: the same objects are the same data, which
+    """What a template reads, as the child gets it: the data, what identifies it (its shape,
+    then the objects it is made of: the same shape of the same objects is the same data, which
     a child that holds it is not sent again), and the item (a list of one, or empty)."""
 
     data: dict[str, Any]
@@ -99,7 +102,7 @@ def render(source: str, apart: Apart, *, key: str | None, seconds: float, out_of
     }
     child = _take()
     try:
-        child.hand_over(apart.data, apart.identity)
+        request["token"] = child.hand_over(apart.data, apart.identity)
         reply = child.ask(request, deadline=time.monotonic() + seconds + GRACE_SECONDS)
     except _Late:
         child.kill()
@@ -136,8 +139,9 @@ class _Child:
             )
         except OSError as exc:
             raise Unavailable(f"the template process could not start: {exc}") from None
-        # The objects of the data it holds, kept so that their identity means the same data.
-        self.holds: list[Any] | None = None
+        # The data sets it holds, oldest first: (token, identity) (see Apart).
+        self.holds: list[tuple[int, list[Any]]] = []
+        self._tokens = 0
         try:
             ready = self._receive(deadline)
         except (_Late, _Gone):
@@ -146,26 +150,29 @@ class _Child:
             self.kill()
             raise Unavailable("the template process could not start")
 
-    def hand_over(self, data: dict[str, Any], identity: list[Any]) -> None:
-        """Give the child ``data`` unless it holds it already (see Apart), and wait until it
-        has read it (TRANSFER_SECONDS at most: Unavailable then)."""
-        holds = self.holds
-        if (
-            holds is not None
-            and len(holds) == len(identity)
-            and holds[0] == identity[0]
-            and all(a is b for a, b in zip(holds[1:], identity[1:], strict=True))
-        ):
-            return
-        self.holds = None
-        self._send({"data": data})
+    def hand_over(self, data: dict[str, Any], identity: list[Any]) -> int:
+        """The token of ``data`` in the child: of a data set it holds already (see Apart), or
+        of ``data`` sent now (TRANSFER_SECONDS at most for the child to read it: Unavailable
+        then, or when it dies reading it)."""
+        for index, (token, held) in enumerate(self.holds):
+            if _same(held, identity):
+                self.holds.append(self.holds.pop(index))
+                return token
+        self._tokens += 1
+        token = self._tokens
+        forget = [t for t, _ in self.holds[: max(0, len(self.holds) - HELD_DATA + 1)]]
+        self.holds = [(t, i) for t, i in self.holds if t not in forget]
         try:
+            self._send({"data": data, "token": token, "forget": forget})
             reply = self._receive(time.monotonic() + TRANSFER_SECONDS)
         except _Late:
             raise Unavailable("the data the template reads took too long to hand over") from None
+        except _Gone:
+            raise Unavailable("the template process stopped while reading the data") from None
         if reply != {"received": True}:
-            raise _Gone
-        self.holds = list(identity)
+            raise Unavailable("the template process did not take the data")
+        self.holds.append((token, list(identity)))
+        return token
 
     def ask(self, request: dict[str, Any], *, deadline: float) -> dict[str, Any]:
         """Send ``request`` and wait for the answer until ``deadline``."""
@@ -207,6 +214,14 @@ class _Child:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def _same(held: list[Any], identity: list[Any]) -> bool:
+    return (
+        len(held) == len(identity)
+        and held[0] == identity[0]
+        and all(a is b for a, b in zip(held[1:], identity[1:], strict=True))
+    )
 
 
 def _read_exactly(stream: IO[bytes], size: int, deadline: float) -> bytearray:
@@ -294,18 +309,21 @@ def _serve() -> None:
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     _send(replies, {"ready": True})
-    data: dict[str, Any] = {}
+    held: dict[int, dict[str, Any]] = {}
     while True:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return
         (size,) = _HEADER.unpack(header)
+        _limit_cpu(TRANSFER_SECONDS + 1)  # reading the data has its own time
         request = json.loads(requests.read(size))
         if "data" in request:
-            data = request["data"]
+            for token in request["forget"]:
+                held.pop(token, None)
+            held[request["token"]] = request["data"]
             _send(replies, {"received": True})
             continue
-        context = dict(data)
+        context = dict(held[request["token"]])
         if request["item"]:
             context["item"] = request["item"][0]
         if request["key"] is not None:

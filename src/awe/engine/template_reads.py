@@ -69,22 +69,35 @@ def _key(node: nodes.Getattr | nodes.Getitem) -> str | int | None:
         return None if node.attr in _METHODS else node.attr
     arg = node.arg
     if isinstance(arg, nodes.Const) and isinstance(arg.value, str | int):
+        if isinstance(arg.value, str) and arg.value in _METHODS:
+            return None  # x['items'] is the method when x has no such key: read x whole
         return arg.value
     return None
 
 
-def pruned(value: Any, paths: Iterable[Path], leaves: list[Any]) -> Any:
-    """``value`` with only what ``paths`` reach (dicts narrowed to the keys read; what a path
-    ends on is kept whole, and appended to ``leaves``)."""
-    paths = set(paths)
-    if () in paths or not isinstance(value, dict):
-        leaves.append(value)
-        return value
-    below: dict[str | int, set[Path]] = defaultdict(set)
-    for path in paths:
-        below[path[0]].add(path[1:])
-    narrowed = {}
-    for key in sorted(below, key=str):
-        if key in value:
-            narrowed[key] = pruned(value[key], below[key], leaves)
-    return narrowed
+class Pruned:
+    """What the paths read reached, as it is handed over: ``shape`` names every part (the path
+    of each narrowed dict and of each value kept whole, in order) and ``leaves`` holds the
+    values kept whole; the same shape and the same leaf objects are the same data."""
+
+    def __init__(self) -> None:
+        self.shape: list[tuple[str, Path]] = []
+        self.leaves: list[Any] = []
+
+    def take(self, value: Any, paths: Iterable[Path], at: Path = ()) -> Any:
+        """``value`` with only what ``paths`` reach (dicts narrowed to the keys read; what a
+        path ends on is kept whole)."""
+        paths = set(paths)
+        if () in paths or not isinstance(value, dict):
+            self.shape.append(("value", at))
+            self.leaves.append(value)
+            return value
+        self.shape.append(("dict", at))
+        below: dict[str | int, set[Path]] = defaultdict(set)
+        for path in paths:
+            below[path[0]].add(path[1:])
+        narrowed = {}
+        for key in sorted(below, key=str):
+            if key in value:
+                narrowed[key] = self.take(value[key], below[key], (*at, key))
+        return narrowed

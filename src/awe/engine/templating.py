@@ -27,7 +27,7 @@ from awe.engine import template_child
 from awe.engine.errors import StepError
 from awe.engine.secret_refs import REFERENCE, SecretRefs, render_tag
 from awe.engine.template_plain import is_plain
-from awe.engine.template_reads import pruned, reads
+from awe.engine.template_reads import Pruned, reads
 from awe.engine.template_sandbox import ENVIRONMENT, TemplateFailed, render_here, too_costly
 from awe.storage.privacy import readable
 
@@ -80,18 +80,17 @@ def render(value: Any, context: dict[str, Any], *, where: str) -> Any:
         read = reads(value)
         if read is None:  # it does not parse: say why, in the sandbox
             return render_here(value, context, None)
-        leaves: list[Any] = []
-        item_leaves: list[Any] = []
+        taken, item_taken = Pruned(), Pruned()
         data: dict[str, Any] = {}
         item: list[Any] = []
         for name, paths in read:
             if name == "item" and "item" in context:
-                item = [pruned(context["item"], paths, item_leaves)]
+                item = [item_taken.take(context["item"], paths)]
             elif name in context and name != "secrets":
-                data[name] = pruned(context[name], paths, leaves)
-        if is_plain(value) and _small([*leaves, *item_leaves], budget):
+                data[name] = taken.take(context[name], paths, (name,))
+        if is_plain(value) and _small([*taken.leaves, *item_taken.leaves], budget):
             return render_here(value, context, None)
-        apart = template_child.Apart(data, [read, *leaves], item)
+        apart = template_child.Apart(data, [tuple(taken.shape), *taken.leaves], item)
         return _render_apart(value, apart, context.get("secrets"), seconds, out_of_time)
     except TemplateFailed as exc:
         raise _invalid(f"{where}: {exc}") from None

@@ -47,8 +47,8 @@ class SecretInfo:
 def _check(name: str, value: str) -> None:
     if not NAME_RE.match(name):
         raise ValidationFailed(
-            f"secret name {name!r} must be an identifier (letters, digits, _; not starting with a"
-            " digit; 100 at most), so that templates can read secrets.<name>"
+            f"secret name {name!r} must be an identifier (letters, digits, _; starting with a"
+            " letter; 100 at most), so that templates can read secrets.<name>"
         )
     if not value:
         raise ValidationFailed("a secret's value may not be empty")
