@@ -137,20 +137,14 @@ def test_a_number_is_given_back_only_in_the_window_that_took_it(
         newer = throttle.reserve(conn, settings, "ip:203.0.113.9", later)
         throttle.reserve(conn, settings, "ip:203.0.113.9", later)
     assert (old.number, newer.number) == (1, 1)
-    with database.write() as conn:
-        throttle.give_back(conn, [old])
-    with database.read() as conn:
-        counted = conn.execute(
-            select(AuthThrottle.failures).where(AuthThrottle.key == "ip:203.0.113.9")
-        ).scalar()
-    assert counted == 2
-    with database.write() as conn:
-        throttle.give_back(conn, [newer])
-    with database.read() as conn:
-        counted = conn.execute(
-            select(AuthThrottle.failures).where(AuthThrottle.key == "ip:203.0.113.9")
-        ).scalar()
-    assert counted == 1
+    for attempt, left in ((old, 2), (newer, 1)):
+        with database.write() as conn:
+            throttle.give_back(conn, [attempt])
+        with database.read() as conn:
+            counted = conn.execute(
+                select(AuthThrottle.failures).where(AuthThrottle.key == "ip:203.0.113.9")
+            ).scalar()
+        assert counted == left
 
 
 def test_a_right_password_within_the_limit_starts_afresh(
