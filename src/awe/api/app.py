@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from awe import __version__
+from awe import __version__, web
 from awe.ai import pii
 from awe.api import problems
 from awe.api.observe import Metrics, Observe
@@ -18,7 +18,6 @@ from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_logging
 from awe.services import audit
 from awe.storage.database import Database, create_database
-from awe.web import setup as setup_page
 
 
 def app_from_environment() -> FastAPI:
@@ -64,11 +63,11 @@ def create_app(
     app.state.db = database
     app.state.started = time.monotonic()
     app.state.metrics = Metrics(database)
-    problems.install(app)
+    problems.install(app, pages=web.error_page)
     for router in (health.router, auth.router, projects.router, runs.router, ops.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(status.router)
-    app.include_router(setup_page.router)
+    web.install(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
@@ -69,12 +70,33 @@ def too_large(limit: int) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the exception handlers on ``app``."""
+#: Renders an error as a web page instead, for the paths it serves (None for the others).
+PageRenderer = Callable[[Request, int, str, str, Exception], Response | None]
+
+
+def install(app: FastAPI, *, pages: PageRenderer | None = None) -> None:
+    """Register the exception handlers on ``app``; ``pages`` answers errors of web pages."""
+
+    def answer(
+        request: Request,
+        exc: Exception,
+        *,
+        status: int,
+        title: str,
+        detail: str,
+        code: str,
+        extra: dict[str, object] | None = None,
+    ) -> Response:
+        shown = pages(request, status, title, detail, exc) if pages is not None else None
+        if shown is not None:
+            return shown
+        return problem(status=status, title=title, detail=detail, code=code, extra=extra)
 
     @app.exception_handler(AweError)
-    async def _awe_error(_: Request, exc: AweError) -> JSONResponse:
-        response = problem(
+    async def _awe_error(request: Request, exc: AweError) -> Response:
+        response = answer(
+            request,
+            exc,
             status=exc.http_status,
             title=(type(exc).__doc__ or "Error").strip().splitlines()[0],
             detail=exc.message,
@@ -87,10 +109,12 @@ def install(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: DataError) -> Response:
         # The database refused a value (PostgreSQL: a NUL character in text, a number too big).
         reason = str(exc.orig).splitlines()[0] if exc.orig else "a value the database refuses"
-        return problem(
+        return answer(
+            request,
+            exc,
             status=422,
             title="The input is invalid.",
             detail=f"invalid value: {reason}",
@@ -98,9 +122,11 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(IntegrityError)
-    async def _conflict(_: Request, exc: IntegrityError) -> JSONResponse:
+    async def _conflict(request: Request, exc: IntegrityError) -> Response:
         # Two requests raced for the same name, or a reference points at nothing.
-        return problem(
+        return answer(
+            request,
+            exc,
             status=409,
             title="This conflicts with the current state.",
             detail="the change conflicts with what is stored (taken already, or refers to"
@@ -109,9 +135,11 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_down(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable", error=str(exc.orig).splitlines()[0][:200])
-        return problem(
+        return answer(
+            request,
+            exc,
             status=503,
             title="The database is unavailable.",
             detail="the database did not answer; try again shortly",
@@ -119,18 +147,25 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return problem(
-            status=413, title="The request is too large.", detail=str(exc), code="too-large"
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return answer(
+            request,
+            exc,
+            status=413,
+            title="The request is too large.",
+            detail=str(exc),
+            code="too-large",
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return problem(
+        return answer(
+            request,
+            exc,
             status=422,
             title="The request is invalid.",
             detail=detail,
@@ -139,15 +174,22 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return problem(
-            status=exc.status_code, title=str(exc.detail), detail=str(exc.detail), code="http"
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return answer(
+            request,
+            exc,
+            status=exc.status_code,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            code="http",
         )
 
     @app.exception_handler(RecursionError)
-    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
         # Input nested deeper than anything reasonable (a JSON body of 100,000 brackets).
-        return problem(
+        return answer(
+            request,
+            exc,
             status=422,
             title="The input is invalid.",
             detail="the input is nested too deeply to process",
@@ -155,10 +197,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The boundary of the API: log the traceback for operators, never send it to the client.
         log.error("unhandled error", exc_info=exc)
-        return problem(
+        return answer(
+            request,
+            exc,
             status=500,
             title="Internal error.",
             detail="An unexpected error occurred; the server log has the details.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,13 @@ class AdminUserCreate(UserCreate):
     """An admin creating a user, with a role."""
 
     role: str = Field(default="member", pattern="^(admin|member)$")
+
+
+class UserUpdate(_In):
+    """An admin changing a user: role, or whether the account is active."""
+
+    role: str | None = Field(default=None, pattern="^(admin|member)$")
+    is_active: bool | None = None
 
 
 class UserPublic(BaseModel):
@@ -210,6 +218,8 @@ class RunPublic(BaseModel):
     project_id: str | None
     created_at: str
     steps: list[StepPublic]
+    #: In lists: how many of the run's steps are in each state.
+    step_counts: dict[str, int] | None = None
 
 
 class EventPublic(BaseModel):
@@ -225,6 +235,30 @@ class EventPublic(BaseModel):
     message: str
     data: dict[str, Any] | None
     created_at: str
+
+
+class RunFilterIn(_In):
+    """Which runs: every field given must match (``statuses``: any of them)."""
+
+    statuses: list[str] = Field(default_factory=list, max_length=5)
+    workflow: str | None = Field(default=None, max_length=100)
+    project: str | None = Field(default=None, max_length=100)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class RunsBulkIn(_In):
+    """Runs to act on: by ``run_ids``, or every run ``filter`` matches (at most 10,000)."""
+
+    run_ids: list[str] | None = Field(default=None, max_length=10_000)
+    filter: RunFilterIn | None = None
+
+
+class BulkPublic(BaseModel):
+    """What a bulk action did: the runs it changed, and why it skipped the others."""
+
+    done: list[str]
+    skipped: dict[str, str]
 
 
 class RequeueIn(_In):

@@ -12,7 +12,8 @@ from rich.text import Text
 
 from awe.cli.context import console, print_json, state
 from awe.core.errors import ValidationFailed
-from awe.engine.client import DeadLetterFilter, Engine
+from awe.engine.client import Engine
+from awe.engine.listing import DeadLetterFilter
 from awe.engine.records import EventRecord, RunRecord
 from awe.services import runs
 from awe.services.tokens import OPERATOR, operator_actor

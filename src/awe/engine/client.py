@@ -6,23 +6,23 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
-from awe.engine import children, permissions, reopen, states, transitions
+from awe.engine import children, listing, permissions, reopen, states, transitions
 from awe.engine.inputs import resolve_inputs
+from awe.engine.listing import DeadLetterFilter as DeadLetterFilter
+from awe.engine.listing import RunFilter
 from awe.engine.records import EventRecord, RunRecord, StepRecord, WorkerRecord
 from awe.engine.registry import Registry, default_registry
 from awe.engine.spec import (
     CHILD_KIND,
     as_dry_run,
-    did_you_mean,
     downstream_of,
     normalise_spec,
 )
@@ -42,19 +42,6 @@ _EVENTS = RunEvent.__table__
 def local_wakeup(db: Database) -> threading.Event:
     """The in-process signal set when work becomes ready on ``db`` (SQLite's fast path)."""
     return _wakeups.setdefault(id(db.engine), threading.Event())
-
-
-@dataclass(frozen=True)
-class DeadLetterFilter:
-    """Which dead steps to select; every field given must match."""
-
-    queue: str | None = None
-    category: str | None = None
-    workflow: str | None = None
-    older_than: timedelta | None = None
-    run_id: str | None = None
-    #: Only steps of runs in these projects (None: any run).
-    project_ids: frozenset[str] | None = None
 
 
 class Engine:
@@ -304,59 +291,23 @@ class Engine:
 
         ``project_ids`` keeps runs of those projects only (None: any project, or none).
         """
-        if status is not None and status not in states.RUN_STATES:
-            raise ValidationFailed(
-                f"run status {status!r} is not one of {', '.join(states.RUN_STATES)}"
-                + did_you_mean(status, states.RUN_STATES)
-            )
-        # Lists leave the spec out (callers of a list never read it; it is the biggest column).
-        columns = [c for c in _RUNS.columns if c.name != "spec"]
-        statement = select(*columns).order_by(Run.id.desc()).limit(limit)
-        for column, value in (
-            (Run.status, status),
-            (Run.workflow_name, workflow),
-            (Run.queue, queue),
-            (Run.project_id, project_id),
-        ):
-            if value is not None:
-                statement = statement.where(column == value)
-        if before is not None:
-            statement = statement.where(Run.id < before)
-        if project_ids is not None:
-            statement = statement.where(Run.project_id.in_(sorted(project_ids)))
-        with self.db.read() as conn:
-            rows = conn.execute(statement).all()
-        return [RunRecord.from_row({**r._mapping, "spec": {}}, None) for r in rows]
+        where = RunFilter(
+            statuses=frozenset({status}) if status else frozenset(),
+            workflow=workflow,
+            queue=queue,
+            project_id=project_id,
+            project_ids=project_ids,
+        )
+        return listing.list_runs(self.db, where, limit=limit, before=before)
 
     def dead_letters(
         self, where: DeadLetterFilter | None = None, *, limit: int = 1000
     ) -> list[StepRecord]:
         """Dead steps (the dead-letter queue), oldest first, filtered."""
-        where = where or DeadLetterFilter()
-        statement = (
-            select(_STEPS)
-            .join(Run, Run.id == Step.run_id)
-            .where(Step.status == states.DEAD)
-            .order_by(Step.finished_at, Step.id)
-            .limit(limit)
+        found = listing.dead_letters(
+            self.db, where or DeadLetterFilter(), self.clock.now(), limit=limit
         )
-        conditions = []
-        if where.queue:
-            conditions.append(Step.queue == where.queue)
-        if where.category:
-            conditions.append(Step.error_category == where.category)
-        if where.workflow:
-            conditions.append(Run.workflow_name == where.workflow)
-        if where.run_id:
-            conditions.append(Step.run_id == where.run_id)
-        if where.project_ids is not None:
-            conditions.append(Run.project_id.in_(sorted(where.project_ids)))
-        if where.older_than is not None:
-            conditions.append(Step.finished_at <= self.clock.now() - where.older_than)
-        if conditions:
-            statement = statement.where(and_(*conditions))
-        with self.db.read() as conn:
-            return [StepRecord.from_row(r._mapping) for r in conn.execute(statement).all()]
+        return [step for step, _ in found]
 
     def list_workers(
         self, *, stale_after: float = 90.0, include_stopped: bool = False
@@ -381,14 +332,7 @@ class Engine:
 
         Numbers are given in commit order, so following them never skips an event.
         """
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(_EVENTS)
-                .where(RunEvent.run_id == run_id, RunEvent.seq > after)
-                .order_by(RunEvent.seq)
-                .limit(limit)
-            ).all()
-        return [EventRecord.from_row(r._mapping) for r in rows]
+        return listing.events(self.db, run_id, after=after, limit=limit)
 
     def status(self, run_id: str) -> str:
         """A run's status alone (one indexed read, for loops that poll); NotFound if no run."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from awe.core.clock import utcnow
 from awe.core.config import Settings
@@ -183,6 +183,28 @@ def login(
     checked (services/throttle.py), so parallel guesses cannot get more than the limit checked;
     a successful login gives the address its number back.
     """
+    user_id, role, session_id, jti = _open_session(
+        db, settings, email=email, password=password, actor=actor, client="api"
+    )
+    return _pair(db, settings, user_id, role, session_id, jti)
+
+
+def login_browser(
+    db: Database, settings: Settings, *, email: str, password: str, actor: Actor
+) -> tuple[str, str]:
+    """Log in from the web UI, throttled like ``login``: (the session cookie, the session id).
+
+    The session is a login session like any other: logging out, changing the password and
+    rotating the signing secret end it."""
+    user_id, _, session_id, _ = _open_session(
+        db, settings, email=email, password=password, actor=actor, client="browser"
+    )
+    return tokens.issue_browser(db, settings, user_id=user_id, session_id=session_id), session_id
+
+
+def _open_session(
+    db: Database, settings: Settings, *, email: str, password: str, actor: Actor, client: str
+) -> tuple[str, str, str, str]:
     address = email.strip().lower()
     now = utcnow()
     keys = throttle.keys(address, actor.ip)
@@ -253,8 +275,9 @@ def login(
             "auth.login",
             target_type="session",
             target_id=session_id,
+            details={"client": client},
         )
-    return _pair(db, settings, user.id, user.role, session_id, jti)
+    return user.id, user.role, session_id, jti
 
 
 def _pair(
@@ -361,3 +384,53 @@ def change_password(db: Database, *, user_id: str, current: str, new: str, actor
             .values(revoked_at=now)
         )
         audit.record(conn, actor, "user.password_change", target_type="user", target_id=user_id)
+
+
+def update_user(
+    db: Database,
+    user_id: str,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+    actor: Actor,
+) -> UserInfo:
+    """Change a user's role or deactivate (or reactivate) them; a deactivated user's sessions
+    end at once. The last active admin can be neither demoted nor deactivated (Conflict)."""
+    if role is not None and role not in ("admin", "member"):
+        raise ValidationFailed(f"role {role!r} is not admin or member")
+    now = utcnow()
+    with db.write() as conn:
+        row = conn.execute(select(User.role, User.is_active).where(User.id == user_id)).first()
+        if row is None:
+            raise NotFound(f"no user {user_id}")
+        losing = row.role == "admin" and row.is_active
+        losing = losing and (role == "member" or is_active is False)
+        if losing:
+            admins = conn.execute(
+                select(func.count())
+                .select_from(User)
+                .where(User.role == "admin", User.is_active.is_(True))
+            ).scalar_one()
+            if admins <= 1:
+                raise Conflict("this is the last active admin: make another admin first")
+        values: dict[str, Any] = {"updated_at": now}
+        if role is not None:
+            values["role"] = role
+        if is_active is not None:
+            values["is_active"] = is_active
+        conn.execute(update(User).where(User.id == user_id).values(**values))
+        if is_active is False:
+            conn.execute(
+                update(AuthSession)
+                .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        audit.record(
+            conn,
+            actor,
+            "user.update",
+            target_type="user",
+            target_id=user_id,
+            details={k: v for k, v in (("role", role), ("is_active", is_active)) if v is not None},
+        )
+    return get_user(db, user_id)

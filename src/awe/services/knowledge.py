@@ -7,8 +7,10 @@ it is durable, retried, visible in ``awe runs`` and resumable like any other.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import delete, select
 
@@ -91,6 +93,25 @@ def add(
         details={"names": [d.name for d in report.stored], "run_id": report.run_id},
     )
     return report
+
+
+def add_uploads(
+    db: Database,
+    settings: Settings,
+    uploads: list[tuple[str, BinaryIO]],
+    *,
+    project: str,
+    actor: Actor,
+) -> AddReport:
+    """``add`` for uploaded files, given as (file name, stream): each is copied to a temporary
+    folder (up to one byte past the size limit, so an oversized one is refused as such)."""
+    with tempfile.TemporaryDirectory(prefix="awe-upload-") as folder:
+        paths = []
+        for name, stream in uploads:
+            path = Path(folder) / (Path(name or "upload").name or "upload")
+            path.write_bytes(stream.read(settings.knowledge_max_bytes + 1))
+            paths.append(path)
+        return add(db, settings, paths, project=project, uploaded=True, actor=actor)
 
 
 def list_documents(db: Database, *, project: str | None = None) -> list[store.DocumentInfo]:

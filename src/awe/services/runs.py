@@ -5,17 +5,25 @@ Every state change is audited. A run outside the principal's projects is "not fo
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from awe.core.errors import NotFound
-from awe.engine.client import DeadLetterFilter, Engine
+from awe.core.errors import Conflict, NotFound, ValidationFailed
+from awe.engine import listing, states
+from awe.engine.client import Engine
+from awe.engine.listing import DeadLetterFilter, RunFilter
 from awe.engine.records import EventRecord, RunRecord, StepRecord
+from awe.engine.spec import downstream_of
 from awe.services import audit, workflows
 from awe.services.audit import Actor
 from awe.services.projects import ProjectInfo, visible_ids
 from awe.services.tokens import Principal
 from awe.storage.database import Database
+
+#: The most runs one bulk action changes.
+MAX_BULK = 10_000
 
 
 def visible_run(db: Database, principal: Principal, run_id: str) -> RunRecord:
@@ -70,6 +78,28 @@ def start(
     return run_id
 
 
+def run_filter(
+    db: Database,
+    principal: Principal,
+    *,
+    project: ProjectInfo | None = None,
+    statuses: Collection[str] = (),
+    workflow: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> RunFilter:
+    """A filter over the runs the principal may see (ValidationFailed for an unknown status)."""
+    allowed = visible_ids(db, principal)
+    return RunFilter(
+        statuses=frozenset(statuses),
+        workflow=workflow or None,
+        project_id=project.id if project else None,
+        project_ids=frozenset(allowed) if allowed is not None else None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+
 def list_runs(
     db: Database,
     principal: Principal,
@@ -81,15 +111,50 @@ def list_runs(
     before: str | None = None,
 ) -> list[RunRecord]:
     """Runs the principal may see, newest first."""
-    allowed = visible_ids(db, principal)
-    return Engine(db).list_runs(
-        status=status,
-        workflow=workflow,
-        limit=limit,
-        before=before,
-        project_id=project.id if project else None,
-        project_ids=frozenset(allowed) if allowed is not None else None,
+    where = run_filter(
+        db, principal, project=project, statuses=[status] if status else [], workflow=workflow
     )
+    return listing.list_runs(db, where, limit=limit, before=before)
+
+
+def page(
+    db: Database, where: RunFilter, *, limit: int = 50, before: str | None = None
+) -> tuple[list[RunRecord], dict[str, dict[str, int]]]:
+    """A page of runs newest first, with each run's step counts by state."""
+    found = listing.list_runs(db, where, limit=limit, before=before)
+    return found, listing.step_counts(db, [r.id for r in found])
+
+
+def count(db: Database, where: RunFilter) -> int:
+    """How many runs match (what a bulk action on the filter would act on, at most)."""
+    return listing.count_runs(db, where)
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """What a bulk action did: the runs it changed, and why it left the others."""
+
+    done: list[str]
+    skipped: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"done": self.done, "skipped": self.skipped}
+
+
+def _chosen(
+    db: Database, principal: Principal, run_ids: list[str] | None, where: RunFilter | None
+) -> list[str]:
+    if (run_ids is None) == (where is None):
+        raise ValidationFailed("give run ids or a filter, not both")
+    if run_ids is not None:
+        if len(run_ids) > MAX_BULK:
+            raise ValidationFailed(f"at most {MAX_BULK} runs at once")
+        for run_id in run_ids:
+            visible_run(db, principal, run_id)  # every one must be visible
+        return list(dict.fromkeys(run_ids))
+    assert where is not None
+    return listing.run_ids(db, where, limit=MAX_BULK)
 
 
 def cancel(db: Database, principal: Principal, run_id: str, *, actor: Actor) -> RunRecord:
@@ -100,12 +165,56 @@ def cancel(db: Database, principal: Principal, run_id: str, *, actor: Actor) -> 
     return result
 
 
+def cancel_many(
+    db: Database,
+    principal: Principal,
+    *,
+    run_ids: list[str] | None = None,
+    where: RunFilter | None = None,
+    actor: Actor,
+) -> Bulk:
+    """Cancel runs by id (each must be visible) or every visible one a filter matches (at most
+    MAX_BULK); runs that finished already are skipped and said so."""
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for run_id in _chosen(db, principal, run_ids, where):
+        try:
+            cancel(db, principal, run_id, actor=actor)
+        except (Conflict, NotFound) as exc:
+            skipped[run_id] = exc.message
+        else:
+            done.append(run_id)
+    return Bulk(done, skipped)
+
+
 def resume(db: Database, principal: Principal, run_id: str, *, actor: Actor) -> list[str]:
     """Resume a visible run from its dead and cancelled steps."""
     run = visible_run(db, principal, run_id)
     steps = Engine(db).resume(run.id)
     _audit(db, actor, "run.resume", run.id, run.project_id, {"steps": steps})
     return steps
+
+
+def resume_many(
+    db: Database,
+    principal: Principal,
+    *,
+    run_ids: list[str] | None = None,
+    where: RunFilter | None = None,
+    actor: Actor,
+) -> Bulk:
+    """Resume runs by id or by filter, like ``cancel_many``; runs with nothing to resume are
+    skipped and said so."""
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for run_id in _chosen(db, principal, run_ids, where):
+        try:
+            resume(db, principal, run_id, actor=actor)
+        except (Conflict, NotFound) as exc:
+            skipped[run_id] = exc.message
+        else:
+            done.append(run_id)
+    return Bulk(done, skipped)
 
 
 def fork(db: Database, principal: Principal, run_id: str, from_step: str, *, actor: Actor) -> str:
@@ -119,11 +228,47 @@ def fork(db: Database, principal: Principal, run_id: str, from_step: str, *, act
 
 
 def events(
-    db: Database, principal: Principal, run_id: str, *, after: int = 0, limit: int = 1000
+    db: Database,
+    principal: Principal,
+    run_id: str,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    steps: Collection[str] = (),
+    types: Collection[str] = (),
+    levels: Collection[str] = (),
+    newest: bool = False,
 ) -> list[EventRecord]:
-    """A visible run's events after ``after``."""
+    """A visible run's events after ``after``, of the given steps, types and levels if any
+    (``newest``: the last ``limit`` of them)."""
     run = visible_run(db, principal, run_id)
-    return Engine(db).events(run.id, after=after, limit=limit)
+    return listing.events(
+        db,
+        run.id,
+        after=after,
+        limit=limit,
+        steps=steps,
+        types=types,
+        levels=levels,
+        newest=newest,
+    )
+
+
+def child_runs(db: Database, principal: Principal, run_id: str) -> dict[str, RunRecord]:
+    """The newest child run of each workflow step of a visible run, by step key."""
+    run = visible_run(db, principal, run_id)
+    return Engine(db).child_runs(run.id)
+
+
+def fork_plan(run: RunRecord, from_step: str) -> tuple[list[str], list[str]]:
+    """What forking ``run`` from ``from_step`` does: (steps whose outputs are reused, steps
+    that run again), in the workflow's order."""
+    keys = {s.step_key: s for s in run.steps}
+    if from_step not in keys:
+        raise NotFound(f"run {run.id} has no step {from_step!r}")
+    again = downstream_of({from_step}, {k: s.needs for k, s in keys.items()})
+    reused = [k for k, s in keys.items() if k not in again and s.status == states.SUCCEEDED]
+    return reused, [k for k in keys if k not in reused]
 
 
 def dead_letters(
@@ -137,7 +282,7 @@ def dead_letters(
 ) -> list[StepRecord]:
     """Dead steps of the runs the principal may see."""
     return Engine(db).dead_letters(
-        _filter(db, principal, queue, category, workflow, older_than_seconds)
+        dead_filter(db, principal, queue, category, workflow, older_than_seconds)
     )
 
 
@@ -154,7 +299,7 @@ def requeue(
 ) -> list[str]:
     """Requeue dead steps by id (each must be visible) or by filter (within what is visible)."""
     engine = Engine(db)
-    where = _filter(db, principal, queue, category, workflow, older_than_seconds)
+    where = dead_filter(db, principal, queue, category, workflow, older_than_seconds)
     visible = {s.id: s for s in engine.dead_letters(where, limit=100_000)}
     if step_ids is not None:
         missing = [i for i in step_ids if i not in visible]
@@ -175,7 +320,7 @@ def requeue(
     return requeued
 
 
-def _filter(
+def dead_filter(
     db: Database,
     principal: Principal,
     queue: str | None,
@@ -183,6 +328,7 @@ def _filter(
     workflow: str | None,
     older_than_seconds: float | None,
 ) -> DeadLetterFilter:
+    """Which dead steps, within what the principal may see."""
     allowed = visible_ids(db, principal)
     return DeadLetterFilter(
         queue=queue,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cron_descriptor import get_description
 from sqlalchemy import delete, select
 
 from awe.core.errors import NotFound
@@ -18,8 +19,10 @@ from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.services import audit
 from awe.services.audit import Actor
+from awe.services.projects import visible_ids
+from awe.services.tokens import Principal
 from awe.storage.database import Database
-from awe.storage.engine_models import Schedule
+from awe.storage.engine_models import Run, Schedule
 
 
 @dataclass(frozen=True)
@@ -170,3 +173,37 @@ def trigger(db: Database, name: str, *, actor: Actor) -> str:
         details={"run_id": run_id},
     )
     return run_id
+
+
+def list_visible(db: Database, principal: Principal) -> list[ScheduleInfo]:
+    """The schedules of the principal's projects (admins: all), by name."""
+    allowed = visible_ids(db, principal)
+    return [s for s in list_schedules(db) if allowed is None or s.project_id in allowed]
+
+
+def visible(db: Database, principal: Principal, name: str) -> ScheduleInfo:
+    """One schedule of the principal's projects; NotFound otherwise."""
+    for schedule in list_visible(db, principal):
+        if schedule.name == name:
+            return schedule
+    raise NotFound(f"no schedule {name!r}")
+
+
+def last_run(db: Database, schedule: ScheduleInfo) -> str | None:
+    """The id of the run its last fire started (None if it has not fired, or that run is
+    gone)."""
+    if schedule.last_fire_at is None:
+        return None
+    key = f"schedule:{schedule.id}:{schedule.last_fire_at.isoformat()}"
+    with db.read() as conn:
+        found = conn.execute(select(Run.id).where(Run.idempotency_key == key)).scalar()
+    return str(found) if found else None
+
+
+def describe(cron: str) -> str:
+    """A cron expression in words ('At 09:00 AM, Monday through Friday'); the expression
+    itself when it cannot be put in words."""
+    try:
+        return str(get_description(cron))
+    except Exception:  # noqa: BLE001 (any expression it cannot read is shown raw)
+        return cron

@@ -123,6 +123,24 @@ def issue_refresh(
     )
 
 
+def issue_browser(db: Database, settings: Settings, *, user_id: str, session_id: str) -> str:
+    """The cookie of a browser session: lasts as long as the session, names it, and is good
+    only as a cookie (``typ: browser``: the API, bearer-only, refuses it)."""
+    return _encode(
+        db,
+        settings,
+        {"sub": user_id, "sid": session_id, "typ": "browser", "jti": new_id()},
+        timedelta(days=settings.refresh_token_days),
+    )
+
+
+def csrf_token(db: Database, settings: Settings, session_id: str) -> str:
+    """The session's token for forms: fixed for the session, unguessable without the signing
+    secret (so rotating the secret changes it with the cookie)."""
+    key = signing_secret(db, settings).encode()
+    return hmac.new(key, f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
 def decode(
     db: Database, settings: Settings, token: str, *, expected: str, ip: str | None
 ) -> dict[str, Any]:
@@ -149,7 +167,7 @@ def decode(
             ip=ip,
             detail=f"a {claims.get('typ')} token used as {expected}",
         )
-        raise AuthenticationFailed(f"this is not an {expected} token")
+        raise AuthenticationFailed(f"a {claims.get('typ')} token is not accepted here")
     return claims
 
 
@@ -160,7 +178,17 @@ def authenticate(db: Database, settings: Settings, bearer: str, *, ip: str | Non
         return Principal("admin-token", None, "admin")
     if bearer.startswith(PAT_PREFIX):
         return _personal(db, bearer, ip)
-    claims = decode(db, settings, bearer, expected="access", ip=ip)
+    return _session_principal(db, decode(db, settings, bearer, expected="access", ip=ip), ip)
+
+
+def authenticate_browser(
+    db: Database, settings: Settings, cookie: str, *, ip: str | None
+) -> Principal:
+    """The principal of a browser session cookie, while its login session is open."""
+    return _session_principal(db, decode(db, settings, cookie, expected="browser", ip=ip), ip)
+
+
+def _session_principal(db: Database, claims: dict[str, Any], ip: str | None) -> Principal:
     now = utcnow()
     with db.read() as conn:
         row = conn.execute(
@@ -174,7 +202,7 @@ def authenticate(db: Database, settings: Settings, bearer: str, *, ip: str | Non
             "token_revoked",
             user_id=claims["sub"],
             ip=ip,
-            detail="access token of an ended session",
+            detail=f"{claims['typ']} token of an ended session",
         )
         raise AuthenticationFailed("this session has ended; log in again")
     return Principal("user", claims["sub"], row.role, session_id=claims["sid"])

@@ -14,9 +14,9 @@ from awe.api.schemas import (
     RunStarted,
     SchedulePublic,
     UserPublic,
+    UserUpdate,
     WorkerPublic,
 )
-from awe.core.errors import NotFound
 from awe.engine.client import Engine
 from awe.services import audit, auth, projects, queues, schedules
 
@@ -43,22 +43,13 @@ def list_workers(
 
 
 def _visible_schedule(db: Any, principal: Any, name: str) -> schedules.ScheduleInfo:
-    allowed = projects.visible_ids(db, principal)
-    for schedule in schedules.list_schedules(db):
-        if schedule.name == name and (allowed is None or schedule.project_id in allowed):
-            return schedule
-    raise NotFound(f"no schedule {name!r}")
+    return schedules.visible(db, principal, name)
 
 
 @router.get("/schedules", response_model=list[SchedulePublic], tags=["schedules"])
 def list_schedules(principal: CurrentPrincipal, db: DbDep) -> list[dict[str, Any]]:
     """The schedules of your projects (admins: all)."""
-    allowed = projects.visible_ids(db, principal)
-    return [
-        s.as_dict()
-        for s in schedules.list_schedules(db)
-        if allowed is None or s.project_id in allowed
-    ]
+    return [s.as_dict() for s in schedules.list_visible(db, principal)]
 
 
 @router.post("/schedules/{name:path}/enable", response_model=SchedulePublic, tags=["schedules"])
@@ -140,5 +131,17 @@ def create_user(
         role=body.role,
         display_name=body.display_name,
         actor=actor_of(principal, meta),
+    )
+    return user.as_dict()
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic, tags=["admin"])
+def update_user(
+    user_id: str, body: UserUpdate, principal: AdminPrincipal, db: DbDep, meta: MetaDep
+) -> dict[str, Any]:
+    """Change a user's role, or deactivate them (their sessions end at once); the last active
+    admin stays one (409)."""
+    user = auth.update_user(
+        db, user_id, role=body.role, is_active=body.is_active, actor=actor_of(principal, meta)
     )
     return user.as_dict()

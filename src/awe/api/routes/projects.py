@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -267,22 +266,13 @@ def upload_documents(
 ) -> dict[str, object]:
     """Upload documents: checked now, ingested by a run (see its id)."""
     found = projects.visible(db, principal, project)
-    with tempfile.TemporaryDirectory(prefix="awe-upload-") as folder:
-        paths = []
-        for upload in files:
-            name = Path(upload.filename or "upload").name
-            data = upload.file.read(settings.knowledge_max_bytes + 1)
-            path = Path(folder) / name
-            path.write_bytes(data)
-            paths.append(path)
-        report = knowledge.add(
-            db,
-            settings,
-            paths,
-            project=found.name,
-            uploaded=True,
-            actor=actor_of(principal, meta),
-        )
+    report = knowledge.add_uploads(
+        db,
+        settings,
+        [(upload.filename or "upload", upload.file) for upload in files],
+        project=found.name,
+        actor=actor_of(principal, meta),
+    )
     return {
         "run_id": report.run_id,
         "documents": [d.as_dict() for d in report.stored + report.unchanged],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
@@ -13,17 +14,22 @@ from fastapi.responses import StreamingResponse
 from awe.api.deps import CurrentPrincipal, DbDep, MetaDep, actor_of
 from awe.api.schemas import (
     MAX_AGE_SECONDS,
+    BulkPublic,
     EventPublic,
     Requeued,
     RequeueIn,
     RunFork,
     RunPublic,
+    RunsBulkIn,
     RunStarted,
     StepPublic,
 )
 from awe.engine import states
 from awe.engine.client import Engine
+from awe.engine.listing import RunFilter
 from awe.services import projects, runs
+from awe.services.tokens import Principal
+from awe.storage.database import Database
 
 router = APIRouter(tags=["runs"])
 POLL_SECONDS = 0.2
@@ -35,17 +41,70 @@ def list_runs(
     principal: CurrentPrincipal,
     db: DbDep,
     project: Annotated[str | None, Query(max_length=100)] = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    status_: Annotated[
+        list[str], Query(alias="status", max_length=5, description="Any of these (repeatable)")
+    ] = [],  # noqa: B006 (FastAPI copies the default)
     workflow: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="Created before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[str | None, Query(max_length=36, description="A run id to page from")] = None,
 ) -> list[dict[str, object]]:
-    """The runs you may see, newest first."""
+    """The runs you may see, newest first, each with its step counts by state."""
+    where = _where(db, principal, project, status_, workflow, since, until)
+    found, counts = runs.page(db, where, limit=limit, before=before)
+    return [{**r.as_dict(), "step_counts": counts.get(r.id, {})} for r in found]
+
+
+def _where(
+    db: Database,
+    principal: Principal,
+    project: str | None,
+    statuses: list[str],
+    workflow: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> RunFilter:
     scope = projects.visible(db, principal, project) if project else None
-    found = runs.list_runs(
-        db, principal, project=scope, status=status_, workflow=workflow, limit=limit, before=before
+    return runs.run_filter(
+        db,
+        principal,
+        project=scope,
+        statuses=statuses,
+        workflow=workflow,
+        created_after=since,
+        created_before=until,
     )
-    return [r.as_dict() for r in found]
+
+
+@router.post("/runs/cancel", response_model=BulkPublic)
+def cancel_runs(
+    body: RunsBulkIn, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
+) -> dict[str, object]:
+    """Cancel runs by id, or every unfinished run a filter matches."""
+    return runs.cancel_many(
+        db, principal, **_bulk(db, principal, body), actor=actor_of(principal, meta)
+    ).as_dict()
+
+
+@router.post("/runs/resume", response_model=BulkPublic)
+def resume_runs(
+    body: RunsBulkIn, principal: CurrentPrincipal, db: DbDep, meta: MetaDep
+) -> dict[str, object]:
+    """Resume runs by id, or every run a filter matches that has dead or cancelled steps."""
+    return runs.resume_many(
+        db, principal, **_bulk(db, principal, body), actor=actor_of(principal, meta)
+    ).as_dict()
+
+
+def _bulk(db: Database, principal: Principal, body: RunsBulkIn) -> dict[str, Any]:
+    if body.filter is None:
+        return {"run_ids": body.run_ids}
+    f = body.filter
+    where = _where(
+        db, principal, f.project, f.statuses, f.workflow, f.created_after, f.created_before
+    )
+    return {"run_ids": body.run_ids, "where": where}
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic)
@@ -87,9 +146,18 @@ def run_events(
     db: DbDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    step: Annotated[list[str], Query(max_length=200, description="Of these steps")] = [],  # noqa: B006
+    type_: Annotated[
+        list[str], Query(alias="type", max_length=50, description="Of these types")
+    ] = [],  # noqa: B006
+    level: Annotated[list[str], Query(max_length=10, description="Of these levels")] = [],  # noqa: B006
 ) -> list[dict[str, object]]:
-    """State changes, logs, tokens and progress, after the event numbered ``after`` (``seq``)."""
-    return [e.as_dict() for e in runs.events(db, principal, run_id, after=after, limit=limit)]
+    """State changes, logs, tokens and progress, after the event numbered ``after`` (``seq``);
+    only those of the given steps, types and levels when any are given."""
+    found = runs.events(
+        db, principal, run_id, after=after, limit=limit, steps=step, types=type_, levels=level
+    )
+    return [e.as_dict() for e in found]
 
 
 @router.get(
