@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: up test install dev lint format typecheck pytest clean
+.PHONY: up test install dev lint format typecheck pytest screenshots clean
 
 # Debian's python3 may lack ensurepip (package python3-venv): then make the venv without pip and
 # let the system pip install pip into it.
@@ -43,6 +43,10 @@ typecheck: dev
 
 pytest: dev
 	$(BIN)/pytest
+
+# The README's and the docs' screenshots, taken by the browser tests (Chromium) into docs/.
+screenshots: dev
+	SCREENSHOTS_TO_DOCS=1 $(BIN)/pytest -q tests/browser -k "sqlite and (journey or axe)"
 
 test: lint typecheck pytest
 

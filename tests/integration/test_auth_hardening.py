@@ -284,8 +284,9 @@ def test_an_expired_setup_token_is_refused(database: Database) -> None:
 def test_the_setup_page_works_without_javascript(
     database: Database, api_settings: Settings
 ) -> None:
-    """GET /setup shows a plain form (no script, no caching, no referrer); posting it creates
-    the admin; posting it again says the link no longer works."""
+    """GET /setup shows a plain form (no script, no caching, no referrer); posting it from
+    the page creates the admin (a post that does not say where it came from is refused);
+    posting it again says the link no longer works."""
     made = setup.new_token(database)
     assert made is not None
     token, _ = made
@@ -303,6 +304,9 @@ def test_the_setup_page_works_without_javascript(
             "password": PASSWORD,
             "password_again": PASSWORD,
         }
+        blind = client.post("/setup", data=form)  # neither Origin nor Sec-Fetch-Site
+        assert blind.status_code == 403
+        client.headers["Sec-Fetch-Site"] = "same-origin"
         mismatch = client.post("/setup", data={**form, "password_again": "other password"})
         assert (mismatch.status_code, "differ" in mismatch.text) == (400, True)
         done = client.post("/setup", data=form)

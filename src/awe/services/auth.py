@@ -15,7 +15,7 @@ from typing import Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from awe.core.clock import utcnow
 from awe.core.config import Settings
@@ -406,12 +406,13 @@ def update_user(
         losing = row.role == "admin" and row.is_active
         losing = losing and (role == "member" or is_active is False)
         if losing:
+            # Locked, so two admins demoting each other at once cannot both pass the count.
             admins = conn.execute(
-                select(func.count())
-                .select_from(User)
+                select(User.id)
                 .where(User.role == "admin", User.is_active.is_(True))
-            ).scalar_one()
-            if admins <= 1:
+                .with_for_update()
+            ).all()
+            if len(admins) <= 1:
                 raise Conflict("this is the last active admin: make another admin first")
         values: dict[str, Any] = {"updated_at": now}
         if role is not None:

@@ -3,7 +3,7 @@ within what the principal may see (requeueing is ``runs.requeue``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from awe.core.clock import utcnow
 from awe.core.errors import ValidationFailed
@@ -32,9 +32,10 @@ def _parse(value: str | None) -> tuple[datetime, str] | None:
         return None
     at, _, step_id = value.partition("|")
     try:
-        return datetime.fromisoformat(at), step_id
+        moment = datetime.fromisoformat(at)
     except ValueError:
         raise ValidationFailed("the page cursor is not valid; start from the first page") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), step_id
 
 
 def groups(db: Database, where: DeadLetterFilter) -> list[tuple[str, str, str, int]]:

@@ -107,8 +107,11 @@ def add_uploads(
     folder (up to one byte past the size limit, so an oversized one is refused as such)."""
     with tempfile.TemporaryDirectory(prefix="awe-upload-") as folder:
         paths = []
-        for name, stream in uploads:
-            path = Path(folder) / (Path(name or "upload").name or "upload")
+        for index, (name, stream) in enumerate(uploads):
+            base = Path(name or "upload").name
+            # Each in a folder of its own: two files of one name do not overwrite each other.
+            path = Path(folder) / str(index) / (base if base not in ("", ".", "..") else "upload")
+            path.parent.mkdir()
             path.write_bytes(stream.read(settings.knowledge_max_bytes + 1))
             paths.append(path)
         return add(db, settings, paths, project=project, uploaded=True, actor=actor)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from awe.core.errors import Conflict, NotFound, ValidationFailed
+from awe.core.errors import AweError, NotFound, ValidationFailed
 from awe.engine import listing, states
 from awe.engine.client import Engine
 from awe.engine.listing import DeadLetterFilter, RunFilter
@@ -95,9 +95,16 @@ def run_filter(
         workflow=workflow or None,
         project_id=project.id if project else None,
         project_ids=frozenset(allowed) if allowed is not None else None,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=as_utc(created_after),
+        created_before=as_utc(created_before),
     )
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time that says no zone is read as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def list_runs(
@@ -180,7 +187,7 @@ def cancel_many(
     for run_id in _chosen(db, principal, run_ids, where):
         try:
             cancel(db, principal, run_id, actor=actor)
-        except (Conflict, NotFound) as exc:
+        except AweError as exc:  # finished meanwhile, or refused: said, and the rest go on
             skipped[run_id] = exc.message
         else:
             done.append(run_id)
@@ -210,7 +217,7 @@ def resume_many(
     for run_id in _chosen(db, principal, run_ids, where):
         try:
             resume(db, principal, run_id, actor=actor)
-        except (Conflict, NotFound) as exc:
+        except AweError as exc:
             skipped[run_id] = exc.message
         else:
             done.append(run_id)
@@ -252,6 +259,17 @@ def events(
         levels=levels,
         newest=newest,
     )
+
+
+def events_of(db: Database, run_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
+    """A run's events after ``after``, for a caller that checked the run is visible (a live
+    stream, which checks again every few seconds)."""
+    return listing.events(db, run_id, after=after, limit=limit)
+
+
+def status_of(db: Database, run_id: str) -> str:
+    """A run's status alone (one indexed read), for a caller that checked it is visible."""
+    return Engine(db).status(run_id)
 
 
 def child_runs(db: Database, principal: Principal, run_id: str) -> dict[str, RunRecord]:

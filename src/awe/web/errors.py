@@ -31,5 +31,7 @@ def page(request: Request, status: int, title: str, detail: str, exc: Exception)
         return RedirectResponse(exc.next_path, status_code=303)
     if htmx:  # shown in the page's message area (app.js), never swapped over the page
         html = render.environment.get_template("_flash.html").render(level="error", message=detail)
-        return HTMLResponse(html, status_code=status, headers=render.HEADERS)
+        return HTMLResponse(
+            html, status_code=status, headers={**render.HEADERS, "X-Awe-Fragment": "message"}
+        )
     return render.page(request, "error.html", status=status, title=title, detail=detail)

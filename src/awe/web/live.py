@@ -15,16 +15,19 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from awe.api.deps import DbDep
+from awe.api.deps import DbDep, SettingsDep
+from awe.core.errors import AweError
 from awe.engine import states
 from awe.services import runs as run_service
 from awe.web import render
 from awe.web.run import Many, event_filters, run_parts
-from awe.web.session import Viewer
+from awe.web.session import Viewer, WebSession, current
 
 router = APIRouter(include_in_schema=False)
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15.0
+#: How often the stream checks that its viewer's session is still open and may see the run.
+RECHECK_SECONDS = 5.0
 #: The parts drawn again when a state changes, with their templates.
 PARTS = {
     "header": "_run_header.html",
@@ -48,6 +51,7 @@ def live(
     run_id: str,
     viewer: Viewer,
     db: DbDep,
+    settings: SettingsDep,
     step: Many = [],  # noqa: B006 (FastAPI copies the default)
     type_: Annotated[list[str], Query(alias="type", max_length=4)] = [],  # noqa: B006
     level: Annotated[list[str], Query(max_length=4)] = [],  # noqa: B006
@@ -65,11 +69,19 @@ def live(
             session=viewer, request=request, **values
         )
 
+    def still_allowed() -> WebSession | None:
+        """The viewer again, if their session is open and they may still see the run."""
+        try:
+            again = current(request, db, settings)
+            run_service.visible_run(db, again.principal, run_id)
+        except AweError:
+            return None
+        return again
+
     def changes(cursor: int) -> tuple[int, list[bytes], bool]:
-        batch = run_service.events(db, viewer.principal, run_id, after=cursor, limit=500)
+        batch = run_service.events_of(db, run_id, after=cursor, limit=500)
         if not batch:
-            status = run_service.visible_run(db, viewer.principal, run_id).status
-            return cursor, [], status in states.RUN_FINAL
+            return cursor, [], run_service.status_of(db, run_id) in states.RUN_FINAL
         cursor = batch[-1].seq
         shown = [e for e in batch if _matches(e, filters)]
         out = []
@@ -86,8 +98,14 @@ def live(
     async def produce() -> AsyncIterator[bytes]:
         cursor = start
         quiet = 0.0
+        checked = asyncio.get_running_loop().time()
         yield b"retry: 2000\n\n"
         while True:
+            if asyncio.get_running_loop().time() - checked > RECHECK_SECONDS:
+                if await asyncio.to_thread(still_allowed) is None:
+                    yield sse("end", "")  # logged out, deactivated, or no longer allowed
+                    return
+                checked = asyncio.get_running_loop().time()
             cursor, out, ended = await asyncio.to_thread(changes, cursor)
             for chunk in out:
                 yield chunk

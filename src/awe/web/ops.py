@@ -49,7 +49,6 @@ def dead_letters_page(
     workflow: Text = None,
     older_than: Annotated[str | None, Query(max_length=20)] = None,
     after: Annotated[str | None, Query(max_length=100)] = None,
-    requeued: Annotated[int | None, Query(ge=0)] = None,
 ) -> HTMLResponse:
     """Dead steps grouped and listed; requeue the selected ones or every match."""
     minutes = _minutes(older_than)
@@ -65,9 +64,6 @@ def dead_letters_page(
         "workflow": workflow or "",
         "older_than": older_than or "",
     }
-    flash = None
-    if requeued is not None:
-        flash = {"level": "ok", "message": f"{requeued} step(s) requeued."}
     return render.page(
         request,
         "dead_letters.html",
@@ -76,7 +72,6 @@ def dead_letters_page(
         filters=filters,
         after=after,
         next_after=dead_letters.cursor(found[-1][0]) if more and found else None,
-        flash=flash,
     )
 
 
@@ -125,8 +120,10 @@ def dead_letters_requeue(
         older_than_seconds=seconds,
         actor=actor_of(viewer.principal, meta),
     )
-    kept = urlencode({"requeued": len(done), **{k: v for k, v in filters.items() if v}})
-    return RedirectResponse(f"/dead-letters?{kept}", status_code=303)
+    kept = urlencode({k: v for k, v in filters.items() if v})
+    return render.redirect(
+        "/dead-letters" + (f"?{kept}" if kept else ""), f"{len(done)} step(s) requeued."
+    )
 
 
 @router.get("/queues", response_class=HTMLResponse)

@@ -36,7 +36,6 @@ def admin_page(
     actor_id: Annotated[str | None, Query(max_length=36)] = None,
     kind: Text = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
-    created: Annotated[str | None, Query(max_length=320)] = None,
 ) -> HTMLResponse:
     """Users; the audit log and security events, filtered."""
     moment = parse_time(since, "since")
@@ -54,7 +53,6 @@ def admin_page(
             "kind": kind or "",
             "since": since or "",
         },
-        flash={"level": "ok", "message": f"User {created} created."} if created else None,
     )
 
 
@@ -77,7 +75,7 @@ def create_user(
         display_name=display_name,
         actor=actor_of(viewer.principal, meta),
     )
-    return RedirectResponse(f"/admin?created={user.email}", status_code=303)
+    return render.redirect("/admin", f"User {user.email} created.")
 
 
 @router.post("/admin/users/{user_id}")

@@ -9,9 +9,10 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
@@ -153,6 +154,31 @@ environment.filters.update(
 environment.globals.update(version=__version__)
 
 
+FLASH_COOKIE = "awe_flash"
+
+
+def redirect(url: str, message: str, *, level: str = "ok") -> RedirectResponse:
+    """A 303 to ``url`` whose page shows ``message`` once (kept in a short cookie, so a link
+    cannot make a page claim something happened)."""
+    response = RedirectResponse(url, status_code=303)
+    value = quote(json.dumps({"level": level, "message": message[:500]}))
+    response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="strict")
+    return response
+
+
+def _flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        found = json.loads(unquote(raw))
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or found.get("level") not in ("ok", "error", "warning"):
+        return None
+    return {"level": str(found["level"]), "message": str(found.get("message", ""))[:500]}
+
+
 def page(
     request: Request,
     template: str,
@@ -163,6 +189,9 @@ def page(
 ) -> HTMLResponse:
     """Render ``template`` with the request's session values; the page headers set."""
     session = getattr(request.state, "web", None)
+    flashed = _flash(request)
+    if flashed and not values.get("flash"):
+        values["flash"] = flashed
     context = {
         "request": request,
         "session": session,
@@ -172,4 +201,7 @@ def page(
         **values,
     }
     html = environment.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
+    response = HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
+    if flashed:
+        response.delete_cookie(FLASH_COOKIE)
+    return response

@@ -4,11 +4,12 @@ timeline, live events, inputs and outputs; the fork dialog; downloads of whole p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from awe.api.deps import DbDep, MetaDep, actor_of
 from awe.core.errors import NotFound, ValidationFailed
@@ -56,8 +57,10 @@ def run_parts(db: DbDep, viewer: WebSession, run: RunRecord, *, graph: bool) -> 
     state_events = run_service.events(
         db, viewer.principal, run.id, types=["state"], limit=20_000, newest=True
     )
+    names = {p.id: p.name for p in projects.list_visible(db, viewer.principal)}
     return {
         "run": run,
+        "project": names.get(run.project_id) if run.project_id else None,
         "steps": {s.step_key: s for s in run.steps},
         "layout": dag.layout(needs) if graph or not big else None,
         "big": big,
@@ -80,6 +83,10 @@ def run_page(
     forked: bool = False,
 ) -> HTMLResponse:
     """A run: header, actions, DAG, timeline, events, inputs and outputs."""
+    # The stream goes on from the newest event read *before* the run: a change committed
+    # while the page is drawn is streamed, never lost between the two reads.
+    last = run_service.events(db, viewer.principal, run_id, limit=1, newest=True)
+    cursor = last[-1].seq if last else 0
     run = run_service.visible_run(db, viewer.principal, run_id)
     filters = event_filters(step, type_, level)
     shown = run_service.events(
@@ -92,19 +99,15 @@ def run_page(
         types=filters["types"],
         levels=filters["levels"],
     )
-    last = run_service.events(db, viewer.principal, run.id, limit=1, newest=True)
-    names = {p.id: p.name for p in projects.list_visible(db, viewer.principal)}
-    project = names.get(run.project_id) if run.project_id else None
     return render.page(
         request,
         "run.html",
         **run_parts(db, viewer, run, graph=graph),
-        events=shown,
-        cursor=last[-1].seq if last else 0,
+        events=[e for e in shown if e.seq <= cursor],  # the stream brings the later ones
+        cursor=cursor,
         filters=filters,
         event_types=EVENT_TYPES,
         levels=LEVELS,
-        project=project,
         flash={"level": "ok", "message": "This run is a fork: its reused outputs are marked."}
         if forked
         else None,
@@ -244,25 +247,33 @@ def events_download(
 ) -> Response:
     """Every event of the run (filtered as the page is), one JSON object a line."""
     filters = event_filters(step, type_, level)
-    lines: list[str] = []
-    after = 0
-    while True:
-        batch = run_service.events(
-            db,
-            viewer.principal,
-            run_id,
-            after=after,
-            limit=5000,
-            steps=filters["steps"],
-            types=filters["types"],
-            levels=filters["levels"],
-        )
-        lines += (json.dumps(e.as_dict(), ensure_ascii=False) for e in batch)
-        if len(batch) < 5000:
-            break
-        after = batch[-1].seq
-    return Response(
-        "\n".join(lines) + ("\n" if lines else ""),
+    run_service.visible_run(db, viewer.principal, run_id)  # 404 before the download starts
+
+    def lines() -> Iterator[bytes]:
+        after = 0
+        while True:
+            batch = run_service.events(
+                db,
+                viewer.principal,
+                run_id,
+                after=after,
+                limit=5000,
+                steps=filters["steps"],
+                types=filters["types"],
+                levels=filters["levels"],
+            )
+            for event in batch:
+                yield (json.dumps(event.as_dict(), ensure_ascii=False) + "\n").encode()
+            if len(batch) < 5000:
+                return
+            after = batch[-1].seq
+
+    return StreamingResponse(
+        lines(),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-events.jsonl"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-events.jsonl"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from awe.api.deps import DbDep, MetaDep, actor_of
 from awe.core.errors import ValidationFailed
@@ -37,9 +37,6 @@ def runs_page(
     since: Text = None,
     until: Text = None,
     before: Annotated[str | None, Query(max_length=36)] = None,
-    did: Annotated[str | None, Query(max_length=10)] = None,
-    n: Annotated[int, Query(ge=0)] = 0,
-    skipped: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     """Runs you may see, newest first, filtered."""
     query = RunQuery.of(status, workflow, project, since, until)
@@ -48,13 +45,6 @@ def runs_page(
     )
     more = len(found) > PAGE_SIZE
     found = found[:PAGE_SIZE]
-    flash = None
-    if did in BULK_ACTIONS:
-        verb = {"cancel": "cancelled", "resume": "resumed"}[did]
-        message = f"{n} run{'s' if n != 1 else ''} {verb}"
-        if skipped:
-            message += f"; {skipped} left as they were (finished, or nothing to resume)"
-        flash = {"level": "ok", "message": message + "."}
     return render.page(
         request,
         "runs.html",
@@ -65,7 +55,6 @@ def runs_page(
         next_before=found[-1].id if more and found else None,
         statuses=states.RUN_STATES,
         projects=projects.list_visible(db, viewer.principal),
-        flash=flash,
         project_names=_project_names(db, viewer),
     )
 
@@ -164,7 +153,8 @@ def runs_bulk(
         where=where if scope == "filter" else None,
         actor=actor_of(viewer.principal, meta),
     )
-    target = "/runs?" + query.query(
-        did=action, n=str(len(done.done)), skipped=str(len(done.skipped))
-    )
-    return RedirectResponse(target, status_code=303)
+    verb = {"cancel": "cancelled", "resume": "resumed"}[action]
+    message = f"{len(done.done)} run{'s' if len(done.done) != 1 else ''} {verb}"
+    if done.skipped:
+        message += f"; {len(done.skipped)} left as they were (finished, or nothing to resume)"
+    return render.redirect("/runs" + (f"?{query.query()}" if query.pairs() else ""), message + ".")

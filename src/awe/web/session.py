@@ -148,7 +148,10 @@ async def checked_admin(viewer: Annotated[WebSession, Depends(checked)]) -> WebS
 
 
 async def anonymous_form(request: Request) -> None:
-    """Forms posted before there is a session (log-in, setup): the origin check only."""
+    """Forms posted before there is a session (log-in, setup): no token to check, so the
+    browser must say where the form came from (every browser sends Origin on a POST)."""
+    if "sec-fetch-site" not in request.headers and "origin" not in request.headers:
+        raise PermissionDenied("this form must be posted from its page in a browser")
     check_origin(request)
 
 

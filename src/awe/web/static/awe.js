@@ -54,7 +54,7 @@
     } else if (action === "copy") {
       navigator.clipboard.writeText(target.getAttribute("data-copy")).then(function () {
         target.setAttribute("aria-label", "copied");
-        target.textContent = "✓";
+        target.textContent = "copied";
       });
     } else if (action === "select-all") {
       var form = document.getElementById(target.getAttribute("data-form"));
@@ -73,10 +73,14 @@
     if ((pause && pause.checked) || selected) event.preventDefault();
   });
 
-  // Errors of htmx requests: their message in the page's message area.
+  // Errors of htmx requests: our own message fragment in the page's message area; anything
+  // else (a proxy's error page) only as text.
   document.addEventListener("htmx:responseError", function (event) {
     var box = document.getElementById("messages");
-    if (box) box.innerHTML = event.detail.xhr.responseText;
+    if (!box) return;
+    var xhr = event.detail.xhr;
+    if (xhr.getResponseHeader("X-Awe-Fragment") === "message") box.innerHTML = xhr.responseText;
+    else box.textContent = "⚠ The server answered " + xhr.status + "; reload the page.";
   });
 
   // The event log: follow new lines unless paused; wrap long ones or not.
