@@ -8,8 +8,9 @@ import re
 import time
 from typing import Any
 
+import httpx
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 from tests.browser.conftest import PASSWORD, Site, log_in, new_page, shoot
 
@@ -198,4 +199,78 @@ def test_log_in_and_act_by_keyboard_alone(browser: Browser, site: Site) -> None:
             break
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    context.close()
+
+
+SCHEDULED = """name: nightly
+schedule: "0 3 * * *"
+steps:
+  - id: tidy
+    kind: noop
+"""
+
+
+def test_schedules_admin_and_account_actions_work_in_the_browser(
+    browser: Browser, site: Site
+) -> None:
+    """An admin pauses, resumes and fires a schedule (landing on the run it started), sees a
+    validation error under its line and the diff of two versions, creates a member, makes them
+    admin and deactivates them, and creates and revokes a personal token."""
+    site.user("boss@example.com", role="admin")
+    context, page = new_page(browser, site)
+    log_in(page, "boss@example.com")
+    page.goto("/workflows")
+    page.get_by_label("Name", exact=True).fill("ops")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_label("YAML").fill("name: nightly\nsteps:\n  - id: tidy\n    kind: nope\n")
+    page.get_by_role("button", name="Validate").click()
+    expect(page.locator(".located")).to_contain_text("unknown kind 'nope'")
+    for source in (SCHEDULED, SCHEDULED.replace("tidy", "sweep")):
+        page.goto("/workflows?project=ops")
+        page.get_by_label("YAML").fill(source)
+        page.get_by_role("button", name="Push as the next version").click()
+        expect(page.get_by_role("heading", level=2, name="Run it")).to_be_visible()
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("pre.diff .add", has_text="id: sweep")).to_have_count(1)
+    expect(page.locator("pre.diff .del", has_text="id: tidy")).to_have_count(1)
+    page.goto("/schedules")
+    row = page.locator("tr", has_text="ops/nightly")
+    expect(row).to_contain_text("At 03:00 AM")
+    row.get_by_role("button", name="Pause").click()
+    expect(page.locator("tr", has_text="ops/nightly")).to_contain_text("paused")
+    page.locator("tr", has_text="ops/nightly").get_by_role("button", name="Resume").click()
+    expect(page.locator("tr", has_text="ops/nightly")).to_contain_text("enabled")
+    page.locator("tr", has_text="ops/nightly").get_by_role("button", name="Fire now").click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    expect(page.locator("#run-header")).to_contain_text("nightly")
+
+    page.goto("/admin")
+    page.get_by_label("Email").fill("new@example.com")
+    page.get_by_label("Password (10 at least)").fill(PASSWORD)
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_text("User new@example.com created.")).to_be_visible()
+    users = page.locator("table").first  # the users; the audit log below names them too
+
+    def user_row() -> Locator:
+        return users.locator("tr", has_text="new@example.com")
+
+    user_row().get_by_role("button", name="Make admin").click()
+    expect(user_row().locator("td").nth(2)).to_have_text("admin")
+    expect(user_row().get_by_role("button", name="Make member")).to_be_visible()
+    user_row().get_by_role("button", name="Deactivate").click()
+    expect(user_row()).to_contain_text("deactivated")
+    shoot(page, site, "admin-actions")
+
+    page.goto("/account")
+    page.get_by_label("Name").fill("ci")
+    page.get_by_role("button", name="New token").click()
+    token = page.locator("code", has_text="awe_pat_").inner_text()
+    answer = httpx.get(f"{site.base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    page.get_by_role("button", name="Revoke token ci").click()
+    expect(
+        page.locator("tbody tr").filter(has=page.get_by_role("cell", name="ci", exact=True))
+    ).to_contain_text("revoked")
+    answer = httpx.get(f"{site.base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401
     context.close()

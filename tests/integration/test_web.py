@@ -23,6 +23,7 @@ from awe.storage.database import Database
 from awe.storage.engine_models import Run
 from awe.web import render
 from tests.conftest import make_settings
+from tests.integration.conftest import Drain
 
 PASSWORD = "a long enough password"
 SAME = {"Sec-Fetch-Site": "same-origin"}
@@ -336,3 +337,57 @@ VENDORED = {
     "htmx-2.0.11.min.js": "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
     "htmx-ext-sse-2.2.4.js": "3b5992a541619babefc4c169505af474df5c3039da51e59b96ccf9241ecd61d2",
 }
+
+
+def test_requeue_every_match_leaves_steps_that_died_after_the_preview(
+    database: Database, app_client: TestClient, drain: Drain
+) -> None:
+    """The preview counts the dead steps matching; steps that die after it was shown are not
+    requeued by its button; requeueing selected steps takes only those, and a selected step
+    that is no longer dead is refused as not found."""
+    auth.create_user(
+        database, email="root@example.com", password=PASSWORD, role="admin", actor=SYSTEM
+    )
+    engine = Engine(database)
+    broken = {
+        "name": "broken",
+        "steps": [
+            {
+                "id": "boom",
+                "kind": "shell",
+                "retry": {"max_attempts": 1},
+                "with": {"command": "exit 3"},
+            }
+        ],
+    }
+    first = engine.submit(broken)
+    drain()
+    token = log_in(app_client, "root@example.com")
+    preview = app_client.post(
+        "/dead-letters/requeue", data={"csrf": token, "scope": "filter"}, headers=SAME
+    )
+    assert preview.status_code == 200
+    assert "<strong>1</strong> dead step" in preview.text
+    found = re.search(r'name="as_of" value="([^"]+)"', preview.text)
+    assert found is not None
+    later = engine.submit(broken)
+    drain()
+    done = app_client.post(
+        "/dead-letters/requeue",
+        data={"csrf": token, "scope": "filter", "confirm": "yes", "as_of": found.group(1)},
+        headers=SAME,
+    )
+    assert "1 step(s) requeued." in done.text
+    assert engine.get_run(first).step("boom").status == "queued"
+    assert engine.get_run(later).step("boom").status == "dead"
+    stale = engine.get_run(first).step("boom").id
+    refused = app_client.post(
+        "/dead-letters/requeue", data={"csrf": token, "step_ids": [stale]}, headers=SAME
+    )
+    assert refused.status_code == 404
+    chosen = engine.get_run(later).step("boom").id
+    picked = app_client.post(
+        "/dead-letters/requeue", data={"csrf": token, "step_ids": [chosen]}, headers=SAME
+    )
+    assert "1 step(s) requeued." in picked.text
+    assert engine.get_run(later).step("boom").status == "queued"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, literal_column, select
 
 from awe.core.errors import ValidationFailed
 from awe.engine import states
@@ -168,10 +168,16 @@ class DeadLetterFilter:
     run_id: str | None = None
     #: Only steps of runs in these projects (None: any run).
     project_ids: frozenset[str] | None = None
+    #: Only these steps (None: any).
+    step_ids: frozenset[str] | None = None
+    #: Only steps that died at or before this time (a confirmation's moment).
+    died_before: datetime | None = None
 
     def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
         """The WHERE conditions (over steps joined with their runs)."""
-        found: list[ColumnElement[bool]] = [Step.status == states.DEAD]
+        # Written out, not bound: PostgreSQL uses the partial index ix_steps_dead only for a
+        # WHERE it can match to the index's own (a bound value is not known when planning).
+        found: list[ColumnElement[bool]] = [Step.status == literal_column(f"'{states.DEAD}'")]
         if self.queue:
             found.append(Step.queue == self.queue)
         if self.category:
@@ -184,6 +190,10 @@ class DeadLetterFilter:
             found.append(Run.project_id.in_(sorted(self.project_ids)))
         if self.older_than is not None:
             found.append(Step.finished_at <= now - self.older_than)
+        if self.step_ids is not None:
+            found.append(Step.id.in_(sorted(self.step_ids)))
+        if self.died_before is not None:
+            found.append(Step.finished_at <= self.died_before)
         return found
 
 
@@ -212,6 +222,20 @@ def dead_letters(
     with db.read() as conn:
         rows = conn.execute(statement).all()
     return [(StepRecord.from_row(r._mapping), str(r._workflow)) for r in rows]
+
+
+def latest_death(db: Database, where: DeadLetterFilter, now: datetime) -> datetime | None:
+    """The latest death time among the matching dead steps."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(func.max(Step.finished_at))
+            .select_from(Step)
+            .join(Run, Run.id == Step.run_id)
+            .where(*where.conditions(now))
+        ).scalar()
+    if found is None:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 def dead_letter_groups(

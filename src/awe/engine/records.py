@@ -108,13 +108,14 @@ class RunRecord:
         """The step called ``key``."""
         return next(s for s in self.steps if s.step_key == key)
 
-    def as_dict(self, *, with_spec: bool = False) -> dict[str, Any]:
-        """JSON-ready dict."""
+    def as_dict(self, *, with_spec: bool = False, steps: bool = True) -> dict[str, Any]:
+        """JSON-ready dict (``steps=False``: without the steps)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
         if not with_spec:
             data.pop("spec")
         shown = _view(data)
-        shown["steps"] = [s.as_dict() for s in self.steps]
+        if steps:
+            shown["steps"] = [s.as_dict() for s in self.steps]
         return shown
 
 

@@ -43,6 +43,12 @@ def groups(db: Database, where: DeadLetterFilter) -> list[tuple[str, str, str, i
     return listing.dead_letter_groups(db, where, utcnow())
 
 
+def latest_death(db: Database, where: DeadLetterFilter) -> datetime | None:
+    """When the last of the matching steps died (the moment a preview counts up to, by the
+    database's own times: clocks of other hosts do not matter)."""
+    return listing.latest_death(db, where, utcnow())
+
+
 def count(db: Database, where: DeadLetterFilter) -> int:
     """How many dead steps match (what requeueing by this filter acts on)."""
     return sum(n for *_, n in groups(db, where))

@@ -6,9 +6,11 @@ Every state change is audited. A run outside the principal's projects is "not fo
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import select
 
 from awe.core.errors import AweError, NotFound, ValidationFailed
 from awe.engine import listing, states
@@ -21,6 +23,7 @@ from awe.services.audit import Actor
 from awe.services.projects import ProjectInfo, visible_ids
 from awe.services.tokens import Principal
 from awe.storage.database import Database
+from awe.storage.engine_models import Run
 
 #: The most runs one bulk action changes.
 MAX_BULK = 10_000
@@ -261,10 +264,38 @@ def events(
     )
 
 
-def events_of(db: Database, run_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
-    """A run's events after ``after``, for a caller that checked the run is visible (a live
-    stream, which checks again every few seconds)."""
-    return listing.events(db, run_id, after=after, limit=limit)
+def check_visible(db: Database, principal: Principal, run_id: str) -> None:
+    """NotFound unless the run is one the principal may see (one indexed read: no steps)."""
+    with db.read() as conn:
+        row = conn.execute(select(Run.project_id).where(Run.id == run_id)).first()
+    allowed = visible_ids(db, principal)
+    if row is None or (allowed is not None and row.project_id not in allowed):
+        raise NotFound(f"no run {run_id}")
+
+
+def events_of(
+    db: Database,
+    run_id: str,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    steps: Collection[str] = (),
+    types: Collection[str] = (),
+    levels: Collection[str] = (),
+    newest: bool = False,
+) -> list[EventRecord]:
+    """``events`` for a caller that checked the run is visible (a page that read the run, a
+    live stream, which checks again every few seconds)."""
+    return listing.events(
+        db,
+        run_id,
+        after=after,
+        limit=limit,
+        steps=steps,
+        types=types,
+        levels=levels,
+        newest=newest,
+    )
 
 
 def status_of(db: Database, run_id: str) -> str:
@@ -274,7 +305,11 @@ def status_of(db: Database, run_id: str) -> str:
 
 def child_runs(db: Database, principal: Principal, run_id: str) -> dict[str, RunRecord]:
     """The newest child run of each workflow step of a visible run, by step key."""
-    run = visible_run(db, principal, run_id)
+    return children_of(db, visible_run(db, principal, run_id))
+
+
+def children_of(db: Database, run: RunRecord) -> dict[str, RunRecord]:
+    """The newest child run of each workflow step of ``run`` (read as visible), by step key."""
     return Engine(db).child_runs(run.id)
 
 
@@ -313,11 +348,18 @@ def requeue(
     category: str | None = None,
     workflow: str | None = None,
     older_than_seconds: float | None = None,
+    died_before: datetime | None = None,
     actor: Actor,
 ) -> list[str]:
-    """Requeue dead steps by id (each must be visible) or by filter (within what is visible)."""
+    """Requeue dead steps by id (each must be visible) or by filter (within what is visible;
+    ``died_before``: only those dead by then, the moment a confirmation was shown)."""
     engine = Engine(db)
     where = dead_filter(db, principal, queue, category, workflow, older_than_seconds)
+    where = replace(
+        where,
+        step_ids=frozenset(step_ids) if step_ids is not None else None,
+        died_before=as_utc(died_before),
+    )
     visible = {s.id: s for s in engine.dead_letters(where, limit=100_000)}
     if step_ids is not None:
         missing = [i for i in step_ids if i not in visible]

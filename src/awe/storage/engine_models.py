@@ -122,6 +122,17 @@ class Step(Base):
 # The claim's index, in exactly the claim's order (priority DESC, run_after, id): ready rows come
 # off it already sorted. With an all-ascending index SQLite sorted every queued row on each claim,
 # so a deep queue made every claim slower.
+# The dead-letter queue in its order (death time, id): its pages and counts read the dead steps,
+# never the rest of the table. On PostgreSQL it holds dead rows only; SQLite's planner (without
+# statistics) would not pick a partial index over ix_steps_lease, so there it holds every row.
+Index(
+    "ix_steps_dead",
+    Step.status,
+    Step.finished_at,
+    Step.id,
+    postgresql_where=Step.status == "dead",
+)
+
 Index(
     "ix_steps_claim",
     Step.status,

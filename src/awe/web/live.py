@@ -60,7 +60,7 @@ def live(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     """The run's changes as HTML fragments, until it ends."""
-    run_service.visible_run(db, viewer.principal, run_id)  # 404 before the stream starts
+    run_service.check_visible(db, viewer.principal, run_id)  # 404 before the stream starts
     filters = event_filters(step, type_, level)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
 
@@ -73,7 +73,7 @@ def live(
         """The viewer again, if their session is open and they may still see the run."""
         try:
             again = current(request, db, settings)
-            run_service.visible_run(db, again.principal, run_id)
+            run_service.check_visible(db, again.principal, run_id)
         except AweError:
             return None
         return again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -14,6 +16,7 @@ from awe.core.errors import NotFound, ValidationFailed
 from awe.services import dead_letters, overview, schedules
 from awe.services import runs as run_service
 from awe.web import render
+from awe.web.forms import parse_time
 from awe.web.session import Checked, Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -87,9 +90,11 @@ def dead_letters_requeue(
     queue: Annotated[str | None, Form(max_length=100)] = None,
     workflow: Annotated[str | None, Form(max_length=100)] = None,
     older_than: Annotated[str | None, Form(max_length=20)] = None,
+    as_of: Annotated[str | None, Form(max_length=40)] = None,
     confirm: Annotated[str | None, Form(max_length=5)] = None,
 ) -> Response:
-    """Requeue the selected dead steps, or (after a preview of the count) every match."""
+    """Requeue the selected dead steps, or (after a preview of the count) every match that
+    was dead when the preview was shown."""
     if scope not in ("selected", "filter"):
         raise ValidationFailed("scope is 'selected' or 'filter'")
     minutes = _minutes(older_than)
@@ -104,11 +109,15 @@ def dead_letters_requeue(
         raise ValidationFailed("no dead step was selected: tick some, or requeue every match")
     if scope == "filter" and confirm != "yes":
         where = run_service.dead_filter(db, viewer.principal, queue, category, workflow, seconds)
+        # The preview's moment is the last death it counts: read first, so the count covers
+        # exactly the steps dead by then (by the database's times).
+        moment = dead_letters.latest_death(db, where) or datetime.now(UTC)
         return render.page(
             request,
             "dead_letters_confirm.html",
-            count=dead_letters.count(db, where),
+            count=dead_letters.count(db, replace(where, died_before=moment)),
             filters=filters,
+            as_of=moment.isoformat(timespec="microseconds"),
         )
     done = run_service.requeue(
         db,
@@ -118,6 +127,7 @@ def dead_letters_requeue(
         category=category or None,
         workflow=workflow or None,
         older_than_seconds=seconds,
+        died_before=parse_time(as_of, "as_of") if scope == "filter" else None,
         actor=actor_of(viewer.principal, meta),
     )
     kept = urlencode({k: v for k, v in filters.items() if v})

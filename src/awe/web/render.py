@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -111,12 +112,13 @@ def duration(start: datetime | str | None, end: datetime | str | None = None) ->
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
+@lru_cache(maxsize=256)
 def status_badge(status: str | None) -> Markup:
-    """A status as colour, icon and word."""
-    name = status or "unknown"
-    return Markup(
-        '<span class="badge s-{0}"><span aria-hidden="true">{1}</span> {0}</span>'
-    ).format(name, STATUS_ICONS.get(name, "•"))
+    """A status as colour, icon and word (few distinct values: kept once drawn)."""
+    name = escape(status or "unknown")
+    icon = STATUS_ICONS.get(str(status), "•")
+    html = f'<span class="badge s-{name}"><span aria-hidden="true">{icon}</span> {name}</span>'
+    return Markup(html)  # noqa: S704 (the status is escaped; the icons are ours)
 
 
 def pretty(value: Any) -> tuple[str, bool]:

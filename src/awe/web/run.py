@@ -22,8 +22,10 @@ from awe.web.session import Checked, Viewer, WebSession
 from awe.web.timeline import timeline
 
 router = APIRouter(include_in_schema=False)
-#: Events shown on a run page when it opens (the newest; the rest are a download away).
-SHOWN_EVENTS = 1000
+#: Events shown on a run page when it opens (the newest; ``?events=N`` shows more, up to the
+#: most; all of them are a download away).
+SHOWN_EVENTS = 200
+MAX_SHOWN_EVENTS = 5000
 EVENT_TYPES = ("state", "log", "progress", "tokens")
 LEVELS = ("debug", "info", "warning", "error")
 Many = Annotated[list[str], Query(max_length=50)]
@@ -54,9 +56,7 @@ def run_parts(db: DbDep, viewer: WebSession, run: RunRecord, *, graph: bool) -> 
     """What the run page's live parts (header, DAG, steps) are drawn from."""
     needs = {s.step_key: list(s.needs) for s in run.steps}
     big = len(needs) > dag.DRAW_AT_MOST
-    state_events = run_service.events(
-        db, viewer.principal, run.id, types=["state"], limit=20_000, newest=True
-    )
+    state_events = run_service.events_of(db, run.id, types=["state"], limit=20_000, newest=True)
     names = {p.id: p.name for p in projects.list_visible(db, viewer.principal)}
     return {
         "run": run,
@@ -66,7 +66,7 @@ def run_parts(db: DbDep, viewer: WebSession, run: RunRecord, *, graph: bool) -> 
         "big": big,
         "timeline": timeline(run.steps, state_events),
         "can": actions(run),
-        "children": run_service.child_runs(db, viewer.principal, run.id),
+        "children": run_service.children_of(db, run),
     }
 
 
@@ -81,19 +81,20 @@ def run_page(
     level: Annotated[list[str], Query(max_length=4)] = [],  # noqa: B006
     graph: bool = False,
     forked: bool = False,
+    events: Annotated[int, Query(ge=1)] = SHOWN_EVENTS,
 ) -> HTMLResponse:
     """A run: header, actions, DAG, timeline, events, inputs and outputs."""
     # The stream goes on from the newest event read *before* the run: a change committed
     # while the page is drawn is streamed, never lost between the two reads.
-    last = run_service.events(db, viewer.principal, run_id, limit=1, newest=True)
+    run_service.check_visible(db, viewer.principal, run_id)
+    last = run_service.events_of(db, run_id, limit=1, newest=True)
     cursor = last[-1].seq if last else 0
     run = run_service.visible_run(db, viewer.principal, run_id)
     filters = event_filters(step, type_, level)
-    shown = run_service.events(
+    shown = run_service.events_of(
         db,
-        viewer.principal,
         run.id,
-        limit=SHOWN_EVENTS,
+        limit=min(events, MAX_SHOWN_EVENTS),
         newest=True,
         steps=filters["steps"],
         types=filters["types"],
@@ -104,6 +105,7 @@ def run_page(
         "run.html",
         **run_parts(db, viewer, run, graph=graph),
         events=[e for e in shown if e.seq <= cursor],  # the stream brings the later ones
+        events_limit=min(events, MAX_SHOWN_EVENTS),
         cursor=cursor,
         filters=filters,
         event_types=EVENT_TYPES,
@@ -178,9 +180,7 @@ def step_page(request: Request, run_id: str, key: str, viewer: Viewer, db: DbDep
     """One step: its attempts and errors, logs, input and output; requeue and fork."""
     run = run_service.visible_run(db, viewer.principal, run_id)
     step = _step(run, key)
-    logs = run_service.events(
-        db, viewer.principal, run.id, steps=[key], limit=SHOWN_EVENTS, newest=True
-    )
+    logs = run_service.events_of(db, run.id, steps=[key], limit=SHOWN_EVENTS * 5, newest=True)
     progress = next((e for e in reversed(logs) if e.type == "progress"), None)
     return render.page(
         request,
@@ -189,7 +189,7 @@ def step_page(request: Request, run_id: str, key: str, viewer: Viewer, db: DbDep
         step=step,
         events=logs,
         progress=progress,
-        child=run_service.child_runs(db, viewer.principal, run.id).get(key),
+        child=run_service.children_of(db, run).get(key),
         retry_pending=step.status == states.QUEUED and step.attempt > 0 and step.run_after,
     )
 
@@ -223,7 +223,7 @@ def run_data(run_id: str, part: str, viewer: Viewer, db: DbDep) -> Response:
     """The run's whole inputs or outputs (the page shows the first 256 KB)."""
     if part not in ("inputs", "outputs"):
         raise NotFound(f"no {part} to download")
-    shown = run_service.visible_run(db, viewer.principal, run_id).as_dict()
+    shown = run_service.visible_run(db, viewer.principal, run_id).as_dict(steps=False)
     return _download(shown[part], f"run-{run_id}-{part}.json")
 
 
