@@ -76,7 +76,7 @@ def test_the_allow_list_lets_one_host_through_and_not_a_redirect_elsewhere(
         redirected = engine.submit(fetch(allowed.url + "/away"))
         drain(settings=settings)
         assert inner.requests == []
-        assert [r.path for r in allowed.requests] == ["/fine", "/away"]
+        assert sorted(r.path for r in allowed.requests) == ["/away", "/fine"]  # any order
     assert engine.get_run(ok).status == "succeeded"
     step = engine.get_run(redirected).step("get")
     assert (step.status, step.error_category) == ("dead", "network_policy")
