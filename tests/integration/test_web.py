@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from awe.api.app import create_app
 from awe.core.config import Settings
+from awe.core.errors import Conflict
 from awe.engine.client import Engine
 from awe.services import auth, projects, signing, workflows
 from awe.services.audit import SYSTEM
@@ -293,9 +294,9 @@ def test_the_last_admin_stays_an_admin(database: Database) -> None:
     first = auth.create_user(
         database, email="a@example.com", password=PASSWORD, role="admin", actor=SYSTEM
     )
-    with pytest.raises(Exception, match="last active admin"):
+    with pytest.raises(Conflict, match="last active admin"):
         auth.update_user(database, first.id, role="member", actor=SYSTEM)
-    with pytest.raises(Exception, match="last active admin"):
+    with pytest.raises(Conflict, match="last active admin"):
         auth.update_user(database, first.id, is_active=False, actor=SYSTEM)
     auth.create_user(database, email="b@example.com", password=PASSWORD, role="admin", actor=SYSTEM)
     assert auth.update_user(database, first.id, is_active=False, actor=SYSTEM).is_active is False

@@ -251,10 +251,10 @@ def events(
 ) -> list[EventRecord]:
     """A visible run's events after ``after``, of the given steps, types and levels if any
     (``newest``: the last ``limit`` of them)."""
-    run = visible_run(db, principal, run_id)
+    check_visible(db, principal, run_id)
     return listing.events(
         db,
-        run.id,
+        run_id,
         after=after,
         limit=limit,
         steps=steps,
@@ -273,29 +273,9 @@ def check_visible(db: Database, principal: Principal, run_id: str) -> None:
         raise NotFound(f"no run {run_id}")
 
 
-def events_of(
-    db: Database,
-    run_id: str,
-    *,
-    after: int = 0,
-    limit: int = 1000,
-    steps: Collection[str] = (),
-    types: Collection[str] = (),
-    levels: Collection[str] = (),
-    newest: bool = False,
-) -> list[EventRecord]:
-    """``events`` for a caller that checked the run is visible (a page that read the run, a
-    live stream, which checks again every few seconds)."""
-    return listing.events(
-        db,
-        run_id,
-        after=after,
-        limit=limit,
-        steps=steps,
-        types=types,
-        levels=levels,
-        newest=newest,
-    )
+#: ``events`` for a caller that checked the run is visible (a page that read the run, a live
+#: stream, which checks again every few seconds).
+events_of = listing.events
 
 
 def status_of(db: Database, run_id: str) -> str:

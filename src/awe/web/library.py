@@ -25,6 +25,14 @@ ProjectForm = Annotated[str, Form(max_length=100)]
 MAX_UPLOADS = 50
 
 
+def needed_project(db: DbDep, viewer: WebSession, name: str | None) -> ProjectInfo:
+    """``chosen_project``, for a page that cannot do without one."""
+    scope = chosen_project(db, viewer, name)
+    if scope is None:
+        raise ValidationFailed("you have no project yet: create one on the workflows page")
+    return scope
+
+
 def chosen_project(db: DbDep, viewer: WebSession, name: str | None) -> ProjectInfo | None:
     """The project a page is about: the one named (visible, or NotFound), else the first."""
     if name:
@@ -109,9 +117,7 @@ def _workflow(
     error: str | None = None,
     given: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    scope = chosen_project(db, viewer, project)
-    if scope is None:
-        raise ValidationFailed("you have no project yet: create one on the workflows page")
+    scope = needed_project(db, viewer, project)
     stored = workflows.get(db, name, version=version, project=scope.name)
     return render.page(
         request,
@@ -138,9 +144,7 @@ def workflow_diff(
     project: ProjectQuery = None,
 ) -> HTMLResponse:
     """A unified diff of two versions."""
-    scope = chosen_project(db, viewer, project)
-    if scope is None:
-        raise ValidationFailed("you have no project yet")
+    scope = needed_project(db, viewer, project)
     text = workflows.diff(db, name, old, new, project=scope.name)
     return render.page(
         request, "diff.html", project=scope, name=name, old=old, new=new, lines=text.splitlines()
@@ -167,9 +171,7 @@ def run_workflow(
     given = {
         str(k)[3:]: str(v) for k, v in form.multi_items() if str(k).startswith("in.") and str(v)
     }
-    scope = chosen_project(db, viewer, project)
-    if scope is None:
-        raise ValidationFailed("you have no project yet")
+    scope = needed_project(db, viewer, project)
     try:
         run_id = run_service.start(
             db,
