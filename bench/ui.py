@@ -95,6 +95,7 @@ def seed(db: Database, runs: int, progress: Progress) -> str:
             step_status = {"failed": "dead", "cancelled": "cancelled"}.get(status, status)
             step_rows.append(
                 {**template_step, "id": new_id(), "run_id": run_id, "status": step_status,
+                 "workflow_name": f"flow-{i % 20}",
                  "error_category": "exit_code:1" if step_status == "dead" else None,
                  "finished_at": at if step_status == "dead" else None}
             )  # fmt: skip

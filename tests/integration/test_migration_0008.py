@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from awe.storage import migrate
 from awe.storage.database import Database
+from tests.support.migrations import upgrade_with_rows
 
 ROWS = """
 INSERT INTO users (id, email, display_name, role, is_active, created_at, updated_at)
@@ -40,12 +41,7 @@ INSERT INTO run_events (run_id, type, level, message, created_at)
 def test_upgrading_to_0008_keeps_history_and_fills_the_new_columns(database: Database) -> None:
     """From 0007 with two projects, runs, a step and events, to head: nothing lost, and the
     backfills are right."""
-    migrate.downgrade(database, "0007")
-    with database.write() as conn:
-        for statement in ROWS.split(";"):
-            if statement.strip():
-                conn.exec_driver_sql(statement)
-    migrate.upgrade(database)
+    upgrade_with_rows(database, "0007", ROWS)
     with database.read() as conn:
         events = conn.execute(text("SELECT run_id, seq, message FROM run_events ORDER BY id")).all()
         runs = dict(conn.execute(text("SELECT id, event_seq FROM runs")).all())

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 
 from awe.core.errors import ValidationFailed
 from awe.engine import states
@@ -17,6 +17,8 @@ from awe.engine.spec import did_you_mean
 from awe.storage.database import Database
 from awe.storage.engine_models import Run, RunEvent, Step
 
+#: A query over steps (of any columns).
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 _RUNS = Run.__table__
 _STEPS = Step.__table__
 _EVENTS = RunEvent.__table__
@@ -183,7 +185,7 @@ class DeadLetterFilter:
         if self.category:
             found.append(Step.error_category == self.category)
         if self.workflow:
-            found.append(Run.workflow_name == self.workflow)
+            found.append(Step.workflow_name == self.workflow)
         if self.run_id:
             found.append(Step.run_id == self.run_id)
         if self.project_ids is not None:
@@ -195,6 +197,13 @@ class DeadLetterFilter:
         if self.died_before is not None:
             found.append(Step.finished_at <= self.died_before)
         return found
+
+    def over(self, statement: _Query) -> _Query:
+        """``statement`` (over steps) joined with the runs only when a condition needs them:
+        joining every dead step to its run costs more than the rest of a page."""
+        if self.project_ids is None:
+            return statement
+        return statement.join(Run, Run.id == Step.run_id)
 
 
 def dead_letters(
@@ -208,8 +217,7 @@ def dead_letters(
     """Dead steps oldest death first, each with its run's workflow; ``after`` (a death time
     and a step id) is where the page before ended."""
     statement = (
-        select(_STEPS, Run.workflow_name.label("_workflow"))
-        .join(Run, Run.id == Step.run_id)
+        where.over(select(_STEPS).select_from(Step))
         .where(*where.conditions(now))
         .order_by(Step.finished_at, Step.id)
         .limit(limit)
@@ -221,17 +229,16 @@ def dead_letters(
         )
     with db.read() as conn:
         rows = conn.execute(statement).all()
-    return [(StepRecord.from_row(r._mapping), str(r._workflow)) for r in rows]
+    return [(StepRecord.from_row(r._mapping), str(r.workflow_name or "")) for r in rows]
 
 
 def latest_death(db: Database, where: DeadLetterFilter, now: datetime) -> datetime | None:
     """The latest death time among the matching dead steps."""
     with db.read() as conn:
         found = conn.execute(
-            select(func.max(Step.finished_at))
-            .select_from(Step)
-            .join(Run, Run.id == Step.run_id)
-            .where(*where.conditions(now))
+            where.over(select(func.max(Step.finished_at)).select_from(Step)).where(
+                *where.conditions(now)
+            )
         ).scalar()
     if found is None:
         return None
@@ -245,10 +252,13 @@ def dead_letter_groups(
     number = func.count().label("n")
     with db.read() as conn:
         rows = conn.execute(
-            select(Step.error_category, Step.queue, Run.workflow_name, number)
-            .join(Run, Run.id == Step.run_id)
+            where.over(
+                select(Step.error_category, Step.queue, Step.workflow_name, number).select_from(
+                    Step
+                )
+            )
             .where(*where.conditions(now))
-            .group_by(Step.error_category, Step.queue, Run.workflow_name)
+            .group_by(Step.error_category, Step.queue, Step.workflow_name)
             .order_by(number.desc())
         ).all()
     return [(str(c or "unknown"), str(q), str(w), int(n)) for c, q, w, n in rows]

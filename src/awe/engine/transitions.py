@@ -113,6 +113,7 @@ def create_run(
                 "id": new_id(),
                 "run_id": run_id,
                 "step_key": step["id"],
+                "workflow_name": spec["name"],
                 "kind": step["kind"],
                 "needs": step["needs"],
                 "definition": step,
