@@ -4,13 +4,21 @@ steps, an admin everyone's), and the workflow filter matches the run's workflow.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
 from awe.engine.client import Engine
+from awe.engine.listing import DeadLetterFilter
 from awe.services import auth, dead_letters, projects
 from awe.services import runs as run_service
 from awe.services.audit import SYSTEM
 from awe.services.tokens import Principal
 from awe.storage.database import Database
+from awe.storage.engine_models import Step
 from tests.integration.conftest import Drain
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def broken(name: str, code: int) -> dict[str, object]:
@@ -67,3 +75,16 @@ def test_groups_and_pages_count_only_what_the_principal_may_see(
     )
     assert dead_letters.page(database, nobody) == []
     assert dead_letters.latest_death(database, nobody) is None
+
+
+def test_only_a_project_filter_joins_the_dead_steps_to_their_runs() -> None:
+    """The admin's view (no project filter) reads the steps alone, the workflow filter
+    included; a member's view (projects given, even none) joins the runs for their project."""
+
+    def sql(where: DeadLetterFilter) -> str:
+        query = where.over(select(Step.id).select_from(Step)).where(*where.conditions(NOW))
+        return str(query).lower()
+
+    assert "runs" not in sql(DeadLetterFilter(workflow="etl", queue="q"))
+    assert "join runs" in sql(DeadLetterFilter(project_ids=frozenset({"p1"})))
+    assert "join runs" in sql(DeadLetterFilter(project_ids=frozenset()))

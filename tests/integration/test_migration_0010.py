@@ -1,5 +1,5 @@
 """Upgrading to 0010 gives every existing step its run's workflow name (what the dead-letter
-queue now groups and filters by), and keeps every step."""
+queue now groups and filters by), and keeps every step, going up and down."""
 
 from __future__ import annotations
 
@@ -31,3 +31,8 @@ def test_upgrading_to_0010_copies_each_runs_workflow_onto_its_steps(database: Da
         names = dict(conn.execute(text("SELECT id, workflow_name FROM steps")).all())
     assert names == {"s1": "ingest-docs", "s2": "ingest-docs", "s3": "nightly"}
     assert migrate.status(database).up_to_date
+    migrate.downgrade(database, "0009")  # on SQLite a table rebuild: no step may be lost
+    with database.read() as conn:
+        kept = conn.execute(text("SELECT id FROM steps ORDER BY id")).scalars().all()
+    assert kept == ["s1", "s2", "s3"]
+    migrate.upgrade(database)

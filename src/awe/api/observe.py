@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from awe.api.problems import BodyTooLarge, too_large
+from awe.core.errors import AweError
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
-from awe.services import queues
+from awe.services import operations, queues
 from awe.storage.database import DB_ERRORS, Database
 
 log = get_logger("api")
@@ -70,6 +72,41 @@ class EngineCollector(Collector):
         yield from (depth, waiting, running, age, runs, steps, dead, live)
 
 
+class ScriptCollector(Collector):
+    """The last run of each operational command (``awe doctor``, ``awe backup create``…), from
+    ``script_executions`` at scrape time: the CLI's processes are gone by then."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Duration, outcome and time of each command's last run."""
+        try:
+            latest = operations.latest_by_command(self.db)
+        except (SQLAlchemyError, AweError):
+            return  # down, or behind the migration that made the table
+        duration = GaugeMetricFamily(
+            "script_execution_duration_seconds",
+            "How long the last run of an operational command took",
+            labels=["command"],
+        )
+        status = GaugeMetricFamily(
+            "script_execution_status",
+            "Whether the last run of an operational command succeeded (1) or not (0)",
+            labels=["command"],
+        )
+        last = GaugeMetricFamily(
+            "script_last_run_timestamp",
+            "When an operational command last finished (Unix time)",
+            labels=["command"],
+        )
+        for run in latest:
+            duration.add_metric([run.command], run.duration_seconds)
+            status.add_metric([run.command], 1 if run.exit_code in operations.SUCCESS_CODES else 0)
+            last.add_metric([run.command], run.finished_at.timestamp())
+        yield from (duration, status, last)
+
+
 class Metrics:
     """One registry per app (tests build many apps in one process)."""
 
@@ -82,6 +119,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(EngineCollector(db))
+        self.registry.register(ScriptCollector(db))
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -26,6 +26,8 @@ class CliState:
     """Per-invocation state, kept on the Typer context object."""
 
     debug: bool = False
+    #: What an operational command reports, kept with its row in script_executions.
+    report: dict[str, Any] | None = None
     _settings: Settings | None = None
     _db: Database | None = field(default=None, repr=False)
 

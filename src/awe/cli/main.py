@@ -13,8 +13,10 @@ from awe.cli import (
     admin_cmd,
     config_cmd,
     db_cmd,
+    doctor_cmd,
     knowledge_cmd,
     models_cmd,
+    ops_cmd,
     pii_cmd,
     run_cmd,
     runs_cmd,
@@ -51,6 +53,8 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(admin_cmd.admin_app, name="admin")
 app.add_typer(admin_cmd.audit_app, name="audit")
 app.add_typer(admin_cmd.secrets_app, name="secrets")
+doctor_cmd.register(app)
+app.add_typer(ops_cmd.app, name="ops")
 
 
 def _version(value: bool) -> None:

@@ -268,6 +268,32 @@ class Settings(BaseSettings):
         validation_alias=_env("LOGIN_LOCKOUT_SECONDS"),
         description="How long a lockout lasts.",
     )
+    # ------------------------------------------------------------------- operations
+    tls_cert: Path | None = Field(
+        default=None,
+        validation_alias=_env("TLS_CERT"),
+        description="Certificate (PEM, chain included) awe serve and awe up answer HTTPS with.",
+    )
+    tls_key: Path | None = Field(
+        default=None,
+        validation_alias=_env("TLS_KEY"),
+        description="Private key of AWE_TLS_CERT (PEM).",
+    )
+    tls_client_ca: Path | None = Field(
+        default=None,
+        validation_alias=_env("TLS_CLIENT_CA"),
+        description="CA bundle client certificates are checked against (mTLS).",
+    )
+    tls_require_client_cert: bool = Field(
+        default=False,
+        validation_alias=_env("TLS_REQUIRE_CLIENT_CERT"),
+        description="Refuse HTTPS clients without a certificate from AWE_TLS_CLIENT_CA.",
+    )
+    backup_dir: Path | None = Field(
+        default=None,
+        validation_alias=_env("BACKUP_DIR"),
+        description="Where awe backup writes and looks. Default: $AWE_HOME/backups.",
+    )
     # ---------------------------------------------------------------------------- AI
     llm_provider: LlmProvider = Field(
         default="local",
@@ -457,6 +483,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'awe.db').resolve()}"
+
+    @property
+    def effective_backup_dir(self) -> Path:
+        """Where backups go: AWE_BACKUP_DIR or ``$AWE_HOME/backups``."""
+        return self.backup_dir or self.home / "backups"
 
     @property
     def effective_log_format(self) -> LogFormat:

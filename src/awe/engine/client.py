@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
-from awe.engine import children, listing, permissions, reopen, states, transitions
+from awe.engine import children, listing, permissions, reopen, results, states, transitions
 from awe.engine.inputs import resolve_inputs
 from awe.engine.listing import DeadLetterFilter as DeadLetterFilter
 from awe.engine.listing import RunFilter
@@ -27,6 +27,7 @@ from awe.engine.spec import (
     normalise_spec,
 )
 from awe.engine.template_refs import spec_secrets
+from awe.storage import queue as queue_sql
 from awe.storage import secret_store
 from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
@@ -308,6 +309,18 @@ class Engine:
             self.db, where or DeadLetterFilter(), self.clock.now(), limit=limit
         )
         return [step for step, _ in found]
+
+    def expired_leases(self) -> list[str]:
+        """Ids of running steps whose lease has expired (their worker died or stalled), up to
+        100: what a live worker's reaper would put back in the queue."""
+        with self.db.read() as conn:
+            return queue_sql.expired_leases(conn, now=self.clock.now())
+
+    def reap(self, step_id: str) -> str | None:
+        """Put a step whose lease expired back in the queue (or dead letters, out of
+        attempts), as a worker's reaper does; its new status, or None if it was not expired."""
+        with self.db.write() as conn:
+            return results.reap_one(conn, step_id=step_id, now=self.clock.now())
 
     def list_workers(
         self, *, stale_after: float = 90.0, include_stopped: bool = False

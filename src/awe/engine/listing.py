@@ -229,7 +229,7 @@ def dead_letters(
         )
     with db.read() as conn:
         rows = conn.execute(statement).all()
-    return [(StepRecord.from_row(r._mapping), str(r.workflow_name or "")) for r in rows]
+    return [(StepRecord.from_row(r._mapping), str(r.workflow_name)) for r in rows]
 
 
 def latest_death(db: Database, where: DeadLetterFilter, now: datetime) -> datetime | None:

@@ -26,7 +26,7 @@ from awe.storage import instance_state
 from awe.storage.database import Database
 
 SECRET_NAME = "jwt_signing_secret"  # noqa: S105 - the name of its row, not a secret
-FINGERPRINT_NAME = "instance_key_fingerprint"
+FINGERPRINT_NAME = instance_state.INSTANCE_KEY_FINGERPRINT
 SECRET_BYTES = 48
 #: How long a process keeps the secret it read before reading it again.
 REFRESH_SECONDS = 5.0

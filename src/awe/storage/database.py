@@ -221,7 +221,7 @@ def build_engine(raw_url: str, *, settings: Settings) -> Engine:
 
 def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     module, load_vec = sqlite_driver()
     engine = create_engine(
         url.set(drivername="sqlite+pysqlite"),

@@ -86,7 +86,7 @@ class Step(Base):
     step_key: Mapped[str] = mapped_column(String(100))
     #: The run's workflow, copied at insert (a run's workflow never changes): the dead-letter
     #: queue groups and filters by it without joining every dead step to its run.
-    workflow_name: Mapped[str | None] = mapped_column(String(100))
+    workflow_name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(100))
     needs: Mapped[list[str]] = mapped_column(JSON)
     #: The step's definition from the spec (with, when, retry, timeout, on_failure…).

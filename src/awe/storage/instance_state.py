@@ -12,6 +12,9 @@ from sqlalchemy import Connection, delete, select
 from awe.storage.database import dialect_insert
 from awe.storage.secret_models import InstanceState
 
+#: The fingerprint of the instance key the database was set up with.
+INSTANCE_KEY_FINGERPRINT = "instance_key_fingerprint"
+
 
 def get(conn: Connection, name: str) -> str | None:
     """The value called ``name``, or None."""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from awe.storage import auth_models, engine_models, knowledge_models, models, secret_models
+from awe.storage import (
+    auth_models,
+    engine_models,
+    knowledge_models,
+    models,
+    ops_models,
+    secret_models,
+)
 
 metadata: MetaData = models.Base.metadata
 
@@ -14,5 +21,6 @@ __all__ = [
     "knowledge_models",
     "metadata",
     "models",
+    "ops_models",
     "secret_models",
 ]

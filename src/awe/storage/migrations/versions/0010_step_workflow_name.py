@@ -26,6 +26,10 @@ def upgrade() -> None:
         "UPDATE steps SET workflow_name = "
         "(SELECT runs.workflow_name FROM runs WHERE runs.id = steps.run_id)"
     )
+    # Every step has a run (the foreign key cascades), so none is left empty: from now on an
+    # insert that forgets the name fails loudly instead of dropping out of the filter.
+    with op.batch_alter_table("steps") as batch:
+        batch.alter_column("workflow_name", existing_type=sa.String(100), nullable=False)
 
 
 def downgrade() -> None:

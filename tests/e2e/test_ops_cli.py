@@ -1,0 +1,79 @@
+"""The operations CLI as a user runs it: ``awe doctor`` (lines, JSON, exit codes, --strict,
+--list-checks, refused names) with the real local model and embedder, and ``awe ops history``
+recording every run with its exit code and masked arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import awe_env, run_awe
+
+SECRET = "a-very-long-admin-token-that-must-never-be-stored-0123456789"
+
+
+def test_doctor_on_a_fresh_home_passes_with_warnings_and_says_so(tmp_path: Path) -> None:
+    """After `awe db upgrade`: exit 0, one JSON report of the shared shape with the AI checks
+    passing on the real local model; --strict turns the fresh home's warnings into exit 1."""
+    assert run_awe("db", "upgrade", home=tmp_path).returncode == 0
+    done = run_awe("doctor", "--json", home=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) == {"status", "summary", "checks"}
+    assert set(report["summary"]) == {"pass", "warn", "fail", "skip"}
+    checks = {c["id"]: c for c in report["checks"]}
+    assert set(checks["ai.llm"]) == {
+        "id",
+        "group",
+        "status",
+        "message",
+        "fix",
+        "data",
+        "duration_ms",
+    }
+    assert checks["ai.llm"]["status"] == "pass", checks["ai.llm"]
+    assert checks["ai.embedder"]["data"]["dimension"] == 384
+    assert report["status"] == "warn"  # a fresh home: no instance key yet, no worker
+    strict = run_awe("doctor", "--strict", "--skip", "ai", home=tmp_path)
+    assert strict.returncode == 1
+    assert "[WARNING] [doctor] warn  secrets.instance_key" in strict.stdout
+    assert "fix: awe setup" in strict.stdout
+
+
+def test_doctor_refuses_unknown_names_and_lists_its_checks(tmp_path: Path) -> None:
+    """A misspelt group is exit 3 with the groups that exist, no traceback; --list-checks
+    names every check with its group and whether --fix repairs it."""
+    wrong = run_awe("doctor", "--only", "databse", home=tmp_path)
+    assert wrong.returncode == 3
+    assert "no check or group called databse" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    listed = run_awe("doctor", "--list-checks", "--json", home=tmp_path)
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
+    assert rows["fs.permissions"] == {
+        "id": "fs.permissions", "group": "filesystem",
+        "title": "nothing others may write", "fixable": True,
+    }  # fmt: skip
+    assert rows["db.migrations"]["fixable"] is False
+
+
+def test_ops_history_records_each_run_with_masked_arguments(tmp_path: Path) -> None:
+    """Each doctor run is a row: command, exit code, actor, and its arguments with the value
+    of a secret option and any configured secret masked; the secret is nowhere in it."""
+    env = awe_env(tmp_path, AWE_ADMIN_TOKEN=SECRET)
+    assert run_awe("db", "upgrade", home=tmp_path, env=env).returncode == 0
+    run_awe("doctor", "--only", "database", "--json", home=tmp_path, env=env)
+    run_awe("doctor", "--only", "databse", f"--skip={SECRET}", home=tmp_path, env=env)
+    shown = run_awe("ops", "history", "--json", home=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [r["command"] for r in rows] == ["doctor", "doctor"]
+    newest, oldest = rows
+    assert oldest["exit_code"] == 0
+    assert oldest["report"]["status"] in ("pass", "warn")
+    assert newest["exit_code"] == 3
+    assert "no check or group" in newest["error"]
+    assert newest["arguments"] == ["doctor", "--only", "databse", "--skip=***"]
+    assert SECRET not in shown.stdout
+    assert oldest["actor"].startswith("operator:")
+    table = run_awe("ops", "history", "--command", "doctor", home=tmp_path, env=env)
+    assert "doctor" in table.stdout
