@@ -46,7 +46,7 @@ def operation(command: str) -> Callable[[_F], _F]:
         @functools.wraps(function)
         def recorded(*args: Any, **kwargs: Any) -> Any:
             ctx = kwargs.get("ctx")
-            cli = state(ctx) if hasattr(ctx, "find_root") else None
+            cli = state(ctx) if ctx is not None else None
             started = utcnow()
             code, error = 1, None
             try:
