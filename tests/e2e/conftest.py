@@ -76,21 +76,25 @@ def login(base: str, email: str, password: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(*args: str, home: Path, env: dict[str, str]) -> Iterator[str]:
-    """Start ``awe ARGS --port P`` and yield its base URL once /api/v1/health answers."""
+def running_server(
+    *args: str, home: Path, env: dict[str, str], client: httpx.Client | None = None
+) -> Iterator[str]:
+    """Start ``awe ARGS --port P`` and yield its base URL once /api/v1/health answers (asked
+    with ``client``, when given: then over HTTPS)."""
     port = free_port()
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
         [AWE, *args, "--port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if client else 'http'}://127.0.0.1:{port}"
+    ask = client or httpx.Client()
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited {proc.returncode}: {(home / 'server.log').read_text()}")
             try:
-                httpx.get(f"{base}/api/v1/health", timeout=1)
+                ask.get(f"{base}/api/v1/health", timeout=1)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
@@ -98,6 +102,8 @@ def running_server(*args: str, home: Path, env: dict[str, str]) -> Iterator[str]
                 time.sleep(0.1)
         yield base
     finally:
+        if client is None:
+            ask.close()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)

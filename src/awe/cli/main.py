@@ -11,6 +11,7 @@ from rich.text import Text
 from awe import __version__
 from awe.cli import (
     admin_cmd,
+    certs_cmd,
     config_cmd,
     db_cmd,
     doctor_cmd,
@@ -55,6 +56,7 @@ app.add_typer(admin_cmd.audit_app, name="audit")
 app.add_typer(admin_cmd.secrets_app, name="secrets")
 doctor_cmd.register(app)
 app.add_typer(ops_cmd.app, name="ops")
+app.add_typer(certs_cmd.app, name="certs")
 
 
 def _version(value: bool) -> None:
