@@ -11,6 +11,7 @@ from rich.text import Text
 from awe import __version__
 from awe.cli import (
     admin_cmd,
+    backup_cmd,
     certs_cmd,
     config_cmd,
     db_cmd,
@@ -57,6 +58,7 @@ app.add_typer(admin_cmd.secrets_app, name="secrets")
 doctor_cmd.register(app)
 app.add_typer(ops_cmd.app, name="ops")
 app.add_typer(certs_cmd.app, name="certs")
+app.add_typer(backup_cmd.app, name="backup")
 
 
 def _version(value: bool) -> None:

@@ -65,7 +65,14 @@ class Probe:
 
 def probes() -> list[Probe]:
     """Every probe, in the order of :data:`GROUPS`."""
-    from awe.ops import checks_ai, checks_db, checks_engine, checks_host, checks_tls
+    from awe.ops import (
+        checks_ai,
+        checks_backup,
+        checks_db,
+        checks_engine,
+        checks_host,
+        checks_tls,
+    )
 
     found: list[Probe] = [
         *checks_host.PROBES,
@@ -73,6 +80,7 @@ def probes() -> list[Probe]:
         *checks_engine.PROBES,
         *checks_ai.PROBES,
         *checks_tls.PROBES,
+        *checks_backup.PROBES,
     ]
     return sorted(found, key=lambda p: GROUPS.index(p.group))
 
