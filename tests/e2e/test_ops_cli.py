@@ -77,3 +77,38 @@ def test_ops_history_records_each_run_with_masked_arguments(tmp_path: Path) -> N
     assert oldest["actor"].startswith("operator:")
     table = run_awe("ops", "history", "--command", "doctor", home=tmp_path, env=env)
     assert "doctor" in table.stdout
+
+
+def test_backup_commands_confirm_preview_and_record(tmp_path: Path) -> None:
+    """create, list and verify --restore-test work from the shell; restore without a
+    terminal and without --yes is refused (exit 3) and changes nothing, --dry-run exits 10,
+    --yes restores; runs are in ops history under their command."""
+    assert run_awe("db", "upgrade", home=tmp_path).returncode == 0
+    made = run_awe("backup", "create", "--json", home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    name = json.loads(made.stdout)["name"]
+    assert (tmp_path / "backups" / name).stat().st_mode & 0o777 == 0o600
+    checked = run_awe("backup", "verify", "latest", "--restore-test", home=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "verified" in checked.stdout
+    listed = json.loads(run_awe("backup", "list", "--json", home=tmp_path).stdout)
+    assert listed[0]["verified"]["ok"] is True
+    refused = run_awe("backup", "restore", "latest", home=tmp_path)
+    assert refused.returncode == 3
+    assert "Pass --yes" in refused.stderr
+    preview = run_awe("backup", "restore", "latest", "--dry-run", home=tmp_path)
+    assert preview.returncode == 10
+    assert "dry run: would replace" in preview.stdout
+    assert len(list((tmp_path / "backups").glob("awe-backup-*.tar.gz"))) == 1
+    restored = run_awe("backup", "restore", "latest", "--yes", home=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert "restored awe-backup-" in restored.stdout
+    assert len(list((tmp_path / "backups").glob("awe-backup-*.tar.gz"))) == 2  # one before
+    pruned = run_awe("backup", "prune", "--keep-last", "1", "--keep-days", "0", "--dry-run",
+                     "--json", home=tmp_path)  # fmt: skip
+    assert pruned.returncode == 10
+    history = json.loads(run_awe("ops", "history", "--json", home=tmp_path).stdout)
+    codes = [(r["command"], r["exit_code"]) for r in history]
+    # The history is data of the database: the restore took it back to the backup's moment
+    # (before its own create was recorded); the restore and what followed are recorded.
+    assert codes == [("backup prune", 10), ("backup restore", 0)]  # fmt: skip

@@ -5,9 +5,6 @@ fails; ``--fix`` repairs the modes and the lease and nothing else."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,14 +14,13 @@ from sqlalchemy import update
 from awe.core import crypto
 from awe.core.config import Settings
 from awe.engine.client import Engine
-from awe.engine.worker import Worker, WorkerOptions
 from awe.ops import certs
 from awe.ops.report import Report
 from awe.services import doctor, signing
 from awe.storage import migrate
 from awe.storage.database import Database
 from awe.storage.engine_models import Step
-from tests.support.wait import wait_until
+from tests.support.workers import live_worker
 
 #: The AI checks load the local model: they have a test of their own (tests/e2e/test_ops_cli.py).
 NO_AI = ["ai"]
@@ -44,20 +40,6 @@ def run(settings: Settings, database: Database, *, fix: bool = False) -> Report:
 def by_id(report: Report) -> dict[str, tuple[str, str, str | None]]:
     """Each check's (status, message, fix)."""
     return {c.id: (c.status, c.message, c.fix) for c in report.checks}
-
-
-@contextmanager
-def live_worker(database: Database, queues: list[str]) -> Iterator[None]:
-    """A real worker on a thread, heartbeating, serving ``queues``."""
-    worker = Worker(database, WorkerOptions(queues=queues, concurrency=1))
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    wait_until(lambda: any(w.status == "running" for w in Engine(database).list_workers()))
-    try:
-        yield
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 def test_a_healthy_home_passes(settings: Settings, database: Database) -> None:
