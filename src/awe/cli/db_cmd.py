@@ -5,20 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from awe.cli.context import console, print_json, state
+from awe.cli.operation import (
+    DRY_RUN_EXIT,
+    DryRunOption,
+    JsonOption,
+    dry_run,
+    finish_dry_run,
+    line,
+    operation,
+)
 from awe.core.logging import get_logger
+from awe.services import database_care
 from awe.storage import migrate
 
-app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app = typer.Typer(help="The database: migrations, statistics, vacuum.", no_args_is_help=True)
 log = get_logger("db")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document.")]
-DryRunOption = Annotated[
-    bool,
-    typer.Option("--dry-run", envvar="DRY_RUN", help="Only list what would run (exit code 10)."),
-]
-DRY_RUN_EXIT = 10
 
 
 @app.command("upgrade")
@@ -108,3 +112,92 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         raise typer.Exit(0 if ok else 1)
     migrate.check(db)
     console.print("the database matches the models and migrations", highlight=False)
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+@app.command("stats")
+@operation("db stats")
+def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Sizes, the largest tables and indexes, dead rows, index use and slow statements."""
+    cli = state(ctx)
+    found = database_care.stats(cli.db)
+    cli.report = found
+    if as_json:
+        print_json(found)
+        return
+    line("db", "INFO", f"{cli.db.describe()}: {_bytes(found['size_bytes'])}")
+    if "free_bytes" in found:
+        line(
+            "db",
+            "INFO",
+            f"{found['free_pages']} free pages ({_bytes(found['free_bytes'])}):"
+            " awe db vacuum reclaims them",
+        )
+    table = Table("table", "rows", "dead rows", "size", title="largest tables")
+    for t in found["tables"]:
+        size = _bytes(t["size_bytes"]) if "size_bytes" in t else "-"
+        table.add_row(t["name"], str(t["rows"]), str(t.get("dead_rows", "-")), size)
+    console.print(table)
+    for index in found["indexes"].get("largest", []):
+        line(
+            "db",
+            "INFO",
+            f"index {index['name']} on {index['table']}: {_bytes(index['size_bytes'])},"
+            f" {index['scans']} scans",
+        )
+    for name in found["indexes"].get("never_scanned", []):
+        line(
+            "db",
+            "WARNING",
+            f"index {name} was never used since statistics were reset",
+            style="yellow",
+        )
+    for statement in found.get("slow_statements", []):
+        line(
+            "db",
+            "INFO",
+            f"{statement['mean_ms']} ms mean, {statement['calls']} calls: {statement['query']}",
+        )
+    for what, why in found["unavailable"].items():
+        line("db", "INFO", f"{what.replace('_', ' ')}: skipped: {why}", style="dim")
+
+
+@app.command("vacuum")
+@operation("db vacuum")
+def vacuum(
+    ctx: typer.Context,
+    analyze: Annotated[
+        bool, typer.Option("--analyze", help="Also refresh planner statistics.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="PostgreSQL: VACUUM FULL (rewrites tables, locks them).")
+    ] = False,
+    dry_run_flag: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Reclaim the space of deleted rows (VACUUM; on SQLite also PRAGMA optimize and a WAL
+    checkpoint); --analyze refreshes the statistics the planner uses."""
+    cli = state(ctx)
+    if dry_run(cli, dry_run_flag):
+        finish_dry_run(
+            "db",
+            f"would vacuum{' full' if full else ''}{' and analyze' if analyze else ''}"
+            f" {cli.db.describe()}",
+        )
+    done = database_care.vacuum(cli.db, analyze=analyze, full=full)
+    cli.report = done
+    if as_json:
+        print_json(done)
+        return
+    line(
+        "db", "INFO",
+        f"{', '.join(done['ran'])} in {done['seconds']} s:"
+        f" {_bytes(done['size_before_bytes'])} -> {_bytes(done['size_after_bytes'])}",
+    )  # fmt: skip
