@@ -23,6 +23,7 @@ from awe.cli import (
     run_cmd,
     runs_cmd,
     schedules_cmd,
+    security_cmd,
     server_cmd,
     validate_cmd,
     worker_cmd,
@@ -59,6 +60,7 @@ doctor_cmd.register(app)
 app.add_typer(ops_cmd.app, name="ops")
 app.add_typer(certs_cmd.app, name="certs")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(security_cmd.app, name="security")
 
 
 def _version(value: bool) -> None:
