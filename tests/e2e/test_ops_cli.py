@@ -112,3 +112,53 @@ def test_backup_commands_confirm_preview_and_record(tmp_path: Path) -> None:
     # The history is data of the database: the restore took it back to the backup's moment
     # (before its own create was recorded); the restore and what followed are recorded.
     assert codes == [("backup prune", 10), ("backup restore", 0)]  # fmt: skip
+
+
+BROKEN = """name: broken
+steps:
+  - id: boom
+    kind: shell
+    retry: {max_attempts: 1}
+    with:
+      command: "echo 'disk full' >&2; exit 4"
+"""
+
+
+def test_errors_follow_top_and_explain_from_the_shell(tmp_path: Path) -> None:
+    """`errors follow` prints a failure recorded after it started; `errors top` counts it;
+    `errors explain RUN` prints the local model's answer under a label saying it is one."""
+    import subprocess
+    import time
+
+    from tests.e2e.conftest import AWE
+
+    assert run_awe("db", "upgrade", home=tmp_path).returncode == 0
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    follower = subprocess.Popen(
+        [AWE, "errors", "follow", "--interval", "0.2", "--for", "60"],
+        cwd=tmp_path, env=awe_env(tmp_path), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert follower.stdout is not None
+    try:
+        assert "following failures" in follower.stdout.readline()
+        ran = run_awe("run", "broken.yaml", "--json", home=tmp_path)
+        assert ran.returncode == 1
+        run_id = json.loads(ran.stdout)["id"]
+        deadline = time.monotonic() + 30
+        seen = ""
+        while run_id not in seen and time.monotonic() < deadline:
+            seen += follower.stdout.readline()
+        assert f"broken/boom dead [exit_code:4] run {run_id}: command exited 4: disk full" in seen
+    finally:
+        follower.kill()
+        follower.wait()
+        follower.stdout.close()
+    top = json.loads(run_awe("errors", "top", "--since", "1h", "--json", home=tmp_path).stdout)
+    assert [(r["key"], r["count"], r["dead"]) for r in top] == [("exit_code:4", 1, 1)]
+    wrong = run_awe("errors", "top", "--since", "yesterday", home=tmp_path)
+    assert wrong.returncode == 3
+    assert "use a number and s, m, h or d" in wrong.stderr
+    explained = run_awe("errors", "explain", run_id, home=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    assert "Diagnosis by local model" in explained.stdout
+    assert "an AI's guess" in explained.stdout

@@ -16,6 +16,7 @@ from awe.cli import (
     config_cmd,
     db_cmd,
     doctor_cmd,
+    errors_cmd,
     knowledge_cmd,
     models_cmd,
     ops_cmd,
@@ -61,6 +62,7 @@ app.add_typer(ops_cmd.app, name="ops")
 app.add_typer(certs_cmd.app, name="certs")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(security_cmd.app, name="security")
+app.add_typer(errors_cmd.app, name="errors")
 
 
 def _version(value: bool) -> None:

@@ -5,9 +5,10 @@ for each run (see :func:`operation`)."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -87,6 +88,17 @@ def _record(cli: CliState, command: str, started: datetime, code: int, error: st
         error=error,
         report=cli.report,
     )
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+
+
+def duration(value: str, option: str) -> timedelta:
+    """``30m``, ``24h``, ``7d`` as a timedelta; ValidationFailed naming ``option`` otherwise."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValidationFailed(f"{option} {value!r}: use a number and s, m, h or d, like 30m")
+    return timedelta(seconds={"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]] * int(match[1]))
 
 
 def dry_run(cli: CliState, flag: bool) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from awe.cli.context import console, print_json, state
+from awe.cli.operation import duration
 from awe.core.errors import ValidationFailed
 from awe.engine.client import Engine
 from awe.engine.listing import DeadLetterFilter
@@ -156,17 +156,8 @@ def events(
         _print_event(event, as_json)
 
 
-_AGE = re.compile(r"^(\d+)([smhd])$")
-
-
 def _age(value: str | None) -> timedelta | None:
-    if value is None:
-        return None
-    match = _AGE.match(value.strip())
-    if not match:
-        raise ValidationFailed(f"--older-than {value!r}: use a number and s, m, h or d, like 30m")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]] * int(match[1])
-    return timedelta(seconds=seconds)
+    return None if value is None else duration(value, "--older-than")
 
 
 def _filter(
