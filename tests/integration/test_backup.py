@@ -23,7 +23,17 @@ from awe.core.config import Settings
 from awe.core.errors import Conflict, ValidationFailed
 from awe.engine.client import Engine
 from awe.ops import backup as archive
-from awe.services import auth, backups, knowledge, projects, secrets, signing, tokens, workflows
+from awe.services import (
+    auth,
+    backups,
+    knowledge,
+    operations,
+    projects,
+    secrets,
+    signing,
+    tokens,
+    workflows,
+)
 from awe.services.audit import SYSTEM
 from awe.services.tokens import Principal
 from awe.storage import migrate, secret_store
@@ -109,6 +119,31 @@ def test_a_round_trip_restores_exactly_what_was_backed_up(
     assert not list(settings.home.rglob("*before-restore*"))  # removed: a backup holds them
 
 
+def test_a_backup_from_an_older_migration_restores_and_is_brought_to_head(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A backup taken at 0010 (before script_executions existed) restored onto a database at
+    head: the table made since is dropped with the rest in the restore, then made again by
+    the upgrade; the data is the backup's and the schema matches the models."""
+    fill(database, settings, tmp_path)
+    migrate.downgrade(database, "0010")
+    taken = backups.create(database, settings)
+    assert taken.manifest["revision"] == "0010"
+    assert "script_executions" not in taken.manifest["tables"]
+    migrate.upgrade(database)
+    operations.record(
+        database, command="doctor", arguments=[], actor="t", started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC), exit_code=0,
+    )  # fmt: skip
+    plan = backups.plan_restore(database, settings, taken.path, force=False)
+    done = backups.restore(database, settings, plan)
+    assert done["revision"] == "0010"
+    assert done["upgraded_to"] == migrate.status(database).heads[0]
+    assert migrate.differences(database) == []
+    assert operations.history(database) == []
+    assert counts(database)["users"] == 1
+
+
 def test_a_damaged_archive_is_refused_and_nothing_changes(
     database: Database, settings: Settings, tmp_path: Path
 ) -> None:
@@ -139,6 +174,9 @@ def test_a_damaged_archive_is_refused_and_nothing_changes(
             backups.verify(database, settings, bad, restore_test=False)
         with pytest.raises(ValidationFailed, match=reason):
             backups.plan_restore(database, settings, bad, force=True)
+        unchecked = backups.RestorePlan(bad, taken.manifest, 0)  # as if planned before the damage
+        with pytest.raises(ValidationFailed, match=reason):
+            backups.restore(database, settings, unchecked, take_backup=False)
     assert counts(database) == after != before
 
 

@@ -153,6 +153,10 @@ def restore(
         Path | None,
         typer.Option("--decrypt-with", help="Private key the backup's secrets are sealed to."),
     ] = None,
+    encrypt_to: Annotated[
+        Path | None,
+        typer.Option("--encrypt-to", help="Seal the backup taken first to this public key."),
+    ] = None,
     dest: DestOption = None,
     dry_run_flag: DryRunOption = False,
     as_json: JsonOption = False,
@@ -171,7 +175,7 @@ def restore(
         progress.add_task("restore")
         result = backups.restore(
             cli.db, cli.settings, plan, take_backup=not no_backup,
-            with_secrets=not no_secrets, private_key=decrypt_with,
+            with_secrets=not no_secrets, private_key=decrypt_with, encrypt_to=encrypt_to,
         )  # fmt: skip
     cli.report = result
     if as_json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import socket
 import tarfile
 import tempfile
@@ -128,11 +129,15 @@ def _sqlite_copy(db: Database, target: Path) -> dict[str, int]:
 def _postgres_dump(db: Database, target: Path) -> dict[str, int]:
     """``pg_dump -Fc`` of one snapshot, and the row counts read in that same snapshot."""
     url = db.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
-    with db.engine.connect() as conn:
+    snapshot_reads = db.engine.connect().execution_options(
+        isolation_level="REPEATABLE READ", postgresql_readonly=True
+    )
+    with snapshot_reads as conn:
+        # The first statement opens the repeatable-read transaction: the exported snapshot,
+        # the row counts and pg_dump all see the same moment.
+        snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
         major = int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
         tool = pgtools.find("pg_dump", major)
-        conn.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
         counts = _table_counts(conn, inspect(conn).get_table_names())
         args, env = pgtools.connection(url)
         database = str(db.engine.url.database)
@@ -142,7 +147,7 @@ def _postgres_dump(db: Database, target: Path) -> dict[str, int]:
             env,
             what="pg_dump",
         )  # fmt: skip
-        conn.execute(text("COMMIT"))
+        conn.rollback()
     return counts
 
 
@@ -181,10 +186,11 @@ def create(
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     public = sealing.load_public(encrypt_to) if encrypt_to is not None else None
     status = migrate.status(db)
-    if not status.up_to_date:
+    known = {r.revision for r in migrate.history()}
+    if len(status.current) != 1 or status.current[0] not in known:
         raise ValidationFailed(
-            f"the database is at {', '.join(status.current) or 'no revision'}, not at head:"
-            " awe db upgrade first (a backup is taken at head)"
+            f"the database is at {', '.join(status.current) or 'no revision'}, which this awe"
+            " does not know: back it up with the awe that set it up"
         )
     name = f"{PREFIX}{moment:%Y%m%dT%H%M%S%fZ}{SUFFIX}"
     with tempfile.TemporaryDirectory(prefix=".awe-backup-", dir=folder) as scratch:
@@ -233,14 +239,15 @@ def create(
             },
         }
         partial = folder / f".{name}.partial"
-        with tarfile.open(partial, "w:gz") as archive:
+        # Private from the first byte: the archive may hold the instance key and the CA's key.
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
             data = json.dumps(manifest, indent=2).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(data), int(moment.timestamp()), 0o600
             archive.addfile(info, io.BytesIO(data))
             for member, path in files:
                 archive.add(str(path), arcname=member, recursive=False)
-        partial.chmod(0o600)
         final = folder / name
         partial.rename(final)
     return Backup(final, manifest, None)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from awe.core.config import Settings
@@ -41,6 +41,8 @@ class Restored:
     upgraded_to: str | None = None
     secrets: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What was moved aside (the old data), to delete once a backup of it exists.
+    aside: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -84,7 +86,11 @@ def _secret_target(settings: Settings, name: str) -> Path:
 
 
 def _put_secrets(
-    settings: Settings, bundle: bytes, stamp: str, undo: list[Callable[[], None]]
+    settings: Settings,
+    bundle: bytes,
+    stamp: str,
+    undo: list[Callable[[], None]],
+    aside: list[str],
 ) -> list[str]:
     written = []
     with tarfile.open(fileobj=io.BytesIO(bundle), mode="r") as archive:
@@ -98,9 +104,10 @@ def _put_secrets(
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             target.parent.chmod(0o700)
             if target.exists():
-                aside = target.with_name(f"{target.name}.before-restore-{stamp}")
-                os.replace(target, aside)
-                undo.append(lambda t=target, a=aside: os.replace(a, t))  # type: ignore[misc]
+                moved = target.with_name(f"{target.name}.before-restore-{stamp}")
+                os.replace(target, moved)
+                aside.append(str(moved))
+                undo.append(lambda t=target, a=moved: os.replace(a, t))  # type: ignore[misc]
             else:
                 undo.append(lambda t=target: t.unlink(missing_ok=True))  # type: ignore[misc]
             fresh = target.with_name(f".{target.name}.{random.token_hex(4)}")
@@ -112,7 +119,9 @@ def _put_secrets(
     return written
 
 
-def _sqlite_swap(db: Database, copy: Path, stamp: str, undo: list[Callable[[], None]]) -> None:
+def _sqlite_swap(
+    db: Database, copy: Path, stamp: str, undo: list[Callable[[], None]], aside: list[str]
+) -> None:
     live = Path(str(db.engine.url.database))
     module, _ = sqlite_driver()
     if live.exists():
@@ -123,14 +132,17 @@ def _sqlite_swap(db: Database, copy: Path, stamp: str, undo: list[Callable[[], N
             handle.close()
     db.dispose()
     incoming = live.with_name(f".{live.name}.restoring")
-    shutil.copyfile(copy, incoming)
-    incoming.chmod(0o600)
+    incoming.unlink(missing_ok=True)
+    descriptor = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out, copy.open("rb") as source:
+        shutil.copyfileobj(source, out)
     for suffix in ("", "-wal", "-shm"):
         current = live.with_name(live.name + suffix)
         if current.exists():
-            aside = live.with_name(f"{live.name}{suffix}.before-restore-{stamp}")
-            os.replace(current, aside)
-            undo.append(lambda c=current, a=aside: os.replace(a, c))  # type: ignore[misc]
+            moved = live.with_name(f"{live.name}{suffix}.before-restore-{stamp}")
+            os.replace(current, moved)
+            aside.append(str(moved))
+            undo.append(lambda c=current, a=moved: os.replace(a, c))  # type: ignore[misc]
     os.replace(incoming, live)
 
 
@@ -150,6 +162,34 @@ def _pg_restore(db: Database, dump: Path, database: str | None = None) -> None:
          "--no-privileges", "--exit-on-error", *args, "--dbname", name, str(dump)],
         env,
         what="pg_restore",
+    )  # fmt: skip
+
+
+def _pg_replace(db: Database, dump: Path, manifest: dict[str, Any], work: Path) -> None:
+    """Replace the database's contents with the dump's in one transaction: tables the backup
+    does not have (made by later migrations) are dropped, the dump's objects dropped and made
+    again, all or nothing (``psql --single-transaction`` on ``pg_restore``'s script)."""
+    raw, name = _pg_url(db)
+    with db.engine.connect() as conn:
+        major = int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
+        present = inspect(conn).get_table_names()
+    args, env = pgtools.connection(raw)
+    script = work / "restore.sql"
+    pgtools.run(
+        [str(pgtools.find("pg_restore", major)), "--clean", "--if-exists", "--no-owner",
+         "--no-privileges", "--file", str(script), str(dump)],
+        env,
+        what="pg_restore",
+    )  # fmt: skip
+    extra = sorted(set(present) - set(manifest["tables"]))
+    prelude = work / "prelude.sql"
+    prelude.write_text("".join(f'DROP TABLE IF EXISTS "{t}" CASCADE;\n' for t in extra))
+    pgtools.run(
+        [str(pgtools.find("psql", major)), "--no-psqlrc", "--quiet", "--single-transaction",
+         "--set", "ON_ERROR_STOP=1", *args, "--dbname", name,
+         "--file", str(prelude), "--file", str(script)],
+        env,
+        what="psql (restoring)",
     )  # fmt: skip
 
 
@@ -177,11 +217,12 @@ def restore(
         result = Restored(backup=found.name, revision=manifest["revision"])
         try:
             if bundle is not None:
-                result.secrets = _put_secrets(settings, bundle, stamp, undo)
+                result.secrets = _put_secrets(settings, bundle, stamp, undo, result.aside)
             if db.is_sqlite:
-                _sqlite_swap(db, backup.member_path(work, backup.SQLITE_MEMBER), stamp, undo)
+                copy = backup.member_path(work, backup.SQLITE_MEMBER)
+                _sqlite_swap(db, copy, stamp, undo, result.aside)
             else:
-                _pg_restore(db, backup.member_path(work, backup.DUMP_MEMBER))
+                _pg_replace(db, backup.member_path(work, backup.DUMP_MEMBER), manifest, work)
                 db.dispose()
         except BaseException:
             for step in reversed(undo):
@@ -195,19 +236,15 @@ def restore(
     return result
 
 
-def forget_aside(settings: Settings, db: Database, stamp_prefix: str = ".before-restore-") -> int:
-    """Delete what a restore moved aside (call once it succeeded and a backup of the old data
-    exists); how many files were removed."""
-    folders = {key_path(settings).parent, certs.folder_of(settings.home)}
-    if db.is_sqlite:
-        folders.add(Path(str(db.engine.url.database)).parent)
+def forget_aside(restored: Restored) -> int:
+    """Delete exactly what this restore moved aside (once a backup of the old data exists);
+    how many files were removed."""
     removed = 0
-    for folder in folders:
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if stamp_prefix in path.name:
-                    path.unlink()
-                    removed += 1
+    for name in restored.aside:
+        path = Path(name)
+        if path.is_file():
+            path.unlink()
+            removed += 1
     return removed
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from awe.core.config import Settings
-from awe.core.errors import Conflict, ValidationFailed
+from awe.core.errors import AweError, Conflict, ValidationFailed
 from awe.engine.queue_stats import live_workers
 from awe.ops import backup
 from awe.ops import restore as restoring
@@ -106,17 +106,25 @@ def restore(
     take_backup: bool = True,
     with_secrets: bool = True,
     private_key: Path | None = None,
+    encrypt_to: Path | None = None,
 ) -> dict[str, Any]:
-    """Back up the current data (unless told not to), then restore; once it succeeded, what
-    was moved aside is deleted when that backup exists (kept otherwise)."""
-    before = backup.create(db, settings) if take_backup else None
-    done = restoring.restore(
-        db, settings, plan.path, with_secrets=with_secrets, private_key=private_key
-    )
+    """Back up the current data (unless told not to; sealed to ``encrypt_to`` when given),
+    then restore; once it succeeded, what it moved aside is deleted when that backup exists
+    (kept otherwise, and listed)."""
+    before = backup.create(db, settings, encrypt_to=encrypt_to) if take_backup else None
+    try:
+        done = restoring.restore(
+            db, settings, plan.path, with_secrets=with_secrets, private_key=private_key
+        )
+    except AweError as exc:
+        if before is None:
+            raise
+        raise type(exc)(f"{exc.message} (the data before the restore is in {before.path})") from exc
     result = done.as_dict()
     result["backup_before"] = str(before.path) if before else None
     if before is not None:
-        restoring.forget_aside(settings, db)
+        restoring.forget_aside(done)
+        result["aside"] = []
     return result
 
 
