@@ -63,7 +63,9 @@ def test_a_healthy_home_passes(settings: Settings, database: Database) -> None:
 def test_a_broken_home_reports_each_problem_with_its_fix(
     settings: Settings, database: Database
 ) -> None:
-    """Each problem is its check's failure, with the command that fixes it; exit code 1."""
+    """Each problem (secrets readable by others, the database behind head, a step waiting
+    with no worker and on a queue nobody serves, an expired certificate) is its check's
+    failure, with the command that fixes it; exit code 1."""
     healthy(settings, database)
     secrets_folder = crypto.key_path(settings).parent
     secrets_folder.chmod(0o755)
@@ -112,13 +114,20 @@ def test_a_queue_no_live_worker_serves_is_named(settings: Settings, database: Da
 def test_fix_repairs_modes_and_unreaped_leases_and_says_what_it_changed(
     settings: Settings, database: Database
 ) -> None:
-    """--fix makes the secrets folder 700 and its files 600, the home 700, takes write access
-    from others, and reaps a step whose lease expired long ago; the report after it passes
-    those checks and records what was changed."""
+    """--fix makes the secrets folder 700 and its files 600 (the CA's key too), the home 700,
+    takes write access from others (never through a symlink), and reaps a step whose lease
+    expired long ago; the report after it passes those checks and records what was changed."""
     healthy(settings, database)
     crypto.key_path(settings).parent.chmod(0o755)
     crypto.key_path(settings).chmod(0o644)
     settings.home.chmod(0o755)
+    folder = certs.folder_of(settings.home)
+    certs.init_ca(folder)
+    (folder / "ca.key").chmod(0o644)
+    private = settings.home.parent / f"{settings.home.name}-private.txt"
+    private.write_text("not awe's")
+    private.chmod(0o600)
+    (settings.home / "link").symlink_to(private)
     loose = settings.home / "notes.txt"
     loose.write_text("x")
     loose.chmod(0o666)
@@ -141,6 +150,9 @@ def test_fix_repairs_modes_and_unreaped_leases_and_says_what_it_changed(
         assert after[check_id].status == "pass", after[check_id]
         assert after[check_id].data["fixed"], check_id
     assert "chmod 600 instance_key" in after["secrets.folder"].data["fixed"]
+    assert "chmod 600 ca.key" in after["secrets.folder"].data["fixed"]
+    assert (folder / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert private.stat().st_mode & 0o777 == 0o600  # a symlink is never followed
     assert after["engine.expired_leases"].data["fixed"] == "reaped 1 step(s)"
     assert crypto.key_path(settings).stat().st_mode & 0o777 == 0o600
     assert loose.stat().st_mode & 0o777 == 0o664
@@ -172,3 +184,21 @@ def test_unknown_groups_are_refused_and_a_database_outage_is_one_failure(
         if key != "db.reachable"
     )
     assert report.exit_code() == 1
+
+
+def test_an_outage_fails_a_report_that_did_not_ask_for_the_database(
+    settings: Settings,
+) -> None:
+    """`--only engine`, and the security check, with the database down: every check they
+    ran is skipped, and the failed reachability is added so the report fails (exit 1)."""
+    from awe.services import security_audit
+    from awe.storage.database import create_database
+
+    down = create_database(settings, url="postgresql://nobody@127.0.0.1:1/none")
+    for report in (
+        doctor.check(settings, lambda: down, doctor.chosen(["engine"], [])),
+        security_audit.check(settings, lambda: down),
+    ):
+        assert report.checks[0].id == "db.reachable"
+        assert report.checks[0].status == "fail"
+        assert report.exit_code() == 1

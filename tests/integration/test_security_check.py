@@ -29,7 +29,7 @@ steps:
     kind: http
     needs: [ping]
     with:
-      url: http://reports.example.com/in
+      url: http://report-bot:hunter2-pw@reports.example.com/in
       method: POST
 """
 CAREFUL = """name: careful
@@ -77,6 +77,7 @@ def test_every_known_weakness_is_reported_with_its_fix(
     assert status == "warn"
     assert "risky v1 step ping: templated input in a shell command" in message
     assert "reports.example.com over plain http" in message
+    assert "hunter2-pw" not in message
     assert fix is not None
     assert "env:" in fix
     assert found["security.stale_tokens"][0] == "warn"

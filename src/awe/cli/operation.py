@@ -17,8 +17,8 @@ from rich.text import Text
 from awe.cli.context import CliState, console, print_json, state
 from awe.core.clock import utcnow
 from awe.core.errors import AweError, ValidationFailed
-from awe.ops.report import Report, Status
 from awe.services import operations
+from awe.services.doctor import Report, Status
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON report.")]
 DryRunOption = Annotated[

@@ -7,10 +7,12 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from awe.core import crypto
 from awe.core.crypto import key_path
+from awe.ops import certs
 from awe.ops.doctor import Context, Probe
 from awe.ops.report import Outcome, failed, passed, skipped, warned
 from awe.storage import instance_state
@@ -24,6 +26,16 @@ _GiB = 1024**3
 
 def _loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def _chmod(path: Path, change: Callable[[int], int]) -> None:
+    """Change a file's or folder's mode without following a symlink put in its place since it
+    was looked at (a path others may write could be swapped for a link to a private file)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(descriptor, change(stat.S_IMODE(os.fstat(descriptor).st_mode)))
+    finally:
+        os.close(descriptor)
 
 
 def environment(ctx: Context) -> Outcome:
@@ -91,47 +103,55 @@ def fix_dotenv(ctx: Context) -> str:
     """chmod 600 .env."""
     path = Path(".env")
     if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077:
-        path.chmod(0o600)
+        _chmod(path, lambda _: 0o600)
         return "chmod 600 .env"
     return ""
 
 
+def _private_files(ctx: Context) -> list[Path]:
+    """Files that must be 600: the secrets folder's, and the private keys of the certs."""
+    folder = key_path(ctx.settings).parent
+    found = [p for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else []
+    certs_folder = certs.folder_of(ctx.settings.home)
+    if certs_folder.is_dir():
+        found += sorted(certs_folder.glob("*.key"))
+    return [p for p in found if not p.is_symlink()]
+
+
 def secrets_folder(ctx: Context) -> Outcome:
-    """$AWE_HOME/secrets is mode 700 and its files 600."""
+    """$AWE_HOME/secrets and certs are mode 700, their secret files 600."""
     folder = key_path(ctx.settings).parent
     if not folder.exists():
         return warned(
             f"{folder} does not exist yet (it is made on first start)", "awe setup (or awe up)"
         )
     wrong = []
-    if stat.S_IMODE(folder.stat().st_mode) != 0o700:
-        wrong.append(f"{folder} is {stat.S_IMODE(folder.stat().st_mode):o}, not 700")
-    for entry in sorted(folder.iterdir()):
+    for place in (folder, certs.folder_of(ctx.settings.home)):
+        if place.is_dir() and stat.S_IMODE(place.stat().st_mode) != 0o700:
+            wrong.append(f"{place} is {stat.S_IMODE(place.stat().st_mode):o}, not 700")
+    for entry in _private_files(ctx):
         mode = stat.S_IMODE(entry.lstat().st_mode)
-        if entry.is_file() and mode & 0o077:
+        if mode & 0o077:
             wrong.append(f"{entry.name} is {mode:o}, not 600")
     if wrong:
-        return failed("; ".join(wrong), "awe doctor --fix (chmod 700 the folder, 600 its files)")
-    return passed(f"{folder} is 700 and its files 600")
+        return failed("; ".join(wrong), "awe doctor --fix (chmod 700 the folders, 600 the files)")
+    return passed(f"{folder} is 700 and its files 600 (certificate keys too)")
 
 
 def fix_secrets_folder(ctx: Context) -> str:
-    """chmod 700 the secrets folder, 600 its files (made when missing)."""
+    """chmod 700 the secrets and certs folders, 600 the secret files (made when missing)."""
     folder = key_path(ctx.settings).parent
     changed = []
     if not folder.exists():
         folder.mkdir(parents=True, mode=0o700)
         changed.append(f"made {folder}")
-    if stat.S_IMODE(folder.stat().st_mode) != 0o700:
-        folder.chmod(0o700)
-        changed.append(f"chmod 700 {folder}")
-    for entry in folder.iterdir():
-        if (
-            entry.is_file()
-            and not entry.is_symlink()
-            and stat.S_IMODE(entry.stat().st_mode) & 0o077
-        ):
-            entry.chmod(0o600)
+    for place in (folder, certs.folder_of(ctx.settings.home)):
+        if place.is_dir() and stat.S_IMODE(place.stat().st_mode) != 0o700:
+            _chmod(place, lambda _: 0o700)
+            changed.append(f"chmod 700 {place}")
+    for entry in _private_files(ctx):
+        if stat.S_IMODE(entry.lstat().st_mode) & 0o077:
+            _chmod(entry, lambda _: 0o600)
             changed.append(f"chmod 600 {entry.name}")
     return ", ".join(changed)
 
@@ -276,10 +296,13 @@ def fix_permissions(ctx: Context) -> str:
         return ""
     writable = _writable_by_others(folder)
     for path in writable:
-        path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~0o002)
+        try:
+            _chmod(path, lambda mode: mode & ~0o002)
+        except OSError:  # gone, or a symlink now: nothing of ours to repair
+            continue
     parts = [f"took write access from others on {len(writable)} entries"] if writable else []
     if stat.S_IMODE(folder.stat().st_mode) & 0o077:
-        folder.chmod(0o700)
+        _chmod(folder, lambda _: 0o700)
         parts.append(f"chmod 700 {folder}")
     return "; ".join(parts)
 
@@ -290,6 +313,12 @@ def bind(ctx: Context) -> Outcome:
     if _loopback(s.host):
         return passed(f"listens on {s.host} (this machine only)")
     if s.tls_cert is not None:
+        if s.tls_client_ca is not None and not s.tls_require_client_cert:
+            return warned(
+                f"listens on {s.host} with TLS; client certificates are checked when given but"
+                " not required, and nothing else uses them",
+                "AWE_TLS_REQUIRE_CLIENT_CERT=true for mTLS",
+            )
         return passed(f"listens on {s.host} with TLS ({s.tls_cert})")
     return warned(
         f"listens on {s.host} without TLS: passwords and tokens cross the network in clear",

@@ -42,7 +42,13 @@ def _trusted(settings: Settings) -> list[object]:
 
 
 def check_one(
-    cert_path: Path, key_path: Path | None, trusted: list[object], now: datetime, warn_days: int
+    cert_path: Path,
+    key_path: Path | None,
+    trusted: list[object],
+    now: datetime,
+    warn_days: int,
+    *,
+    ours: bool = True,
 ) -> Outcome:
     """The worst of what one certificate shows."""
     info = certs.describe(cert_path)
@@ -60,7 +66,7 @@ def check_one(
             f"awe certs rotate {info.name}",
             **data,
         )
-    if not info.is_ca:
+    if not info.is_ca and ours:  # another CA's certificate (AWE_TLS_CERT): its chain is its own
         if not trusted:
             return warned(
                 f"{info.name}: no CA bundle to check it against", "awe certs init", **data
@@ -83,11 +89,14 @@ def check_one(
 def report(settings: Settings, now: datetime, *, warn_days: int = WARN_DAYS) -> Report:
     """One check per certificate (``awe certs check``)."""
     trusted = _trusted(settings)
+    folder = certs.folder_of(settings.home).resolve()
     results: list[CheckResult] = [
         run_check(
             f"tls.{cert.stem}",
             "tls",
-            lambda c=cert, k=key: check_one(c, k, trusted, now, warn_days),  # type: ignore[misc]
+            lambda c=cert, k=key: check_one(  # type: ignore[misc]
+                c, k, trusted, now, warn_days, ours=c.resolve().parent == folder
+            ),
         )
         for cert, key in _targets(settings)
     ]

@@ -132,7 +132,19 @@ def run(
                 again = run_check(probe.id, probe.group, lambda p=probe: p.run(context))  # type: ignore[misc]
                 result = _with(again, data={**again.data, "fixed": changed.message})
         results.append(result)
-    return Report.of(results)
+    return Report.of(with_outage(context, results))
+
+
+def with_outage(context: Context, results: list[CheckResult]) -> list[CheckResult]:
+    """The results, with a failed ``db.reachable`` first when the database did not answer and
+    no such check ran: checks skipped for an outage must not add up to a pass."""
+    if not context.database_problem or any(r.id == "db.reachable" for r in results):
+        return results
+    outage = CheckResult(
+        "db.reachable", "database", "fail", str(context.database_problem),
+        "check AWE_DATABASE_URL, and that the database is running", {}, 0.0,
+    )  # fmt: skip
+    return [outage, *results]
 
 
 def _repaired(probe: Probe, context: Context) -> Outcome:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
 from awe.engine import permissions
 from awe.engine.registry import Registry, default_registry
 from awe.ops import checks_host
-from awe.ops.doctor import Context
+from awe.ops.doctor import Context, with_outage
 from awe.ops.report import Outcome, Report, failed, passed, run_check, warned
 from awe.storage.auth_models import ApiToken, SecurityEvent
 from awe.storage.engine_models import Workflow
@@ -105,9 +106,8 @@ def stored_workflows(ctx: Context) -> Outcome:
                 findings.append(f"{where}: templated input in a shell command (pass it as env)")
             url = str(params.get("url") or "")
             if step.get("kind") in ("http", "notify") and url.startswith("http://"):
-                findings.append(
-                    f"{where}: calls {url.split('/')[2] if '//' in url else url} over plain http"
-                )
+                host = urlsplit(url).hostname or "a host"  # never the user:password part
+                findings.append(f"{where}: calls {host} over plain http")
     if findings:
         return warned(
             f"{len(findings)} finding(s) in stored workflows: {'; '.join(findings[:3])}",
@@ -176,4 +176,5 @@ PROBES = [
 
 def check(ctx: Context) -> Report:
     """Every security check."""
-    return Report.of(run_check(i, "security", lambda p=probe: p(ctx)) for i, probe in PROBES)  # type: ignore[misc]
+    results = [run_check(i, "security", lambda p=probe: p(ctx)) for i, probe in PROBES]  # type: ignore[misc]
+    return Report.of(with_outage(ctx, results))

@@ -9,10 +9,10 @@ from typing import Any
 from awe.core.config import Settings
 from awe.ops import doctor as probes_of
 from awe.ops.doctor import Context, Probe
-from awe.ops.report import Report
+from awe.ops.report import Report, Status
 from awe.storage.database import Database
 
-__all__ = ["Probe", "check", "chosen"]
+__all__ = ["Probe", "Report", "Status", "check", "chosen"]
 
 
 def chosen(only: Iterable[str], skip: Iterable[str]) -> list[Probe]:
