@@ -28,6 +28,9 @@ class CliState:
     debug: bool = False
     #: What an operational command reports, kept with its row in script_executions.
     report: dict[str, Any] | None = None
+    #: False once the command removed the database (nowhere to record it, and recording would
+    #: make an empty SQLite file again).
+    record: bool = True
     _settings: Settings | None = None
     _db: Database | None = field(default=None, repr=False)
 

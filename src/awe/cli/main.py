@@ -26,6 +26,7 @@ from awe.cli import (
     schedules_cmd,
     security_cmd,
     server_cmd,
+    setup_cmd,
     validate_cmd,
     worker_cmd,
     workflows_cmd,
@@ -58,6 +59,7 @@ app.add_typer(admin_cmd.admin_app, name="admin")
 app.add_typer(admin_cmd.audit_app, name="audit")
 app.add_typer(admin_cmd.secrets_app, name="secrets")
 doctor_cmd.register(app)
+setup_cmd.register(app)
 app.add_typer(ops_cmd.app, name="ops")
 app.add_typer(certs_cmd.app, name="certs")
 app.add_typer(backup_cmd.app, name="backup")

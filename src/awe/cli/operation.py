@@ -73,6 +73,8 @@ def operation(command: str) -> Callable[[_F], _F]:
 
 
 def _record(cli: CliState, command: str, started: datetime, code: int, error: str | None) -> None:
+    if not cli.record:
+        return
     try:
         db = cli.db
     except AweError:

@@ -1,0 +1,69 @@
+"""`awe setup` and `awe reset` from the shell: setup makes a fresh home ready and reports each
+step, a second run changes nothing, the generated admin password is shown once and stored
+nowhere; a soft reset deletes nothing of value; a full reset asks, backs up, and removes the
+database and secrets but keeps the backups."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from tests.e2e.conftest import run_awe
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits."""
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_setup_is_idempotent_and_shows_the_password_once(tmp_path: Path) -> None:
+    """First run: home and secrets 700, key 600, database at head, a CA and server
+    certificate, the admin created (password on stderr only); second run: nothing changed."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = run_awe(
+        "setup", "--yes", "--json", "--with-certs", "--admin", "root@example.com", home=home
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    steps = {s["id"]: s for s in report["steps"]}
+    assert steps["database"]["changed"] is True
+    assert steps["admin"]["message"] == "created admin root@example.com"
+    assert steps["ca"]["changed"] is True
+    assert report["doctor"]["summary"]["fail"] == 0
+    password = done.stderr.split("password (shown this once): ")[1].split()[0]
+    assert mode(home) == 0o700
+    assert mode(home / "secrets") == 0o700
+    assert mode(home / "secrets" / "instance_key") == 0o600
+    assert mode(home / "certs" / "server.key") == 0o600
+    again = run_awe("setup", "--yes", "--json", "--with-certs", home=home)
+    assert again.returncode == 0, again.stderr
+    assert [s["id"] for s in json.loads(again.stdout)["steps"] if s["changed"]] == []
+    history = run_awe("ops", "history", "--json", home=home).stdout
+    assert '"setup"' in history
+    assert password not in history
+    login = run_awe("admin", "create", "root@example.com", "--generate", home=home)
+    assert login.returncode != 0  # the admin exists already
+
+
+def test_soft_reset_keeps_data_and_full_reset_asks_then_backs_up(tmp_path: Path) -> None:
+    """A soft reset keeps the users; a full reset without --yes (no terminal) is refused and
+    removes nothing; with --yes it leaves a backup and removes the database and secrets."""
+    assert run_awe("setup", "--yes", "--admin", "root@example.com", home=tmp_path).returncode == 0
+    soft = run_awe("reset", "--yes", "--json", home=tmp_path)
+    assert soft.returncode == 0, soft.stderr
+    assert "leases" in {s["id"] for s in json.loads(soft.stdout)["steps"]}
+    assert "awe has users already" in soft.stdout
+    refused = run_awe("reset", "--full", home=tmp_path)
+    assert refused.returncode == 3
+    assert (tmp_path / "awe.db").exists()
+    preview = run_awe("reset", "--full", "--dry-run", home=tmp_path)
+    assert preview.returncode == 10
+    assert (tmp_path / "awe.db").exists()
+    full = run_awe("reset", "--full", "--yes", "--json", home=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert not (tmp_path / "awe.db").exists()
+    assert not (tmp_path / "secrets").exists()
+    kept = list((tmp_path / "backups").glob("awe-backup-*.tar.gz"))
+    assert len(kept) == 1
