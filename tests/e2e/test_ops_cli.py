@@ -154,7 +154,7 @@ def test_errors_follow_top_and_explain_from_the_shell(tmp_path: Path) -> None:
         follower.wait()
         follower.stdout.close()
     top = json.loads(run_awe("errors", "top", "--since", "1h", "--json", home=tmp_path).stdout)
-    assert [(r["key"], r["count"], r["dead"]) for r in top] == [("exit_code:4", 1, 1)]
+    assert [(r["key"], r["count"], r["dead"]) for r in top["rows"]] == [("exit_code:4", 1, 1)]
     wrong = run_awe("errors", "top", "--since", "yesterday", home=tmp_path)
     assert wrong.returncode == 3
     assert "use a number and s, m, h or d" in wrong.stderr

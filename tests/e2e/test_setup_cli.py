@@ -19,7 +19,8 @@ def mode(path: Path) -> int:
 
 def test_setup_is_idempotent_and_shows_the_password_once(tmp_path: Path) -> None:
     """First run: home and secrets 700, key 600, database at head, a CA and server
-    certificate, the admin created (password on stderr only); second run: nothing changed."""
+    certificate, the admin created (password on stderr only, and it logs in); second run:
+    nothing changed."""
     home = tmp_path / "home"
     home.mkdir()
     done = run_awe(
@@ -43,8 +44,18 @@ def test_setup_is_idempotent_and_shows_the_password_once(tmp_path: Path) -> None
     history = run_awe("ops", "history", "--json", home=home).stdout
     assert '"setup"' in history
     assert password not in history
-    login = run_awe("admin", "create", "root@example.com", "--generate", home=home)
-    assert login.returncode != 0  # the admin exists already
+    from awe.core.config import load_settings
+    from awe.services import auth
+    from awe.services.audit import SYSTEM
+    from awe.storage.database import create_database
+
+    settings = load_settings(_env_file=None, home=home)
+    db = create_database(settings)
+    try:
+        pair = auth.login(db, settings, email="root@example.com", password=password, actor=SYSTEM)
+    finally:
+        db.dispose()
+    assert pair.access_token
 
 
 def test_soft_reset_keeps_data_and_full_reset_asks_then_backs_up(tmp_path: Path) -> None:

@@ -26,11 +26,18 @@ def top(
 ) -> None:
     """The most frequent failures of a window, from the attempts the database recorded."""
     cli = state(ctx)
-    rows = error_patterns.top(cli.db, since=duration(since, "--since"), by=by, limit=limit)  # type: ignore[arg-type]
-    cli.report = {"since": since, "by": by, "rows": rows}
+    found = error_patterns.top(cli.db, since=duration(since, "--since"), by=by, limit=limit)  # type: ignore[arg-type]
+    rows = found["rows"]
+    cli.report = {"since": since, "by": by, **found}
     if as_json:
-        print_json(rows)
+        print_json(found)
         return
+    if found["truncated"]:
+        line(
+            "errors", "WARNING",
+            f"more than {found['scan_limit']} failures in the window: counts are of the newest",
+            style="yellow",
+        )  # fmt: skip
     if not rows:
         console.print(f"no failed attempt in the last {since}", highlight=False)
         return
@@ -52,15 +59,13 @@ def follow(
     as_json: JsonOption = False,
 ) -> None:
     """Print failures as they are recorded (Ctrl-C stops); one JSON object a line with --json."""
-    db = state(ctx).db
-    last = error_patterns.newest_id(db)
+    follower = error_patterns.Follower(state(ctx).db)
     deadline = None if seconds is None else time.monotonic() + seconds
     if not as_json:
         line("errors", "INFO", "following failures (Ctrl-C stops)")
     try:
         while deadline is None or time.monotonic() < deadline:
-            for event in error_patterns.after(db, last):
-                last = event.id
+            for event in follower.poll():
                 if as_json:
                     print_json(event.as_dict())
                     continue

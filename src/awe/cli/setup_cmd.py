@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         no_backup: Annotated[
             bool, typer.Option("--no-backup", help="With --full: no backup first.")
         ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="With --full: even while workers are live.")
+        ] = False,
         yes: YesOption = False,
         dry_run_flag: DryRunOption = False,
         as_json: JsonOption = False,
@@ -105,8 +108,10 @@ def register(app: typer.Typer) -> None:
             finish_dry_run("reset", f"would {what}")
         if full:
             confirm(f"This will {what}{'' if no_backup else ' after a backup'}. Go on?", yes=yes)
-            steps = installation.full_reset(cli.settings, cli.db, take_backup=not no_backup)
-            cli.record = False  # the database is gone: recording would make an empty one
+            cli.record = False  # the database goes: recording would make an empty one again
+            steps = installation.full_reset(
+                cli.settings, cli.db, take_backup=not no_backup, force=force
+            )
             cli.report = {"steps": [s.as_dict() for s in steps]}
             if as_json:
                 print_json(cli.report)

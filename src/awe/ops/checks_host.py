@@ -30,10 +30,13 @@ def _loopback(host: str) -> bool:
 
 def _chmod(path: Path, change: Callable[[int], int]) -> None:
     """Change a file's or folder's mode without following a symlink put in its place since it
-    was looked at (a path others may write could be swapped for a link to a private file)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    was looked at (a path others may write could be swapped for a link to a private file);
+    anything else than a regular file or a folder (a FIFO, a device) is left alone."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        os.fchmod(descriptor, change(stat.S_IMODE(os.fstat(descriptor).st_mode)))
+        found = os.fstat(descriptor)
+        if stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode):
+            os.fchmod(descriptor, change(stat.S_IMODE(found.st_mode)))
     finally:
         os.close(descriptor)
 
@@ -151,7 +154,11 @@ def fix_secrets_folder(ctx: Context) -> str:
             changed.append(f"chmod 700 {place}")
     for entry in _private_files(ctx):
         if stat.S_IMODE(entry.lstat().st_mode) & 0o077:
-            _chmod(entry, lambda _: 0o600)
+            try:
+                _chmod(entry, lambda _: 0o600)
+            except OSError as exc:
+                changed.append(f"could not chmod {entry.name}: {exc.strerror}")
+                continue
             changed.append(f"chmod 600 {entry.name}")
     return ", ".join(changed)
 

@@ -29,7 +29,11 @@ By = Literal["category", "workflow", "step"]
 #: Failed attempts read for one report, at most (the newest).
 SCAN_LIMIT = 100_000
 LOG_LINES = 20
-_FAILED = ("retrying", states.DEAD, "failed")
+#: What a failed attempt became: tried again, or dead (a failure of a step whose run was being
+#: cancelled ends 'cancelled': not counted).
+_FAILED = ("retrying", states.DEAD)
+#: How far back a follower re-reads: an event numbered before one it has seen may commit later.
+FOLLOW_WINDOW = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def _query() -> Any:
 
 def _event(row: Any) -> ErrorEvent | None:
     data = row.data or {}
-    if "category" not in data:
+    if "category" not in data or data.get("status") not in _FAILED:
         return None
     return ErrorEvent(
         id=int(row.id), at=row.created_at, run_id=str(row.run_id), workflow=str(row.workflow_name),
@@ -78,7 +82,7 @@ def _event(row: Any) -> ErrorEvent | None:
 
 
 def recent(db: Database, *, since: timedelta) -> list[ErrorEvent]:
-    """Failed attempts of the last ``since``, newest first."""
+    """Failed attempts of the last ``since``, newest first (the newest SCAN_LIMIT events)."""
     cutoff = utcnow() - since
     with db.read() as conn:
         rows = conn.execute(
@@ -90,10 +94,20 @@ def recent(db: Database, *, since: timedelta) -> list[ErrorEvent]:
     return [e for e in map(_event, rows) if e is not None]
 
 
-def top(db: Database, *, since: timedelta, by: By, limit: int = 20) -> list[dict[str, Any]]:
-    """The most frequent patterns: key, count, first and last time, one example message."""
+def top(db: Database, *, since: timedelta, by: By, limit: int = 20) -> dict[str, Any]:
+    """The most frequent patterns (key, count, dead, first and last time, one example), and
+    whether the window held more failure events than were read (then counts are a floor)."""
     if by not in ("category", "workflow", "step"):
         raise ValidationFailed(f"--by {by!r}: give category, workflow or step")
+    with db.read() as conn:
+        scanned = conn.execute(
+            _query()
+            .with_only_columns(RunEvent.id)
+            .where(RunEvent.created_at >= utcnow() - since)
+            .order_by(RunEvent.id.desc())
+            .offset(SCAN_LIMIT)
+            .limit(1)
+        ).first()
     found = recent(db, since=since)
 
     def key(e: ErrorEvent) -> str:
@@ -111,23 +125,37 @@ def top(db: Database, *, since: timedelta, by: By, limit: int = 20) -> list[dict
             if mine[0].message else "",
             "dead": sum(1 for e in mine if e.status == states.DEAD),
         })  # fmt: skip
-    return rows
+    return {"rows": rows, "truncated": scanned is not None, "scan_limit": SCAN_LIMIT}
 
 
-def newest_id(db: Database) -> int:
-    """The id of the newest event (where following starts)."""
-    with db.read() as conn:
-        found = conn.execute(select(RunEvent.id).order_by(RunEvent.id.desc()).limit(1)).scalar()
-    return int(found or 0)
+class Follower:
+    """Reads failed attempts as they are recorded. Event ids are given at insert, not commit,
+    so one numbered below an event already seen may commit later: each read looks back
+    :data:`FOLLOW_WINDOW` by time and skips the ids it has shown."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.started = utcnow()
+        self.seen: dict[int, datetime] = {}
 
-def after(db: Database, event_id: int, *, limit: int = 500) -> list[ErrorEvent]:
-    """Failed attempts recorded after event ``event_id``, oldest first."""
-    with db.read() as conn:
-        rows = conn.execute(
-            _query().where(RunEvent.id > event_id).order_by(RunEvent.id).limit(limit)
-        ).all()
-    return [e for e in map(_event, rows) if e is not None]
+    def poll(self, *, limit: int = 1000) -> list[ErrorEvent]:
+        """What was recorded since the last poll (and after the follower started), in order."""
+        now = utcnow()
+        since = max(self.started, now - FOLLOW_WINDOW)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _query().where(RunEvent.created_at >= since).order_by(RunEvent.id).limit(limit)
+            ).all()
+        fresh = []
+        for row in rows:
+            if int(row.id) in self.seen:
+                continue
+            self.seen[int(row.id)] = row.created_at
+            event = _event(row)
+            if event is not None:
+                fresh.append(event)
+        self.seen = {i: at for i, at in self.seen.items() if at >= since}
+        return fresh
 
 
 def _failed_step(db: Database, ref: str) -> Any:
@@ -171,12 +199,18 @@ def explain(
     definition = {
         k: v for k, v in step.definition.items() if k in ("id", "kind", "with", "retry", "timeout")
     }
+    # Scrub whole values first, then cut: a secret cut in half no longer looks like one.
+    clean = pii.scrub_value(
+        {"error": step.error_message, "definition": definition, "logs": logs},
+        phone_regions=regions,
+    )
     context = (
         f"Step kind: {step.kind}\nError category: {step.error_category}\n"
-        f"Error: {step.error_message}\nStep definition: {json.dumps(definition)[:2000]}\n"
-        f"Last log lines:\n" + "\n".join(logs)
+        f"Error: {str(clean['error'])[:4000]}\n"
+        f"Step definition: {json.dumps(clean['definition'])[:2000]}\n"
+        "Last log lines:\n" + "\n".join(str(line)[:500] for line in clean["logs"])
     )
-    sent = pii.scrub(context, phone_regions=regions).text
+    sent = context
     chat = get_provider(provider, settings)
     model = chat.default_model()
     answer = chat.chat(ChatRequest(

@@ -8,6 +8,7 @@ admin when one is asked for, then a final doctor. Running it again changes nothi
 
 from __future__ import annotations
 
+import os
 import secrets as random
 import shutil
 import stat
@@ -18,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from awe.core import crypto
 from awe.core.config import Settings
+from awe.core.errors import ConfigurationError, Conflict
 from awe.engine.client import Engine
-from awe.ops import certs
+from awe.engine.queue_stats import live_workers
+from awe.ops import backup, certs
 from awe.services import auth, backups, doctor, setup, signing
 from awe.services.audit import Actor
-from awe.storage import migrate
+from awe.storage import instance_state, migrate
 from awe.storage.database import Database
 
 #: Unfinished backup files younger than this may belong to a backup running now.
@@ -72,9 +76,16 @@ def run_setup(
     key_file = crypto.key_path(settings)
     done.append(_private_folder(key_file.parent, "secrets_folder"))
     had_key = key_file.exists() or settings.secret_key is not None
+    db = open_database()
+    recorded = _recorded_fingerprint(db)
+    if not had_key and recorded is not None:
+        raise ConfigurationError(
+            f"the database was set up with instance key {recorded}, and this machine has none:"
+            f" copy {key_file} from the first machine, or set AWE_SECRET_KEY (a new key would"
+            " not open what the database holds sealed)"
+        )
     key = crypto.instance_key(settings)
     done.append(Step("instance_key", not had_key, f"{key.fingerprint} ({key.source})"))
-    db = open_database()
     pending = migrate.pending(db)
     migrate.upgrade(db)
     done.append(
@@ -83,9 +94,8 @@ def run_setup(
     )  # fmt: skip
     migrate.check(db)
     done.append(Step("schema", False, "the database matches the models"))
-    recorded = signing.key_status(db, settings)
     signing.check_instance_key(db, key)
-    done.append(Step("key_recorded", "not recorded" in recorded, "the database knows the key"))
+    done.append(Step("key_recorded", recorded is None, "the database knows the key"))
     if with_certs:
         folder = certs.folder_of(settings.home)
         if (folder / f"{certs.CA_NAME}.pem").exists():
@@ -105,6 +115,15 @@ def run_setup(
     return done, report
 
 
+def _recorded_fingerprint(db: Database) -> str | None:
+    """The instance key the database was set up with (None: not yet, or no tables yet)."""
+    try:
+        with db.read() as conn:
+            return instance_state.get(conn, instance_state.INSTANCE_KEY_FINGERPRINT)
+    except SQLAlchemyError:
+        return None
+
+
 def _first_admin(db: Database, actor: Actor, email: str | None) -> Step:
     if setup.has_users(db):
         return Step("admin", False, "awe has users already")
@@ -118,6 +137,17 @@ def _first_admin(db: Database, actor: Actor, email: str | None) -> Step:
     return Step("admin", True, f"created admin {user.email}", shown_once=password)
 
 
+def _newest_change(path: Path) -> float:
+    """The latest modification time of a file, or of anything in a folder (a backup writing
+    into its scratch folder changes what is inside, not the folder)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                newest = max(newest, Path(root, name).lstat().st_mtime)
+    return newest
+
+
 def soft_reset(settings: Settings, db: Database) -> list[Step]:
     """Clear what is safe to clear: expired leases back to the queue, and unfinished backup
     files older than an hour removed. No data is deleted."""
@@ -128,7 +158,7 @@ def soft_reset(settings: Settings, db: Database) -> list[Step]:
     folder = settings.effective_backup_dir
     cutoff = time.time() - STALE_SECONDS  # younger ones may belong to a backup running now
     found = list(folder.glob(".awe-*")) if folder.is_dir() else []
-    stray = [p for p in found if p.lstat().st_mtime < cutoff]
+    stray = [p for p in found if _newest_change(p) < cutoff]
     for path in stray:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -140,29 +170,37 @@ def soft_reset(settings: Settings, db: Database) -> list[Step]:
     return done
 
 
-def full_reset(settings: Settings, db: Database, *, take_backup: bool) -> list[Step]:
-    """Back up (unless told not to), then remove every table of the database and the home's
-    secrets (instance key, certificates). Backups are kept."""
+def full_reset(
+    settings: Settings, db: Database, *, take_backup: bool, force: bool = False
+) -> list[Step]:
+    """Back up (unless told not to), then remove the database (the SQLite file, or every table
+    on PostgreSQL) and exactly the secret files a backup holds (the instance key, the
+    certificates). Refused while workers are live unless forced; backups are kept."""
+    live = live_workers(db)
+    if live and not force:
+        raise Conflict(f"{live} worker(s) are live: stop them first, or pass --force")
+    files = [path for _, path in backup.secret_files(settings)]
     done = []
     if take_backup:
         made = backups.create(db, settings)
         done.append(Step("backup", True, f"backed up into {made.path}", {"backup": str(made.path)}))
     described = db.describe()
     if db.is_sqlite:
-        live = Path(str(db.engine.url.database))
+        live_file = Path(str(db.engine.url.database))
         db.dispose()
         for suffix in ("", "-wal", "-shm"):
-            live.with_name(live.name + suffix).unlink(missing_ok=True)
-        done.append(Step("database", True, f"removed {live}"))
+            live_file.with_name(live_file.name + suffix).unlink(missing_ok=True)
+        done.append(Step("database", True, f"removed {live_file}"))
     else:
         migrate.downgrade(db, "base")
         with db.write() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         done.append(Step("database", True, f"removed every table of {described}"))
-    removed = []
+    for path in files:
+        path.unlink(missing_ok=True)
     for folder in (crypto.key_path(settings).parent, certs.folder_of(settings.home)):
-        if folder.is_dir():
-            shutil.rmtree(folder)
-            removed.append(str(folder))
-    done.append(Step("secrets", bool(removed), f"removed {', '.join(removed) or 'nothing'}"))
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()  # emptied: what else was there (not awe's) stays
+    shown = f"removed {len(files)} secret file(s)" if files else "no secret file to remove"
+    done.append(Step("secrets", bool(files), shown, {"files": [str(p) for p in files]}))
     return done
