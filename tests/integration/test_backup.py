@@ -67,7 +67,7 @@ def fill(database: Database, settings: Settings, tmp_path: Path) -> dict[str, st
 def counts(database: Database) -> dict[str, int]:
     """Rows of every table."""
     with database.read() as conn:
-        return archive._table_counts(conn, sorted(archive_tables(database)))
+        return archive.table_counts(conn, sorted(archive_tables(database)))
 
 
 def archive_tables(database: Database) -> list[str]:

@@ -25,7 +25,7 @@ def counts(database: Database) -> dict[str, int]:
     from awe.ops import backup
 
     with database.read() as conn:
-        return backup._table_counts(conn, inspect(conn).get_table_names())
+        return backup.table_counts(conn, inspect(conn).get_table_names())
 
 
 def test_setup_twice_then_soft_and_full_reset(database: Database, settings: Settings) -> None:

@@ -87,7 +87,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _table_counts(conn: Any, names: list[str]) -> dict[str, int]:
+def table_counts(conn: Any, names: list[str]) -> dict[str, int]:
+    """Rows of each named table, over a SQLAlchemy connection."""
     quote = conn.dialect.identifier_preparer.quote
     return {
         name: int(conn.execute(text(f"SELECT count(*) FROM {quote(name)}")).scalar_one())  # noqa: S608
@@ -138,7 +139,7 @@ def _postgres_dump(db: Database, target: Path) -> dict[str, int]:
         snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
         major = int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
         tool = pgtools.find("pg_dump", major)
-        counts = _table_counts(conn, inspect(conn).get_table_names())
+        counts = table_counts(conn, inspect(conn).get_table_names())
         args, env = pgtools.connection(url)
         database = str(db.engine.url.database)
         pgtools.run(

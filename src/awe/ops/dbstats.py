@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 
+from awe.ops import backup
 from awe.storage.database import Database
 
 TOP = 10
@@ -21,10 +22,7 @@ def _sqlite(db: Database) -> dict[str, Any]:
         pages = int(conn.execute(text("PRAGMA page_count")).scalar_one())
         free = int(conn.execute(text("PRAGMA freelist_count")).scalar_one())
         names = sorted(inspect(conn).get_table_names())
-        rows = {
-            n: int(conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar_one())  # noqa: S608
-            for n in names
-        }
+        rows = backup.table_counts(conn, names)
         indexes = sum(len(inspect(conn).get_indexes(n)) for n in names)
     tables = [{"name": n, "rows": r} for n, r in sorted(rows.items(), key=lambda i: -i[1])]
     return {

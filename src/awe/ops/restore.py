@@ -300,7 +300,7 @@ def restore_test(db: Database, settings: Settings, path: Path) -> dict[str, Any]
 
 def _checked(scratch: Database, manifest: dict[str, Any]) -> dict[str, Any]:
     with scratch.read() as conn:
-        counts = backup._table_counts(conn, list(manifest["tables"]))
+        counts = backup.table_counts(conn, list(manifest["tables"]))
     differing = {t: [n, counts.get(t)] for t, n in manifest["tables"].items() if counts.get(t) != n}
     if not migrate.status(scratch).up_to_date:
         migrate.upgrade(scratch)

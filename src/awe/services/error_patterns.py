@@ -9,7 +9,6 @@ one failed step, from its error, definition and last log lines, scrubbed of PII 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -81,17 +80,18 @@ def _event(row: Any) -> ErrorEvent | None:
     )  # fmt: skip
 
 
-def recent(db: Database, *, since: timedelta) -> list[ErrorEvent]:
-    """Failed attempts of the last ``since``, newest first (the newest SCAN_LIMIT events)."""
-    cutoff = utcnow() - since
+def _window(db: Database, since: timedelta) -> tuple[list[ErrorEvent], bool]:
+    """Failed attempts of the last ``since``, newest first (of the newest SCAN_LIMIT events),
+    and whether the window held more events than that."""
     with db.read() as conn:
         rows = conn.execute(
             _query()
-            .where(RunEvent.created_at >= cutoff)
+            .where(RunEvent.created_at >= utcnow() - since)
             .order_by(RunEvent.id.desc())
-            .limit(SCAN_LIMIT)
+            .limit(SCAN_LIMIT + 1)
         ).all()
-    return [e for e in map(_event, rows) if e is not None]
+    events = [e for e in map(_event, rows[:SCAN_LIMIT]) if e is not None]
+    return events, len(rows) > SCAN_LIMIT
 
 
 def top(db: Database, *, since: timedelta, by: By, limit: int = 20) -> dict[str, Any]:
@@ -99,33 +99,24 @@ def top(db: Database, *, since: timedelta, by: By, limit: int = 20) -> dict[str,
     whether the window held more failure events than were read (then counts are a floor)."""
     if by not in ("category", "workflow", "step"):
         raise ValidationFailed(f"--by {by!r}: give category, workflow or step")
-    with db.read() as conn:
-        scanned = conn.execute(
-            _query()
-            .with_only_columns(RunEvent.id)
-            .where(RunEvent.created_at >= utcnow() - since)
-            .order_by(RunEvent.id.desc())
-            .offset(SCAN_LIMIT)
-            .limit(1)
-        ).first()
-    found = recent(db, since=since)
-
-    def key(e: ErrorEvent) -> str:
-        if by == "category":
-            return e.category
-        return e.workflow if by == "workflow" else f"{e.workflow}/{e.step}"
-
-    counted = Counter(key(e) for e in found)
-    rows = []
-    for name, n in counted.most_common(limit):
-        mine = [e for e in found if key(e) == name]
-        rows.append({
-            "key": name, "count": n, "first_at": mine[-1].at.isoformat(),
-            "last_at": mine[0].at.isoformat(), "example": mine[0].message.splitlines()[0][:200]
-            if mine[0].message else "",
+    found, truncated = _window(db, since)
+    groups: dict[str, list[ErrorEvent]] = {}
+    for e in found:
+        name = {"category": e.category, "workflow": e.workflow}.get(by, f"{e.workflow}/{e.step}")
+        groups.setdefault(name, []).append(e)
+    ranked = sorted(groups.items(), key=lambda item: -len(item[1]))[:limit]
+    rows = [
+        {
+            "key": name,
+            "count": len(mine),
+            "first_at": mine[-1].at.isoformat(),
+            "last_at": mine[0].at.isoformat(),
+            "example": mine[0].message.splitlines()[0][:200] if mine[0].message else "",
             "dead": sum(1 for e in mine if e.status == states.DEAD),
-        })  # fmt: skip
-    return {"rows": rows, "truncated": scanned is not None, "scan_limit": SCAN_LIMIT}
+        }
+        for name, mine in ranked
+    ]
+    return {"rows": rows, "truncated": truncated, "scan_limit": SCAN_LIMIT}
 
 
 class Follower:

@@ -4,7 +4,6 @@ others is a row of ``script_executions`` (arguments with secrets masked), read b
 
 from __future__ import annotations
 
-import getpass
 import re
 import socket
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from awe.core.config import Settings
 from awe.core.errors import AweError
 from awe.core.logging import get_logger
+from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.ops_models import ScriptExecution
 
@@ -37,11 +37,7 @@ SUCCESS_CODES = frozenset({0, 10})
 
 def operator() -> str:
     """Who runs a command of the local CLI: the operating-system user on this host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"operator:{user}@{socket.gethostname()}"
+    return f"operator:{operator_actor().id}@{socket.gethostname()}"
 
 
 def masked_arguments(arguments: Sequence[str], settings: Settings | None = None) -> list[str]:
