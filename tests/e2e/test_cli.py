@@ -69,7 +69,7 @@ def test_config_show_masks_password(tmp_path: Path) -> None:
 def test_migration_commands(tmp_path: Path, db_url: str) -> None:
     """upgrade --dry-run exits 10 and changes nothing; upgrade, current, history, check succeed."""
     env = awe_env(tmp_path, DATABASE_URL=db_url)
-    assert run_awe("db", "downgrade", "base", home=tmp_path, env=env).returncode == 0
+    assert run_awe("db", "downgrade", "base", "--yes", home=tmp_path, env=env).returncode == 0
     dry = run_awe("db", "upgrade", "--dry-run", home=tmp_path, env=env)
     assert dry.returncode == 10, dry.stderr
     assert "would apply" in dry.stderr
@@ -142,3 +142,30 @@ def test_validate_prints_the_validators_words_as_they_are(tmp_path: Path) -> Non
     result = run_awe("validate", str(corpus), home=tmp_path)
     assert result.returncode == 3
     assert "name must match [a-z0-9][a-z0-9-]* (got 'Bad_Name')" in result.stderr
+
+
+def test_downgrade_asks_and_backs_up_first(tmp_path: Path, db_url: str) -> None:
+    """A downgrade without --yes and no terminal is refused and changes nothing; --dry-run
+    names what it would revert and exits 10; with --yes it backs up first (the backup is at the
+    old revision) and reverts; --no-backup takes none."""
+    env = awe_env(tmp_path, DATABASE_URL=db_url)
+    refused = run_awe("db", "downgrade", "0009", home=tmp_path, env=env)
+    assert refused.returncode == 3, refused.stderr
+    assert "Pass --yes" in refused.stderr
+    dry = run_awe("db", "downgrade", "0009", "--dry-run", home=tmp_path, env=env)
+    assert dry.returncode == 10
+    assert "revert 0011, 0010" in dry.stdout
+    current = json.loads(run_awe("db", "current", "--json", home=tmp_path, env=env).stdout)
+    assert current["up_to_date"]
+    done = run_awe("db", "downgrade", "0009", "--yes", "--json", home=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reverted"] == ["0011", "0010"]
+    assert result["current"] == ["0009"]
+    listed = json.loads(run_awe("backup", "list", "--json", home=tmp_path, env=env).stdout)
+    assert [b["path"] for b in listed] == [result["backup_before"]]
+    assert listed[0]["revision"] == "0011"
+    again = run_awe("db", "downgrade", "0008", "--yes", "--no-backup", "--json",
+                    home=tmp_path, env=env)  # fmt: skip
+    assert json.loads(again.stdout)["backup_before"] is None
+    assert len(json.loads(run_awe("backup", "list", "--json", home=tmp_path, env=env).stdout)) == 1

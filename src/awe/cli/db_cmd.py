@@ -12,6 +12,8 @@ from awe.cli.operation import (
     DRY_RUN_EXIT,
     DryRunOption,
     JsonOption,
+    YesOption,
+    confirm,
     dry_run,
     finish_dry_run,
     line,
@@ -43,18 +45,35 @@ def upgrade(
 
 
 @app.command("downgrade")
+@operation("db downgrade")
 def downgrade(
     ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes every table.")],
-    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Do not back up the database first.")
+    ] = False,
+    dry_run_flag: DryRunOption = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Revert migrations down to REVISION."""
+    """Revert migrations down to REVISION, after a backup (the tables and columns of the
+    reverted migrations are dropped with their data)."""
     cli = state(ctx)
-    if dry_run or cli.settings.dry_run:
-        log.info("dry run: would downgrade", to=revision, database=cli.db.describe())
-        raise typer.Exit(DRY_RUN_EXIT)
-    migrate.downgrade(cli.db, revision)
-    log.info("database downgraded", database=cli.db.describe(), to=revision)
+    undo = database_care.reverting(cli.db, revision)
+    what = f"{cli.db.describe()}: revert {', '.join(undo) or 'nothing'} (down to {revision})"
+    if dry_run(cli, dry_run_flag):
+        finish_dry_run("db", f"would {what}")
+    if undo:
+        confirm(f"Downgrade {what}? What they added is dropped with its data.", yes=yes)
+    result = database_care.downgrade(cli.db, cli.settings, revision, take_backup=not no_backup)
+    cli.report = result
+    if as_json:
+        print_json(result)
+        return
+    if result["backup_before"]:
+        line("db", "INFO", f"backed up first: {result['backup_before']}")
+    at = ", ".join(result["current"]) or "base (no table)"
+    line("db", "INFO", f"reverted {len(result['reverted'])} migration(s); now at {at}")
 
 
 @app.command("current")

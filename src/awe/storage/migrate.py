@@ -96,6 +96,16 @@ def downgrade(db: Database, revision: str) -> None:
         command.downgrade(_config(conn), revision)
 
 
+def reverting(db: Database, target: str) -> list[str]:
+    """The revisions ``downgrade(target)`` would revert, newest first."""
+    current = status(db).current
+    if not current:
+        return []
+    upper = current[0] if len(current) == 1 else "heads"
+    revisions = _script().iterate_revisions(upper, target)
+    return [script.revision for script in revisions if script is not None]
+
+
 @dataclass(frozen=True)
 class Status:
     """Where the database stands against the shipped migrations."""
