@@ -202,3 +202,35 @@ def test_an_outage_fails_a_report_that_did_not_ask_for_the_database(
         assert report.checks[0].id == "db.reachable"
         assert report.checks[0].status == "fail"
         assert report.exit_code() == 1
+
+
+def test_every_configured_llm_provider_is_asked(tmp_path: Path, backend: str) -> None:
+    """The AI check asks each provider the settings configure, not only the default: the real
+    local model and an Ollama (the real httpx client against a stand-in) answer; an Anthropic
+    with nothing listening fails the check by name with its fix, and says the others answered."""
+    if backend != "sqlite":
+        pytest.skip("the AI checks do not use the database")
+    from tests.conftest import make_settings
+    from tests.support.ai_standins import ollama_server
+    from tests.support.servers import free_port, http_server
+
+    with http_server() as server:
+        ollama_server(server, answer="OK")
+        good = make_settings(tmp_path, ollama_url=server.url)
+        report = doctor.check(good, lambda: None, doctor.chosen(["ai.llm"], []))  # type: ignore[arg-type,return-value]
+        check = report.checks[0]
+        assert check.status == "pass", check
+        assert set(check.data["providers"]) == {"local", "ollama"}
+        assert len(server.seen("/api/chat")) == 1
+        bad = make_settings(
+            tmp_path, ollama_url=server.url, anthropic_api_key="sk-test",
+            anthropic_base_url=f"http://127.0.0.1:{free_port()}",
+        )  # fmt: skip
+        report = doctor.check(bad, lambda: None, doctor.chosen(["ai.llm"], []))  # type: ignore[arg-type,return-value]
+    check = report.checks[0]
+    assert check.status == "fail"
+    assert check.message.startswith("anthropic did not answer")
+    assert "(2 other(s) answered)" in check.message
+    assert check.fix is not None
+    assert "anthropic" in check.fix
+    assert report.status == "fail"
