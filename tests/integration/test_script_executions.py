@@ -53,3 +53,17 @@ def test_history_and_metrics_show_each_commands_last_run(
     assert metric(text, "script_execution_status", "doctor") == 1
     finished = T0 + timedelta(hours=1, seconds=12.5)
     assert metric(text, "script_last_run_timestamp", "backup create") == finished.timestamp()
+
+
+def test_a_report_holding_dates_is_recorded_as_the_cli_prints_it(database: Database) -> None:
+    """A report with values JSON has no type for (a PostgreSQL statistics timestamp, a path)
+    is recorded with them as text, the way --json prints them, instead of failing the command
+    that made it (``db stats`` after a vacuum did)."""
+    stamp = datetime(2026, 12, 2, 13, 16, tzinfo=UTC)
+    assert operations.record(
+        database, command="db stats", arguments=["db", "stats"], actor="operator:test",
+        started_at=T0, finished_at=T0 + timedelta(seconds=1), exit_code=0,
+        report={"tables": [{"name": "runs", "last_autovacuum": stamp}]},
+    )  # fmt: skip
+    (latest,) = operations.history(database, command="db stats", limit=1)
+    assert latest.report == {"tables": [{"name": "runs", "last_autovacuum": str(stamp)}]}

@@ -5,6 +5,7 @@ for each run (see :func:`operation`)."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -83,7 +84,7 @@ def _record(cli: CliState, command: str, started: datetime, code: int, error: st
         db,
         command=command,
         arguments=sys.argv[1:],
-        actor=operations.operator(),
+        actor=operations.operator(run_id=os.environ.get("AWE_RUN_ID")),
         started_at=started,
         finished_at=utcnow(),
         exit_code=code,

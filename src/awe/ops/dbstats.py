@@ -6,6 +6,7 @@ there. Anything that cannot be measured on this backend says why instead of a nu
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect, text
@@ -45,7 +46,7 @@ def _postgres(db: Database) -> dict[str, Any]:
     with db.read() as conn:
         size = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
         tables = [
-            dict(r._mapping)
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in r._mapping.items()}
             for r in conn.execute(
                 text(
                     "SELECT relname AS name, n_live_tup AS rows, n_dead_tup AS dead_rows,"

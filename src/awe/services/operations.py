@@ -4,6 +4,7 @@ others is a row of ``script_executions`` (arguments with secrets masked), read b
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections.abc import Sequence
@@ -35,9 +36,11 @@ HISTORY_LIMIT = 1000
 SUCCESS_CODES = frozenset({0, 10})
 
 
-def operator() -> str:
-    """Who runs a command of the local CLI: the operating-system user on this host."""
-    return f"operator:{operator_actor().id}@{socket.gethostname()}"
+def operator(*, run_id: str | None = None) -> str:
+    """Who runs a command of the local CLI: the operating-system user on this host, and the run
+    whose step started it (a runbook's ``awe`` step)."""
+    who = f"operator:{operator_actor().id}@{socket.gethostname()}"
+    return f"{who} run:{run_id[:40]}" if run_id else who
 
 
 def masked_arguments(arguments: Sequence[str], settings: Settings | None = None) -> list[str]:
@@ -137,7 +140,8 @@ def record(
         "finished_at": finished_at,
         "exit_code": exit_code,
         "error": _masked(error.splitlines()[0][:2000], known) if error else None,
-        "report": _masked(report, known),
+        # JSON as the CLI prints it (a date becomes its text): a report never breaks its record.
+        "report": _masked(json.loads(json.dumps(report, default=str)), known),
     }
     try:
         with db.write() as conn:
