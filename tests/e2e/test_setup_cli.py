@@ -33,6 +33,7 @@ def test_setup_is_idempotent_and_shows_the_password_once(tmp_path: Path) -> None
     assert steps["admin"]["message"] == "created admin root@example.com"
     assert steps["ca"]["changed"] is True
     assert report["doctor"]["summary"]["fail"] == 0
+    assert steps["runbooks"]["changed"] is True
     password = done.stderr.split("password (shown this once): ")[1].split()[0]
     assert mode(home) == 0o700
     assert mode(home / "secrets") == 0o700
@@ -78,3 +79,25 @@ def test_soft_reset_keeps_data_and_full_reset_asks_then_backs_up(tmp_path: Path)
     assert not (tmp_path / "secrets").exists()
     kept = list((tmp_path / "backups").glob("awe-backup-*.tar.gz"))
     assert len(kept) == 1
+
+
+def test_install_runbooks_stores_them_once_and_a_dry_run_stores_none(tmp_path: Path) -> None:
+    """`awe ops install-runbooks --dry-run` exits 10 and stores nothing; the real run stores the
+    four runbooks with their schedules off; a second run stores no new version."""
+    home = tmp_path / "home"
+    home.mkdir()
+    assert run_awe("db", "upgrade", home=home).returncode == 0
+    dry = run_awe("ops", "install-runbooks", "--dry-run", home=home)
+    assert dry.returncode == 10, dry.stderr
+    assert json.loads(run_awe("workflows", "list", "--json", home=home).stdout) == []
+    first = run_awe("ops", "install-runbooks", "--json", home=home)
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)["runbooks"]
+    assert [(r["name"], r["created"], r["schedule_enabled"]) for r in made] == [
+        ("awe-daily-checklist", True, False), ("awe-nightly", True, False),
+        ("awe-verify", True, None), ("awe-weekly-checklist", True, False),
+    ]  # fmt: skip
+    again = json.loads(run_awe("ops", "install-runbooks", "--json", home=home).stdout)
+    assert [r["created"] for r in again["runbooks"]] == [False] * 4
+    shown = run_awe("ops", "install-runbooks", home=home).stdout
+    assert "awe-nightly: v1 is up to date; schedule off (awe schedules enable awe-nightly)" in shown

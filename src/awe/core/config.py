@@ -507,6 +507,28 @@ def setting_env_names() -> dict[str, list[str]]:
     return names
 
 
+def settings_environment(
+    settings: Settings, *, leave_out: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """The ``AWE_*`` variables that make another awe process read these same settings (paths
+    made absolute, secrets in clear): for awe's own CLI run on the worker's behalf, never for
+    user code. ``leave_out``: field names not to pass on."""
+    names = setting_env_names()
+    env: dict[str, str] = {}
+    for field_name in Settings.model_fields:
+        value = getattr(settings, field_name)
+        if value is None or field_name in leave_out:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = value.absolute()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[names[field_name][0]] = str(value)
+    return env
+
+
 def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:
     """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set."""
     field_name = str(error["loc"][0]) if error["loc"] else "?"

@@ -380,7 +380,12 @@ class Checker:
             return
         if not isinstance(kind, str) or not default_registry.knows(kind):
             return
-        accepted = default_registry.info(kind).keys
+        info = default_registry.info(kind)
+        if info.check is not None:
+            for key, problem in info.check(dict(params)):
+                where = pos(params, key, value=True) if key in params else pos(step, "with")
+                self.add(where, f"{label}: with.{key}: {problem}")
+        accepted = info.keys
         if accepted is None:
             return
         for key in params:

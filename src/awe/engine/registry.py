@@ -37,6 +37,8 @@ class KindInfo:
     privileged_keys: frozenset[str] = frozenset()
     #: True when the kind declared itself (with :func:`step_kind`).
     declared: bool = False
+    #: Checks literal ``with:`` values when a file is validated: (key, problem) pairs.
+    check: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None
 
     def capability(self, name: str, params: Any) -> str:
         """What using this kind with ``params`` needs: ``kind``, or ``kind:key`` for a key that
@@ -53,13 +55,16 @@ def step_kind(
     keys: Iterable[str] | None,
     privileged: bool = False,
     privileged_keys: Iterable[str] = (),
+    check: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a step kind's ``with:`` keys and privilege (use on the kind's function)."""
+    """Declare a step kind's ``with:`` keys and privilege (use on the kind's function);
+    ``check`` finds problems in literal ``with:`` values when a workflow file is validated."""
     info = KindInfo(
         keys=None if keys is None else frozenset(keys),
         privileged=privileged,
         privileged_keys=frozenset(privileged_keys),
         declared=True,
+        check=check,
     )
 
     def mark(function: F) -> F:

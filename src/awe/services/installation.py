@@ -2,8 +2,8 @@
 reported (made or already there), and the soft and full resets of a home.
 
 Setup: the home and secrets folders (700), the instance key, the database at head and matching
-the models, the key's fingerprint recorded, optionally a CA and a server certificate, the first
-admin when one is asked for, then a final doctor. Running it again changes nothing.
+the models, the key's fingerprint recorded, the shipped runbooks, optionally a CA and a server
+certificate, the first admin when one is asked for, then a final doctor. Running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from awe.core.errors import ConfigurationError, Conflict
 from awe.engine.client import Engine
 from awe.engine.queue_stats import live_workers
 from awe.ops import backup, certs
-from awe.services import auth, backups, doctor, setup, signing
+from awe.services import auth, backups, doctor, runbooks, setup, signing
 from awe.services.audit import Actor
 from awe.storage import instance_state, migrate
 from awe.storage.database import Database
@@ -110,9 +110,18 @@ def run_setup(
             done.append(
                 Step("server_certificate", True, f"issued {info.path} for {', '.join(info.sans)}")
             )
+    done.append(_runbooks(db, actor))
     done.append(_first_admin(db, actor, admin_email))
     report = doctor.check(settings, lambda: db, doctor.chosen([], ["ai"]))
     return done, report
+
+
+def _runbooks(db: Database, actor: Actor) -> Step:
+    installed = runbooks.install(db, actor=actor)
+    changed = [f"{r.name} v{r.version}" for r in installed if r.created]
+    names = ", ".join(r.name for r in installed)
+    message = f"installed {', '.join(changed)}" if changed else f"{names} are up to date"
+    return Step("runbooks", bool(changed), message, {"runbooks": [r.as_dict() for r in installed]})
 
 
 def _recorded_fingerprint(db: Database) -> str | None:

@@ -34,6 +34,8 @@ from awe.engine.errors import StepCancelled, StepError, StepTimeout, exit_code_f
 from awe.engine.registry import step_kind
 
 TAIL_LINES = 200
+#: The most stdout lines kept when stdout is collected rather than streamed.
+QUIET_LINES = 100_000
 DRY_RUN_EXIT = 10
 KEYS = frozenset({"command", "argv", "env", "cwd", "stdin", "timeout", "kill_grace"})
 #: What a script gets of the worker's environment, always.
@@ -99,17 +101,21 @@ def run_shell(ctx: StepContext, params: Any) -> dict[str, Any]:
     grace = float(params.get("kill_grace", 5))
     stdin = params.get("stdin")
     try:
-        proc = _start(argv, params.get("cwd"), env, stdin is not None)
+        proc = start_process(argv, params.get("cwd"), env, stdin is not None)
     except OSError as exc:
         raise StepError(
             f"shell: cannot start {argv[0]!r}: {exc.strerror or exc}",
             category="exit_code:127" if isinstance(exc, FileNotFoundError) else "exit_code:126",
             retryable=False,
         ) from None
-    return _wait(ctx, proc, stdin, timeout, grace)
+    output = collect(ctx, proc, stdin, timeout, grace)
+    code = output["exit_code"]
+    if code not in (0, DRY_RUN_EXIT):
+        raise exit_failure(code, "command", last_line(output["stderr"]))
+    return output
 
 
-def _start(
+def start_process(
     argv: list[str], cwd: Any, env: dict[str, str], has_stdin: bool
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -125,14 +131,28 @@ def _start(
     )
 
 
-def _wait(
-    ctx: StepContext, proc: subprocess.Popen[str], stdin: Any, timeout: Any, grace: float
+def collect(
+    ctx: StepContext,
+    proc: subprocess.Popen[str],
+    stdin: Any,
+    timeout: Any,
+    grace: float,
+    *,
+    quiet_stdout: bool = False,
 ) -> dict[str, Any]:
-    """Stream the process's output until it ends (or is stopped); its outcome."""
-    tails = {"stdout": deque[str](maxlen=TAIL_LINES), "stderr": deque[str](maxlen=TAIL_LINES)}
+    """Stream the process's output until it ends (or is stopped); its outcome.
+
+    ``quiet_stdout``: stdout is kept whole (up to QUIET_LINES) and not logged as events.
+    """
+    tails = {
+        "stdout": deque[str](maxlen=QUIET_LINES if quiet_stdout else TAIL_LINES),
+        "stderr": deque[str](maxlen=TAIL_LINES),
+    }
     readers = [
         threading.Thread(
-            target=_pump, args=(ctx, getattr(proc, name), name, tails[name]), daemon=True
+            target=_pump,
+            args=(ctx, getattr(proc, name), name, tails[name], quiet_stdout and name == "stdout"),
+            daemon=True,
         )
         for name in ("stdout", "stderr")
     ]
@@ -160,25 +180,34 @@ def _wait(
             stream.close()
     if stop is not None:
         raise stop
-    output = {
+    return {
         "exit_code": code,
         "stdout": "".join(tails["stdout"]),
         "stderr": "".join(tails["stderr"]),
         "dry_run": code == DRY_RUN_EXIT,
     }
-    if code not in (0, DRY_RUN_EXIT):
-        last = (tails["stderr"][-1] if tails["stderr"] else "").strip()
-        failure = exit_code_failure(code, f"command exited {code}" + (f": {last}" if last else ""))
-        raise StepError(failure.message, category=failure.category, retryable=failure.retryable)
-    return output
 
 
-def _pump(ctx: StepContext, stream: IO[str] | None, name: str, tail: deque[str]) -> None:
+def exit_failure(code: int, what: str, detail: str) -> StepError:
+    """The step error of a command that exited ``code``: ``what exited N: detail``."""
+    failure = exit_code_failure(code, f"{what} exited {code}" + (f": {detail}" if detail else ""))
+    return StepError(failure.message, category=failure.category, retryable=failure.retryable)
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of ``text``, stripped."""
+    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
+
+
+def _pump(
+    ctx: StepContext, stream: IO[str] | None, name: str, tail: deque[str], quiet: bool
+) -> None:
     if stream is None:
         return
     for line in stream:
         tail.append(line)
-        ctx.log(line.rstrip("\n"), level="error" if name == "stderr" else "info", stream=name)
+        if not quiet:
+            ctx.log(line.rstrip("\n"), level="error" if name == "stderr" else "info", stream=name)
 
 
 def _terminate(proc: subprocess.Popen[str], grace: float) -> None:
