@@ -3,7 +3,8 @@ reported (made or already there), and the soft and full resets of a home.
 
 Setup: the home and secrets folders (700), the instance key, the database at head and matching
 the models, the key's fingerprint recorded, the shipped runbooks, optionally a CA and a server
-certificate, the first admin when one is asked for, then a final doctor. Running it again changes nothing.
+certificate, the first admin when one is asked for, then a final doctor. Running it again
+changes nothing.
 """
 
 from __future__ import annotations
