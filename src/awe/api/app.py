@@ -15,7 +15,7 @@ from awe.api import problems
 from awe.api.observe import Metrics, Observe
 from awe.api.routes import auth, health, ops, projects, runs, status
 from awe.core.config import Settings, load_settings
-from awe.core.logging import configure_logging
+from awe.core.logging import configure_for
 from awe.services import audit
 from awe.storage.database import Database, create_database
 
@@ -24,7 +24,7 @@ def app_from_environment() -> FastAPI:
     """The app of one process of ``awe serve --workers N``: settings and logging from the
     environment, as the parent read them."""
     settings = load_settings()
-    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    configure_for(settings)
     return create_app(settings)
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from awe.ai import pii
 from awe.core.config import Settings, load_settings
-from awe.core.logging import configure_logging
+from awe.core.logging import configure_for
 from awe.storage.database import Database, create_database
 
 # Markup off: what users and the validator write ("[a-z0-9]", "[steps]") is printed as it is.
@@ -39,8 +39,7 @@ class CliState:
         """The settings, read (and logging configured) on first use."""
         if self._settings is None:
             self._settings = load_settings()
-            level = "DEBUG" if self.debug else self._settings.log_level
-            configure_logging(level=level, fmt=self._settings.effective_log_format)
+            configure_for(self._settings, level="DEBUG" if self.debug else None)
             pii.configure(self._settings)  # AWE_PII_SCRUBBING: scrub what gets stored
         return self._settings
 

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
         validation_alias=_env("LOG_FORMAT"),
         description="console or json. Default: json in production, console otherwise.",
     )
+    log_file: Path | None = Field(
+        default=None,
+        validation_alias=_env("LOG_FILE"),
+        description="Also write the logs to this file (stderr keeps them too).",
+    )
+    log_file_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=0,
+        validation_alias=_env("LOG_FILE_MAX_BYTES"),
+        description="Rotate the log file at this size; 0 leaves rotation to logrotate.",
+    )
+    log_file_backups: int = Field(
+        default=5,
+        ge=0,
+        validation_alias=_env("LOG_FILE_BACKUPS"),
+        description="Rotated log files kept (gzipped): file.1.gz … file.N.gz.",
+    )
     dry_run: bool = Field(
         default=False,
         validation_alias=_env("DRY_RUN", "DRY_RUN"),

@@ -12,10 +12,15 @@ import re
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, TextIO
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+if TYPE_CHECKING:
+    from awe.core.config import Settings
 
 CONTEXT_KEYS = ("trace_id", "run_id", "step_id", "worker_id")
 
@@ -62,10 +67,40 @@ def _drop_internal(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
+@dataclass(frozen=True)
+class LogFile:
+    """Where logs also go, and how the file rotates (``max_bytes`` 0: never, by awe)."""
+
+    path: Path
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+
+
+def _file_handler(target: LogFile) -> logging.Handler:
+    """A size-rotating handler that several processes may share (``awe serve --workers``, a
+    worker and the CLI): rotation takes a lock beside the file, archives are gzipped."""
+    from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    return ConcurrentRotatingFileHandler(
+        str(target.path),
+        maxBytes=target.max_bytes,
+        backupCount=target.backups,
+        encoding="utf-8",
+        use_gzip=True,
+        chmod=0o640,
+    )
+
+
 def configure_logging(
-    *, level: str = "INFO", fmt: str = "console", stream: TextIO | None = None
+    *,
+    level: str = "INFO",
+    fmt: str = "console",
+    stream: TextIO | None = None,
+    file: LogFile | None = None,
 ) -> None:
-    """Configure structlog and the standard library's root logger for this process."""
+    """Configure structlog and the standard library's root logger for this process: lines on
+    ``stream`` (stderr), and in ``file`` as well when given."""
     json_output = fmt == "json"
     timestamper = structlog.processors.TimeStamper(
         fmt="iso" if json_output else "%Y-%m-%d %H:%M:%S", utc=json_output
@@ -86,10 +121,16 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    if file is not None:
+        handlers.append(_file_handler(file))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if old not in handlers:
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     # Alembic narrates its setup at INFO; keep only the lines that say what migration ran.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -105,6 +146,16 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
+    )
+
+
+def configure_for(settings: Settings, *, level: str | None = None) -> None:
+    """Configure logging as ``settings`` say: level, format, and AWE_LOG_FILE with its rotation."""
+    target = None
+    if settings.log_file is not None:
+        target = LogFile(settings.log_file, settings.log_file_max_bytes, settings.log_file_backups)
+    configure_logging(
+        level=level or settings.log_level, fmt=settings.effective_log_format, file=target
     )
 
 
