@@ -44,3 +44,18 @@ def test_a_report_is_as_bad_as_its_worst_check() -> None:
     assert Report.of([meh, bad]).summary == {"pass": 0, "warn": 1, "fail": 1, "skip": 0}
     assert boom.status == "fail"
     assert "ZeroDivisionError" in boom.message
+
+
+def test_database_passwords_are_masked_in_a_record(tmp_path: object) -> None:
+    """The passwords of the database URL and of the LISTEN URL, wherever they appear in a
+    command line, become ***; the URLs' other parts stay."""
+    settings = make_settings(
+        tmp_path,  # type: ignore[arg-type]
+        database_url="postgresql://awe:pooled-Secret-1@pgbouncer:6432/awe",
+        database_listen_url="postgresql://awe:direct-Secret-2@db:5432/awe",
+    )
+    shown = masked_arguments(
+        ["doctor", "--note", "pooled-Secret-1", "postgresql://awe:direct-Secret-2@db:5432/awe"],
+        settings,
+    )
+    assert shown == ["doctor", "--note", "***", "postgresql://awe:***@db:5432/awe"]

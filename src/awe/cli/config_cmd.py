@@ -27,6 +27,8 @@ def effective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
         value: Any = getattr(settings, field_name)
         if field_name == "database_url":
             value = masked_url(settings.effective_database_url)
+        elif field_name == "database_listen_url" and value is not None:
+            value = masked_url(value)
         elif field_name == "log_format" and value is None:
             value = f"auto ({settings.effective_log_format})"
         elif isinstance(value, SecretStr):

@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         validation_alias=_env("WORKER_CONCURRENCY"),
         description="Steps the worker inside 'awe up' runs at once.",
     )
+    database_listen_url: str | None = Field(
+        default=None,
+        validation_alias=_env("DATABASE_LISTEN_URL"),
+        description="A direct PostgreSQL URL for LISTEN when AWE_DATABASE_URL is a pooler's.",
+    )
+    db_transaction_pooler: bool | None = Field(
+        default=None,
+        validation_alias=_env("DB_TRANSACTION_POOLER"),
+        description=(
+            "AWE_DATABASE_URL goes through a transaction pooler (pgbouncer): no prepared"
+            " statements. Default: true when AWE_DATABASE_LISTEN_URL is set."
+        ),
+    )
     db_pool_size: int = Field(
         default=5,
         ge=1,
@@ -480,6 +493,26 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:
             raise ValueError(f"must be at least {MIN_ADMIN_TOKEN} characters long")
         return value
+
+    @field_validator("database_listen_url")
+    @classmethod
+    def _parse_listen_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            url = make_url(value)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for bad URLs
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() != "postgresql":
+            raise ValueError("must start with postgresql:// (LISTEN is PostgreSQL's)")
+        return value
+
+    @property
+    def behind_transaction_pooler(self) -> bool:
+        """Whether the database URL goes through a transaction pooler (no prepared statements)."""
+        if self.db_transaction_pooler is not None:
+            return self.db_transaction_pooler
+        return self.database_listen_url is not None
 
     @field_validator("database_url")
     @classmethod

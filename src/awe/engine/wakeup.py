@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy.engine import make_url
+
 from awe.core.logging import get_logger
 from awe.storage.database import Database
 
@@ -43,8 +45,11 @@ class Listener:
         import psycopg
 
         # A direct connection (not a pooled one, and not through pgbouncer in transaction mode):
-        # LISTEN belongs to a session.
-        conninfo = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # LISTEN belongs to a session. AWE_DATABASE_LISTEN_URL names it when the database URL
+        # goes through a pooler.
+        listen = self.db.settings.database_listen_url
+        url = make_url(listen) if listen else self.db.url
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         delay = 0.5
         while not self._stop.is_set():
             try:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from awe.core.config import Settings
@@ -76,6 +77,10 @@ def _configured_secrets(settings: Settings) -> list[str]:
         settings.anthropic_api_key,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
+    for url in (settings.database_url, settings.database_listen_url):
+        password = make_url(url).password if url else None
+        if password:
+            found.append(str(password))
     return sorted((v for v in found if len(v) >= 8), key=len, reverse=True)
 
 

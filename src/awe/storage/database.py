@@ -298,5 +298,10 @@ def _postgres_engine(url: URL, settings: Settings) -> Engine:
         pool_timeout=settings.db_pool_timeout,
         # A server restart leaves dead sockets in the pool; check before handing one out.
         pool_pre_ping=True,
-        connect_args={"connect_timeout": settings.db_connect_timeout},
+        # Through a transaction pooler the next transaction may get another server connection,
+        # which never saw the statements psycopg prepared after a few uses: prepare none.
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            **({"prepare_threshold": None} if settings.behind_transaction_pooler else {}),
+        },
     )
