@@ -145,10 +145,14 @@ def test_validate_prints_the_validators_words_as_they_are(tmp_path: Path) -> Non
 
 
 def test_downgrade_asks_and_backs_up_first(tmp_path: Path, db_url: str) -> None:
-    """A downgrade without --yes and no terminal is refused and changes nothing; --dry-run
+    """A relative or unknown target is refused; a downgrade without --yes and no terminal is
+    refused and changes nothing; --dry-run
     names what it would revert and exits 10; with --yes it backs up first (the backup is at the
     old revision) and reverts; --no-backup takes none."""
     env = awe_env(tmp_path, DATABASE_URL=db_url)
+    relative = run_awe("db", "downgrade", "0010+0", "--yes", home=tmp_path, env=env)
+    assert relative.returncode == 3
+    assert "is not a revision" in relative.stderr
     refused = run_awe("db", "downgrade", "0009", home=tmp_path, env=env)
     assert refused.returncode == 3, refused.stderr
     assert "Pass --yes" in refused.stderr

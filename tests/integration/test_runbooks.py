@@ -92,16 +92,23 @@ def test_every_runbook_runs_to_success_on_a_healthy_home(
     tested = nightly.step("verify").output["report"]
     assert tested["restore_test"]["ok"] is True
     assert nightly.outputs["report"]["status"] == "pass"
+    from awe.services import operations
+
     for name in ("awe-verify", "awe-daily-checklist", "awe-weekly-checklist"):
         run = run_stored(db, settings, name)
         assert run.status == "succeeded", (name, run.step("report").output)
         assert set(_sections(run).values()) <= {"pass", "skip"}, (name, _sections(run))
+        awe_steps = [s for s in run.steps if s.kind == "awe"]
+        assert {s.status for s in awe_steps} == {"succeeded"}
+        assert all(s.output["exit_code"] == 0 for s in awe_steps), name
+        assert all(isinstance(s.output["report"], (dict, list)) for s in awe_steps), name
         assert run.step("notify").status == "skipped"
-    verify = run_stored(db, settings, "awe-verify")
-    database_report = verify.step("database").output["report"]
-    assert {c["id"] for c in database_report["checks"]} >= {"db.reachable", "db.migrations"}
-    from awe.services import operations
-
+        recorded = [e for e in operations.history(db, limit=200) if f"run:{run.id}" in e.actor]
+        assert len(recorded) == len(awe_steps), name
+        if name == "awe-verify":
+            database_report = run.step("database").output["report"]
+            checks = {c["id"] for c in database_report["checks"]}
+            assert checks >= {"db.reachable", "db.migrations"}
     history = operations.history(db, command="backup create", limit=5)
     assert any(f"run:{nightly.id}" in e.actor for e in history)
 
@@ -156,8 +163,39 @@ def test_a_failing_awe_step_is_retried_by_its_exit_code_then_dead(
         wait_until(lambda: engine.get_run(run_id).status == "failed", timeout=120,
                    what="the run to fail")  # fmt: skip
     step = engine.get_run(run_id).step("v")
+    assert step.lease_owner is None
     assert step.status == "dead"
     assert step.tries == 2
     assert step.error_category == "exit_code:1"
     assert step.error_message.startswith("awe backup verify no-such-backup exited 1: ")
     assert "no-such-backup" in step.error_message.split("exited 1: ", 1)[1]
+
+
+def test_a_template_that_renders_to_a_refused_option_is_refused_when_it_runs(
+    home: tuple[Settings, Database], backend: str
+) -> None:
+    """A list word from a template is one word, and it is checked when the step runs: an input
+    of '--dest' where a backup's name goes makes the step dead (validation, not retried)
+    before any command starts, and nothing is recorded as run."""
+    if backend != "sqlite":
+        pytest.skip("the check does not depend on the database")
+    settings, db = home
+    from awe.services import operations
+
+    spec = {
+        "name": "sneaky",
+        "inputs": {"name": {"type": "string", "default": "latest"}},
+        "steps": [{"id": "v", "kind": "awe",
+                   "with": {"command": ["backup", "verify", "{{ inputs.name }}"]}}],
+    }  # fmt: skip
+    engine = Engine(db)
+    before = len(operations.history(db, limit=200))
+    run_id = engine.submit(spec, {"name": "--dest=/srv/share"}, trusted=True)
+    with live_worker(db, ["default"], settings=settings):
+        wait_until(lambda: engine.get_run(run_id).status == "failed", timeout=60,
+                   what="the run to fail")  # fmt: skip
+    step = engine.get_run(run_id).step("v")
+    assert step.error_category == "validation"
+    assert step.tries == 1
+    assert "is not allowed here" in step.error_message or "may not be given" in step.error_message
+    assert len(operations.history(db, limit=200)) == before

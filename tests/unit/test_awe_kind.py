@@ -51,7 +51,7 @@ def test_commands_outside_the_list_are_refused_where_they_are_written(command: s
     assert len(found) == 1, found
     assert found[0].startswith("ops.yaml:6:")
     assert "step 'a': with.command:" in found[0]
-    assert "--help may not" in found[0] or "allowed: backup create" in found[0]
+    assert "may not be given --help" in found[0] or "allowed: backup create" in found[0]
 
 
 def test_listed_commands_templates_and_exit_codes() -> None:
@@ -59,11 +59,18 @@ def test_listed_commands_templates_and_exit_codes() -> None:
     list of integers; a template that renders to a refused command is refused when it runs."""
     assert problems('"doctor --only database"') == []
     assert problems("[backup, verify, latest, --restore-test]") == []
-    assert problems('"backup verify {{ inputs.x }}"') == []
+    assert problems("[backup, verify, '{{ inputs.x }}']") == []
+    templated = problems('"backup verify {{ inputs.x }}"')
+    assert len(templated) == 1
+    assert "a template needs the list form" in templated[0]
     bad = problems('"doctor"', ", accept_exit_codes: [yes]")
     assert len(bad) == 1
     assert "accept_exit_codes must be a list of exit codes" in bad[0]
-    assert command_words("db  vacuum --analyze") == ["db", "vacuum", "--analyze"]
+    assert command_words("db  vacuum --analyze") == (["db", "vacuum"], ["--analyze"])
+    assert command_words(["errors", "top", "--since=7d", "--by", "workflow"]) == (
+        ["errors", "top"],
+        ["--since=7d", "--by", "workflow"],
+    )
     with pytest.raises(ValidationFailed, match="may not run as a step"):
         command_words("backup restore latest")
     with pytest.raises(ValidationFailed, match="cannot be split"):
@@ -106,3 +113,55 @@ def test_settings_passed_on_read_back_the_same(
         exclude={"home", "dry_run"}
     )
     assert again.dry_run is False
+
+
+@pytest.mark.parametrize(
+    ("command", "refused"),
+    [
+        ("backup create --dest /srv/share", "may not be given --dest"),
+        ("backup create --encrypt-to mine.pem", "may not be given --encrypt-to"),
+        ("backup verify latest --dest /srv/share", "may not be given --dest"),
+        ("backup verify ../../etc/x.tar --restore-test", "is not allowed here"),
+        ("backup verify a b", "is not allowed here"),
+        ("db vacuum --full", "may not be given --full"),
+        ("doctor -h", "may not be given -h"),
+        ("doctor --debug", "may not be given --debug"),
+        ("--debug doctor", "may not run as a step"),
+        ("doctor --only", "--only needs a value"),
+        ("doctor --only --fix", "--only needs a value"),
+        ("db stats extra", "takes no argument"),
+    ],
+)
+def test_options_that_write_elsewhere_lock_or_print_more_are_refused(
+    command: str, refused: str
+) -> None:
+    """Only each command's own safe options pass: a destination, a key, a path, VACUUM FULL,
+    help, debug output, a value-less option or a stray word are refused, as a template that
+    rendered to them would be when the step runs (the same check)."""
+    with pytest.raises(ValidationFailed, match=refused):
+        command_words(command)
+
+
+def test_the_workers_secrets_are_masked_in_what_the_child_prints(tmp_path: Path) -> None:
+    """Every secret the child is given (keys, tokens, the database password) is masked in the
+    lines kept and logged; a log line is an event of its own level."""
+    from awe.core.config import secret_values
+    from awe.engine.steps.awe_command import _shape
+
+    settings = make_settings(
+        tmp_path,
+        secret_key="s" * 40,
+        admin_token="t" * 40,
+        database_url="postgresql://awe:db-Password-9@db:5432/awe",
+    )
+    secrets = secret_values(settings)
+    assert {"s" * 40, "t" * 40, "db-Password-9"} <= set(secrets)
+    shape = _shape(secrets)
+    line, level = shape(
+        f"[2026-12-02] [ERROR] [db] cannot connect db-Password-9 {'s' * 40}", "stderr"
+    )
+    assert "db-Password-9" not in line
+    assert "s" * 40 not in line
+    assert level == "error"
+    assert shape("[2026-12-02] [INFO] [backup] wrote x", "stderr")[1] == "info"
+    assert shape("[2026-12-02] [WARNING] [doctor] warn", "stderr")[1] == "warning"

@@ -59,3 +59,23 @@ def test_database_passwords_are_masked_in_a_record(tmp_path: object) -> None:
         settings,
     )
     assert shown == ["doctor", "--note", "***", "postgresql://awe:***@db:5432/awe"]
+
+
+def test_a_section_whose_step_did_not_run_fails_the_checklist() -> None:
+    """A skipped, cancelled or dead section is a failure (never a pass, even when every
+    section was skipped); a command that failed without a report says its last stderr line;
+    a report whose own status is skip is a skip."""
+    from awe.ops.checklist import report
+
+    skipped = report("t", [{"id": "a", "status": "skipped", "output": None},
+                           {"id": "b", "status": "cancelled", "output": None}])  # fmt: skip
+    assert skipped["status"] == "fail"
+    assert [s["status"] for s in skipped["sections"]] == ["fail", "fail"]
+    crashed = report("t", [{"id": "a", "status": "succeeded", "output": {
+        "command": "awe doctor", "exit_code": 1, "report": None,
+        "stderr": "x\nerror: unexpected KeyError\n"}}])  # fmt: skip
+    assert crashed["sections"][0]["problems"] == ["awe doctor exited 1: error: unexpected KeyError"]
+    nothing = report("t", [{"id": "a", "status": "succeeded", "output": {
+        "exit_code": 0, "report": {"status": "skip", "checks": []}}}])  # fmt: skip
+    assert nothing["status"] == "pass"
+    assert nothing["sections"][0]["status"] == "skip"

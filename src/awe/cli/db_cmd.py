@@ -120,14 +120,17 @@ def revision(
 
 
 @app.command("check")
+@operation("db check")
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Exit 1 unless the database is at head and matches the models exactly."""
-    db = state(ctx).db
+    cli = state(ctx)
+    db = cli.db
     if as_json:
         result = migrate.status(db)
         diffs = migrate.differences(db) if result.up_to_date else []
         ok = result.up_to_date and not diffs
-        print_json({"ok": ok, "up_to_date": result.up_to_date, "differences": diffs})
+        cli.report = {"ok": ok, "up_to_date": result.up_to_date, "differences": diffs}
+        print_json(cli.report)
         raise typer.Exit(0 if ok else 1)
     migrate.check(db)
     console.print("the database matches the models and migrations", highlight=False)

@@ -579,6 +579,39 @@ def settings_environment(
     return env
 
 
+#: What a secret value is replaced with wherever it is shown or kept.
+MASK = "***"
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """The secret values of the settings (keys, tokens, API keys, database passwords), longest
+    first; those under 6 characters are left out (masking them would hide ordinary words)."""
+    found = [
+        value.get_secret_value()
+        for name in Settings.model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for url in (settings.database_url, settings.database_listen_url):
+        password = make_url(url).password if url else None
+        if password:
+            found.append(str(password))
+    return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
+
+
+def masked(value: Any, secrets: list[str]) -> Any:
+    """``value`` (text, or JSON-like data, keys included) with each of ``secrets`` replaced by
+    ``***``."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {masked(k, secrets): masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, secrets) for v in value]
+    return value
+
+
 def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:
     """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set."""
     field_name = str(error["loc"][0]) if error["loc"] else "?"

@@ -82,11 +82,13 @@ class Scheduler:
         workflow_version: int | None = None,
         project_id: str | None = None,
         trusted: bool = True,
+        enabled: bool = True,
     ) -> str:
         """Add (or replace, by name) a schedule; its first fire is the next cron time from now.
 
-        A replaced schedule that was disabled stays disabled. ``trusted``: its runs may use
-        privileged kinds (the workflow's pusher was an admin or the operator).
+        A replaced schedule keeps its enabled state; ``enabled`` is that of a new one.
+        ``trusted``: its runs may use privileged kinds (the workflow's pusher was an admin or
+        the operator).
         """
         check_cron(cron, timezone)
         normalised = normalise_spec(spec, known_kind=self.engine.registry.knows)
@@ -109,7 +111,7 @@ class Scheduler:
             schedule_id = new_id()
             conn.execute(
                 insert(Schedule).values(
-                    id=schedule_id, name=name, created_at=now, enabled=True, **values
+                    id=schedule_id, name=name, created_at=now, enabled=enabled, **values
                 )
             )
             return schedule_id

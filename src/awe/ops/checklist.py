@@ -1,8 +1,9 @@
 """The report of a shipped runbook: each section is one ``awe`` step, judged by its report or its
 exit code; the runbook's ``report`` and ``verdict`` steps call these (kind ``python``).
 
-A section whose step did not succeed (dead after its retries, or skipped) fails: a check that
-could not run is never a pass.
+A section whose step did not succeed (dead after its retries, skipped or cancelled) fails: a
+check that could not run is never a pass. A section is ``skip`` only when its command's own
+report says there was nothing to check (no certificate, say).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ def _section(section: dict[str, Any]) -> dict[str, Any]:
     step_status = section.get("status")
     output = section.get("output")
     out = {"id": sid, "title": section.get("title") or sid}
-    if step_status == "skipped":
-        return {**out, "status": "skip", "exit_code": None, "problems": ["skipped"]}
     if step_status != "succeeded" or not isinstance(output, dict):
         return {**out, "status": "fail", "exit_code": None, "problems": [
             f"the step did not succeed ({step_status}): see its error in the run"]}  # fmt: skip
@@ -50,7 +49,9 @@ def _section(section: dict[str, Any]) -> dict[str, Any]:
             for r in rows[:5]
         ]
     elif status == "fail":
-        problems = [f"{output.get('command', sid)} exited {code}"]
+        said = next((ln.strip() for ln in reversed(str(output.get("stderr") or "").splitlines())
+                     if ln.strip()), "")  # fmt: skip
+        problems = [f"{output.get('command', sid)} exited {code}" + (f": {said}" if said else "")]
     return {**out, "status": status, "exit_code": code, "problems": problems,
             "report": report}  # fmt: skip
 

@@ -12,12 +12,14 @@ from awe.ops.report import Outcome, failed, passed
 
 def configured(settings: Settings) -> list[str]:
     """The LLM providers this installation is set up to use: the default one first, then each
-    other one given settings of its own (a key, a server URL, a model file)."""
+    other one given settings of its own (a key, a server URL, a model file) that are not the
+    embedding provider's (the embedder check asks that one)."""
     defaults = Settings.model_fields
+    embeds = settings.embedding_provider  # a key or URL that may be there for embeddings only
     chosen = {
         "local": settings.llm_model_path is not None,
-        "ollama": settings.ollama_url != defaults["ollama_url"].default,
-        "openai": bool(settings.openai_api_key or settings.openai_base_url),
+        "ollama": settings.ollama_url != defaults["ollama_url"].default and embeds != "ollama",
+        "openai": bool(settings.openai_api_key or settings.openai_base_url) and embeds != "openai",
         "anthropic": bool(settings.anthropic_api_key or settings.anthropic_base_url),
     }
     return [settings.llm_provider] + [

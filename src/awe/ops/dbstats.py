@@ -103,7 +103,9 @@ def _postgres(db: Database) -> dict[str, Any]:
                     text(
                         "SELECT left(query, 200) AS query, calls, round(mean_exec_time::numeric,"
                         " 2) AS mean_ms, round(total_exec_time::numeric, 2) AS total_ms"
-                        " FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT :top"
+                        " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                        " ORDER BY mean_exec_time DESC LIMIT :top"
                     ),
                     {"top": TOP},
                 )

@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from awe.core.config import Settings
+from awe.core.config import MASK, Settings, masked, secret_values
 from awe.core.errors import AweError
 from awe.core.logging import get_logger
 from awe.services.tokens import operator_actor
@@ -30,7 +29,6 @@ _SECRET_OPTION = re.compile(
     r"^--?[\w-]*(password|passwd|secret|token|api[-_]?key|private[-_]?key|credential)[\w-]*$",
     re.IGNORECASE,
 )
-MASK = "***"
 #: How many executions ``history`` lists at most.
 HISTORY_LIMIT = 1000
 #: Exit codes that count as a success in ``script_execution_status`` (10: dry run completed).
@@ -47,7 +45,7 @@ def operator(*, run_id: str | None = None) -> str:
 def masked_arguments(arguments: Sequence[str], settings: Settings | None = None) -> list[str]:
     """The command line with secret values hidden: values of secret-looking options (both
     ``--token X`` and ``--token=X``) and any configured secret wherever it appears."""
-    known = _configured_secrets(settings) if settings is not None else []
+    known = secret_values(settings) if settings is not None else []
     shown: list[str] = []
     hide_next = False
     for argument in arguments:
@@ -63,38 +61,8 @@ def masked_arguments(arguments: Sequence[str], settings: Settings | None = None)
                 shown.append(argument)
                 hide_next = True
             continue
-        shown.append(_masked(argument, known))
+        shown.append(masked(argument, known))
     return shown
-
-
-def _configured_secrets(settings: Settings) -> list[str]:
-    values = [
-        settings.admin_token,
-        settings.jwt_secret,
-        settings.secret_key,
-        settings.smtp_password,
-        settings.openai_api_key,
-        settings.anthropic_api_key,
-    ]
-    found = [v.get_secret_value() for v in values if v is not None]
-    for url in (settings.database_url, settings.database_listen_url):
-        password = make_url(url).password if url else None
-        if password:
-            found.append(str(password))
-    return sorted((v for v in found if len(v) >= 8), key=len, reverse=True)
-
-
-def _masked(value: Any, known: list[str]) -> Any:
-    """``value`` (text, or JSON-like data) with every configured secret replaced by ***."""
-    if isinstance(value, str):
-        for secret in known:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {_masked(k, known): _masked(v, known) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(v, known) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -136,7 +104,12 @@ def record(
     """Write one execution. False (with a warning logged) when the database cannot take it,
     for a command that ran while the database was down or behind: the command's own outcome
     is what matters then, not its record."""
-    known = _configured_secrets(db.settings)
+    known = secret_values(db.settings)
+    try:
+        # JSON as the CLI prints it (a date becomes its text): a report never breaks its record.
+        shown = json.loads(json.dumps(report, default=str))
+    except (TypeError, ValueError):  # keys JSON cannot have, or a cycle
+        shown = {"unrecorded": "the report could not be written as JSON"}
     row = {
         "command": command,
         "arguments": masked_arguments(arguments, db.settings),
@@ -144,9 +117,8 @@ def record(
         "started_at": started_at,
         "finished_at": finished_at,
         "exit_code": exit_code,
-        "error": _masked(error.splitlines()[0][:2000], known) if error else None,
-        # JSON as the CLI prints it (a date becomes its text): a report never breaks its record.
-        "report": _masked(json.loads(json.dumps(report, default=str)), known),
+        "error": masked(error.splitlines()[0][:2000], known) if error else None,
+        "report": masked(shown, known),
     }
     try:
         with db.write() as conn:

@@ -44,20 +44,14 @@ def shipped() -> dict[str, str]:
 
 def install(db: Database, *, actor: Actor) -> list[Installed]:
     """Push every shipped runbook that changed; new schedules start disabled."""
-    known = {s.name: s.enabled for s in schedules.list_schedules(db)}
     done: list[Installed] = []
     for file_name, source in shipped().items():
+        # A schedule this makes starts off, in the same transaction: it fires only once the
+        # operator turns it on (and then stays on through later installs).
         stored, created = workflows.push_source(
-            db, source, name=file_name, principal=OPERATOR, actor=actor
+            db, source, name=file_name, principal=OPERATOR, actor=actor, schedule_enabled=False
         )
-        schedule = (
-            schedules.schedule_name(stored.name, None) if stored.spec.get("schedule") else None
-        )
-        enabled: bool | None = None
-        if schedule is not None:
-            enabled = known.get(schedule)
-            if enabled is None:  # made by this push: off until the operator turns it on
-                schedules.set_enabled(db, schedule, enabled=False, actor=actor)
-                enabled = False
-        done.append(Installed(stored.name, stored.version, created, schedule, enabled))
+        name = schedules.schedule_name(stored.name, None) if stored.spec.get("schedule") else None
+        now = {s.name: s.enabled for s in schedules.list_schedules(db)}
+        done.append(Installed(stored.name, stored.version, created, name, now.get(name or "")))
     return done

@@ -61,8 +61,10 @@ def sync_workflow(
     project: str | None,
     project_id: str | None,
     trusted: bool = True,
+    enabled: bool = True,
 ) -> str | None:
     """Make the workflow's schedule match ``spec`` (created, updated or removed); its id.
+    ``enabled``: whether a schedule this creates starts enabled (an existing one keeps its state).
 
     ``trusted``: the version's pusher was an admin or the operator (its runs may use privileged
     kinds); a member's schedule fires as that member would start it.
@@ -84,6 +86,7 @@ def sync_workflow(
         workflow_version=version,
         project_id=project_id,
         trusted=trusted,
+        enabled=enabled,
     )
 
 

@@ -90,8 +90,10 @@ def push_source(
     project: str | None = None,
     principal: Principal = OPERATOR,
     actor: Actor | None = None,
+    schedule_enabled: bool = True,
 ) -> tuple[WorkflowVersion, bool]:
-    """Store YAML text as its workflow's next version, pushed by ``principal``."""
+    """Store YAML text as its workflow's next version, pushed by ``principal``
+    (``schedule_enabled``: whether a schedule it creates starts enabled)."""
     key = project_key(db, project)
     spec = load_text(
         source,
@@ -99,7 +101,8 @@ def push_source(
         known_kind=default_registry.knows,
         known_secrets=known_names(db, project_key=key),
     )
-    return _push(db, spec, source, project, principal, actor or principal.actor(None, None))
+    actor = actor or principal.actor(None, None)
+    return _push(db, spec, source, project, principal, actor, schedule_enabled=schedule_enabled)
 
 
 def spec_as_yaml(spec: dict[str, Any]) -> str:
@@ -150,6 +153,8 @@ def _push(
     project: str | None,
     principal: Principal,
     actor: Actor,
+    *,
+    schedule_enabled: bool = True,
 ) -> tuple[WorkflowVersion, bool]:
     key = project_key(db, project)
     trusted = principal.is_admin
@@ -165,6 +170,7 @@ def _push(
         project=project,
         project_id=key or None,
         trusted=stored.trusted,
+        enabled=schedule_enabled,
     )
     audit.record_now(
         db,

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData
 
-from awe.core.errors import AweError
+from awe.core.errors import AweError, ValidationFailed
 from awe.storage.database import Database
 from awe.storage.knowledge_models import HNSW_INDEX_PREFIX, Embedding
 from awe.storage.privacy import CleanText, SealedBytes, SealedJSON, SealedText
@@ -97,7 +97,14 @@ def downgrade(db: Database, revision: str) -> None:
 
 
 def reverting(db: Database, target: str) -> list[str]:
-    """The revisions ``downgrade(target)`` would revert, newest first."""
+    """The revisions ``downgrade(target)`` would revert, newest first; ValidationFailed for a
+    target that is not a shipped revision or ``base`` (relative ones such as -1 included: say
+    exactly where to go)."""
+    shipped = {r.revision for r in _script().walk_revisions()}
+    if target != "base" and (not target.isalnum() or target not in shipped):
+        raise ValidationFailed(
+            f"{target!r} is not a revision: give one of awe db history's, or base"
+        )
     current = status(db).current
     if not current:
         return []

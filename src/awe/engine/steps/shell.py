@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +35,8 @@ from awe.engine.errors import StepCancelled, StepError, StepTimeout, exit_code_f
 from awe.engine.registry import step_kind
 
 TAIL_LINES = 200
+#: A line as it is kept and logged, and its event level: shape(line, stream) -> (line, level).
+Shape = Callable[[str, str], tuple[str, str]]
 #: The most stdout lines kept when stdout is collected rather than streamed.
 QUIET_LINES = 100_000
 DRY_RUN_EXIT = 10
@@ -139,10 +142,13 @@ def collect(
     grace: float,
     *,
     quiet_stdout: bool = False,
+    shape: Shape | None = None,
 ) -> dict[str, Any]:
     """Stream the process's output until it ends (or is stopped); its outcome.
 
     ``quiet_stdout``: stdout is kept whole (up to QUIET_LINES) and not logged as events.
+    ``shape``: each line as it is kept and logged, and its event level (default: stderr lines
+    are errors).
     """
     tails = {
         "stdout": deque[str](maxlen=QUIET_LINES if quiet_stdout else TAIL_LINES),
@@ -151,7 +157,14 @@ def collect(
     readers = [
         threading.Thread(
             target=_pump,
-            args=(ctx, getattr(proc, name), name, tails[name], quiet_stdout and name == "stdout"),
+            args=(
+                ctx,
+                getattr(proc, name),
+                name,
+                tails[name],
+                quiet_stdout and name == "stdout",
+                shape,
+            ),
             daemon=True,
         )
         for name in ("stdout", "stderr")
@@ -200,14 +213,22 @@ def last_line(text: str) -> str:
 
 
 def _pump(
-    ctx: StepContext, stream: IO[str] | None, name: str, tail: deque[str], quiet: bool
+    ctx: StepContext,
+    stream: IO[str] | None,
+    name: str,
+    tail: deque[str],
+    quiet: bool,
+    shape: Shape | None,
 ) -> None:
     if stream is None:
         return
     for line in stream:
+        level = "error" if name == "stderr" else "info"
+        if shape is not None:
+            line, level = shape(line, name)
         tail.append(line)
         if not quiet:
-            ctx.log(line.rstrip("\n"), level="error" if name == "stderr" else "info", stream=name)
+            ctx.log(line.rstrip("\n"), level=level, stream=name)
 
 
 def _terminate(proc: subprocess.Popen[str], grace: float) -> None:
