@@ -130,6 +130,7 @@ def test_settings_passed_on_read_back_the_same(
         ("doctor --only", "--only needs a value"),
         ("doctor --only --fix", "--only needs a value"),
         ("db stats extra", "takes no argument"),
+        ("backup verify 'latest\n'", "is not allowed here"),
     ],
 )
 def test_options_that_write_elsewhere_lock_or_print_more_are_refused(
@@ -146,6 +147,7 @@ def test_the_workers_secrets_are_masked_in_what_the_child_prints(tmp_path: Path)
     """Every secret the child is given (keys, tokens, the database password) is masked in the
     lines kept and logged; a log line is an event of its own level."""
     from awe.core.config import secret_values
+    from awe.engine.secret_refs import Masker
     from awe.engine.steps.awe_command import _shape
 
     settings = make_settings(
@@ -156,7 +158,7 @@ def test_the_workers_secrets_are_masked_in_what_the_child_prints(tmp_path: Path)
     )
     secrets = secret_values(settings)
     assert {"s" * 40, "t" * 40, "db-Password-9"} <= set(secrets)
-    shape = _shape(secrets)
+    shape = _shape(Masker(secrets))
     line, level = shape(
         f"[2026-12-02] [ERROR] [db] cannot connect db-Password-9 {'s' * 40}", "stderr"
     )

@@ -579,10 +579,6 @@ def settings_environment(
     return env
 
 
-#: What a secret value is replaced with wherever it is shown or kept.
-MASK = "***"
-
-
 def secret_values(settings: Settings) -> list[str]:
     """The secret values of the settings (keys, tokens, API keys, database passwords), longest
     first; those under 6 characters are left out (masking them would hide ordinary words)."""
@@ -596,20 +592,6 @@ def secret_values(settings: Settings) -> list[str]:
         if password:
             found.append(str(password))
     return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
-
-
-def masked(value: Any, secrets: list[str]) -> Any:
-    """``value`` (text, or JSON-like data, keys included) with each of ``secrets`` replaced by
-    ``***``."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {masked(k, secrets): masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [masked(v, secrets) for v in value]
-    return value
 
 
 def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:

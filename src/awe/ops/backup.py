@@ -357,7 +357,9 @@ def find(folder: Path, name: str) -> Path:
             raise NotFound(f"no backup in {folder}: awe backup create makes one")
         return found[0].path
     given = Path(name)
-    for candidate in (given, folder / name):
+    # A bare name is a backup in the folder first; a path is taken as it is.
+    order = (folder / name, given) if given.name == name else (given, folder / name)
+    for candidate in order:
         if candidate.is_file():
             return candidate
     raise NotFound(f"no backup {name} (awe backup list shows them)")

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from awe.core.config import MASK, Settings, masked, secret_values
+from awe.core.config import Settings, secret_values
 from awe.core.errors import AweError
 from awe.core.logging import get_logger
+from awe.engine.secret_refs import MASK, Masker
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.ops_models import ScriptExecution
@@ -45,7 +46,7 @@ def operator(*, run_id: str | None = None) -> str:
 def masked_arguments(arguments: Sequence[str], settings: Settings | None = None) -> list[str]:
     """The command line with secret values hidden: values of secret-looking options (both
     ``--token X`` and ``--token=X``) and any configured secret wherever it appears."""
-    known = secret_values(settings) if settings is not None else []
+    known = Masker(secret_values(settings) if settings is not None else [])
     shown: list[str] = []
     hide_next = False
     for argument in arguments:
@@ -61,7 +62,7 @@ def masked_arguments(arguments: Sequence[str], settings: Settings | None = None)
                 shown.append(argument)
                 hide_next = True
             continue
-        shown.append(masked(argument, known))
+        shown.append(known.text(argument))
     return shown
 
 
@@ -104,7 +105,7 @@ def record(
     """Write one execution. False (with a warning logged) when the database cannot take it,
     for a command that ran while the database was down or behind: the command's own outcome
     is what matters then, not its record."""
-    known = secret_values(db.settings)
+    known = Masker(secret_values(db.settings))
     try:
         # JSON as the CLI prints it (a date becomes its text): a report never breaks its record.
         shown = json.loads(json.dumps(report, default=str))
@@ -117,8 +118,8 @@ def record(
         "started_at": started_at,
         "finished_at": finished_at,
         "exit_code": exit_code,
-        "error": masked(error.splitlines()[0][:2000], known) if error else None,
-        "report": masked(shown, known),
+        "error": known.text(error.splitlines()[0])[:2000] if error else None,
+        "report": known.value(shown),
     }
     try:
         with db.write() as conn:

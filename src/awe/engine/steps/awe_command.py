@@ -25,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from awe.core.config import masked, secret_values, settings_environment
+from awe.core.config import secret_values, settings_environment
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import StepError
 from awe.engine.registry import step_kind
+from awe.engine.secret_refs import Masker
 from awe.engine.steps.shell import (
     DRY_RUN_EXIT,
     Shape,
@@ -80,7 +81,7 @@ ALLOWED: dict[tuple[str, ...], Allowed] = {
     ("ops", "history"): _allow("--command --limit"),
 }
 #: A backup named by a step: a file name in the backup folder, or 'latest' (never a path).
-_BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_BACKUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 def allowed_commands() -> list[str]:
@@ -131,7 +132,7 @@ def command_words(command: Any) -> tuple[list[str], list[str]]:
                 f"awe: 'awe {named}' may not be given {option} in a step"
                 f" (it may take: {', '.join(takes) or 'no option'})"
             )
-        elif allowed.argument and not seen_argument and _BACKUP_NAME.match(word):
+        elif allowed.argument and not seen_argument and _BACKUP_NAME.fullmatch(word):
             seen_argument = True
         else:
             what = "a backup's name or 'latest'" if allowed.argument else "no argument"
@@ -195,12 +196,12 @@ def _summary(report: Any) -> str:
     return str(report.get("error") or "")
 
 
-def _shape(secrets: list[str]) -> Shape:
+def _shape(masker: Masker) -> Shape:
     """Child lines masked; a log line is an event of its own level (stderr is where the CLI
     logs, not only where it reports errors)."""
 
     def shape(line: str, stream: str) -> tuple[str, str]:
-        text = masked(line, secrets)
+        text = masker.text(line)
         if stream == "stdout":
             return text, "info"
         head = text[:60]
@@ -222,22 +223,23 @@ def run_awe(ctx: StepContext, params: Any) -> dict[str, Any]:
     settings = ctx.settings
     env = script_environment(ctx, None)
     env.update(settings_environment(settings, leave_out=frozenset({"dry_run"})))
-    secrets = secret_values(settings)
-    # -P: nothing is imported from the working directory, which is the home (private).
-    argv = [sys.executable, "-P", "-m", "awe", *head, "--json", *rest]
-    home = settings.home.absolute()
+    masker = Masker(secret_values(settings))
+    # -P: nothing imported from the working directory; -E: no PYTHON* variable obeyed. It runs
+    # in the backup folder (or the home): a bare name there is a backup, and no stray .env.
+    argv = [sys.executable, "-P", "-E", "-m", "awe", *head, "--json", *rest]
+    where = next((p for p in (settings.effective_backup_dir, settings.home) if p.is_dir()), None)
     try:
-        proc = start_process(argv, home if home.is_dir() else None, env, has_stdin=False)
+        proc = start_process(argv, where.absolute() if where else None, env, has_stdin=False)
     except OSError as exc:  # the interpreter itself is gone
         raise StepError(f"awe: cannot start {sys.executable}: {exc}", category="exit_code:126",
                         retryable=False) from None  # fmt: skip
-    done = collect(ctx, proc, None, timeout, grace or 0, quiet_stdout=True, shape=_shape(secrets))
+    done = collect(ctx, proc, None, timeout, grace or 0, quiet_stdout=True, shape=_shape(masker))
     code = done["exit_code"]
     try:
         report = json.loads(done["stdout"]) if done["stdout"].strip() else None
     except ValueError:
         report = None
-    report = masked(report, secrets)
+    report = masker.value(report)
     stderr = "".join(done["stderr"].splitlines(keepends=True)[-STDERR_LINES:])
     what = " ".join(["awe", *head, *rest])
     if report is not None:
