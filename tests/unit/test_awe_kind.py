@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from awe.core.config import load_settings, settings_environment
+from awe.core.config import load_settings
 from awe.core.errors import PermissionDenied, ValidationFailed
+from awe.core.settings_export import settings_environment
 from awe.engine import permissions
 from awe.engine.files import WorkflowFileInvalid, load_text
 from awe.engine.registry import default_registry
@@ -146,7 +147,7 @@ def test_options_that_write_elsewhere_lock_or_print_more_are_refused(
 def test_the_workers_secrets_are_masked_in_what_the_child_prints(tmp_path: Path) -> None:
     """Every secret the child is given (keys, tokens, the database password) is masked in the
     lines kept and logged; a log line is an event of its own level."""
-    from awe.core.config import secret_values
+    from awe.core.settings_export import secret_values
     from awe.engine.secret_refs import Masker
     from awe.engine.steps.awe_command import _shape
 

@@ -121,3 +121,17 @@ def test_guessable_tokens_and_keys_are_configuration_errors(tmp_path: Path) -> N
     assert caught.value.exit_code == 3
     with pytest.raises(ConfigurationError, match="AWE_SECRET_KEY"):
         load_settings(_env_file=None, home=tmp_path, secret_key="short-key")
+
+
+def test_the_listen_url_must_be_postgresql(tmp_path: Path) -> None:
+    """AWE_DATABASE_LISTEN_URL takes only a PostgreSQL URL (LISTEN is PostgreSQL's); a SQLite
+    one is refused naming the variable, and setting one turns the pooler mode on."""
+    with pytest.raises(ConfigurationError, match=r"AWE_DATABASE_LISTEN_URL=.*postgresql://"):
+        load_settings(_env_file=None, home=tmp_path, database_listen_url="sqlite:///x.db")
+    on = load_settings(_env_file=None, home=tmp_path, database_listen_url="postgresql://db/awe")
+    assert on.behind_transaction_pooler
+    off = load_settings(
+        _env_file=None, home=tmp_path, database_listen_url="postgresql://db/awe",
+        db_transaction_pooler=False,
+    )  # fmt: skip
+    assert not off.behind_transaction_pooler

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -494,19 +501,6 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_ADMIN_TOKEN} characters long")
         return value
 
-    @field_validator("database_listen_url")
-    @classmethod
-    def _parse_listen_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        try:
-            url = make_url(value)
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for bad URLs
-            raise ValueError(f"not a database URL ({exc})") from None
-        if url.get_backend_name() != "postgresql":
-            raise ValueError("must start with postgresql:// (LISTEN is PostgreSQL's)")
-        return value
-
     @property
     def behind_transaction_pooler(self) -> bool:
         """Whether the database URL goes through a transaction pooler (no prepared statements)."""
@@ -514,17 +508,22 @@ class Settings(BaseSettings):
             return self.db_transaction_pooler
         return self.database_listen_url is not None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_listen_url")
     @classmethod
-    def _parse_url(cls, value: str | None) -> str | None:
+    def _parse_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
         try:
             url = make_url(value)
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for bad URLs
             raise ValueError(f"not a database URL ({exc})") from None
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError("must start with sqlite:/// or postgresql://")
+        listen = info.field_name == "database_listen_url"  # LISTEN is PostgreSQL's
+        if url.get_backend_name() not in (("postgresql",) if listen else ("sqlite", "postgresql")):
+            raise ValueError(
+                "must start with postgresql://"
+                if listen
+                else "must start with sqlite:/// or postgresql://"
+            )
         return value
 
     @property
@@ -555,43 +554,6 @@ def setting_env_names() -> dict[str, list[str]]:
         assert isinstance(alias, AliasChoices)
         names[field_name] = [str(choice) for choice in alias.choices]
     return names
-
-
-def settings_environment(
-    settings: Settings, *, leave_out: frozenset[str] = frozenset()
-) -> dict[str, str]:
-    """The ``AWE_*`` variables that make another awe process read these same settings (paths
-    made absolute, secrets in clear): for awe's own CLI run on the worker's behalf, never for
-    user code. ``leave_out``: field names not to pass on."""
-    names = setting_env_names()
-    env: dict[str, str] = {}
-    for field_name in Settings.model_fields:
-        value = getattr(settings, field_name)
-        if value is None or field_name in leave_out:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, Path):
-            value = value.absolute()
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[names[field_name][0]] = str(value)
-    return env
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """The secret values of the settings (keys, tokens, API keys, database passwords), longest
-    first; those under 6 characters are left out (masking them would hide ordinary words)."""
-    found = [
-        value.get_secret_value()
-        for name in Settings.model_fields
-        if isinstance(value := getattr(settings, name), SecretStr)
-    ]
-    for url in (settings.database_url, settings.database_listen_url):
-        password = make_url(url).password if url else None
-        if password:
-            found.append(str(password))
-    return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
 
 
 def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:

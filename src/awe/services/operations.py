@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from awe.core.config import Settings, secret_values
+from awe.core.config import Settings
 from awe.core.errors import AweError
 from awe.core.logging import get_logger
+from awe.core.settings_export import secret_values
 from awe.engine.secret_refs import MASK, Masker
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from awe.core.config import secret_values, settings_environment
 from awe.core.errors import ValidationFailed
+from awe.core.settings_export import secret_values, settings_environment
 from awe.engine.context import StepContext
 from awe.engine.errors import StepError
 from awe.engine.registry import step_kind
