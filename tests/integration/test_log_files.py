@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from awe.core.logging import LogFile, configure_logging, get_logger
 configure_logging(file=LogFile(Path(sys.argv[1]), max_bytes=4096, backups=int(sys.argv[3])),
-                  stream=open("/dev/null", "w"))
+                  stream=sys.stdout)
 log = get_logger("writer")
 for n in range(int(sys.argv[4])):
     log.info("line", writer=sys.argv[2], n=n, pad="x" * 60)
@@ -63,7 +63,9 @@ def test_rotation_with_several_writers_loses_no_line(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     many = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(log_file), f"w{i}", "500", "400"], env=env
+            [sys.executable, "-c", WRITER, str(log_file), f"w{i}", "500", "400"],
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
         for i in range(3)
     ]
@@ -81,6 +83,7 @@ def test_rotation_with_several_writers_loses_no_line(tmp_path: Path) -> None:
         env=env,
         check=True,
         timeout=120,
+        stdout=subprocess.DEVNULL,
     )
     assert kept.returncode == 0
     assert sorted(p.name for p in (tmp_path / "few").iterdir() if p.name.endswith(".gz")) == [
