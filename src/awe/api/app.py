@@ -14,6 +14,7 @@ from awe.ai import pii
 from awe.api import problems
 from awe.api.observe import Metrics, Observe
 from awe.api.routes import auth, health, ops, projects, runs, status
+from awe.core import tracing
 from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_for
 from awe.services import audit
@@ -47,6 +48,8 @@ def create_app(
         with background() if background is not None else nullcontext():
             yield
         audit.flush_failed_tokens()  # what was counted and not written yet
+        if background is not None:  # awe up: this process's spans go out before it ends
+            tracing.shutdown()
         if db is None:  # we made it, we close it
             database.dispose()
 
@@ -62,7 +65,8 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.started = time.monotonic()
-    app.state.metrics = Metrics(database)
+    app.state.metrics = Metrics(database, settings)
+    tracing.configure("api")
     problems.install(app, pages=web.error_page)
     for router in (health.router, auth.router, projects.router, runs.router, ops.router):
         app.include_router(router, prefix="/api/v1")

@@ -11,13 +11,16 @@ import re
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from awe.api.metrics_state import StateCollector
 from awe.api.problems import BodyTooLarge, too_large
+from awe.core import metrics, tracing
+from awe.core.config import Settings
 from awe.core.errors import AweError
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
@@ -25,7 +28,9 @@ from awe.services import operations, queues
 from awe.storage.database import DB_ERRORS, Database
 
 log = get_logger("api")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT = re.compile(
+    r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}$"
+)
 
 
 class EngineCollector(Collector):
@@ -110,7 +115,8 @@ class ScriptCollector(Collector):
 class Metrics:
     """One registry per app (tests build many apps in one process)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: Settings | None = None) -> None:
+        metrics.describe("sqlite" if db.is_sqlite else "postgresql")
         self.registry = CollectorRegistry()
         self.http = Histogram(
             "awe_http_request_duration_seconds",
@@ -120,10 +126,12 @@ class Metrics:
         )
         self.registry.register(EngineCollector(db))
         self.registry.register(ScriptCollector(db))
+        self.registry.register(StateCollector(db, settings or db.settings))
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)
+        """The Prometheus text: this process's own series (its workers, scheduler, LLM calls,
+        when ``awe up`` runs them here), then the API's requests and the database's gauges."""
+        return metrics.render(self.registry)
 
 
 def trace_id_of(headers: dict[str, str]) -> str:
@@ -173,12 +181,22 @@ class Observe:
             await send(message)
 
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            await too_large(limit)(scope, receive, send_with_ids)
-        else:
-            await self.app(scope, _counting(receive, limit), send_with_ids)
-        route = scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        parent = _TRACEPARENT.match(headers.get("traceparent", ""))
+        with tracing.request_span(
+            f"{scope['method']} request",
+            trace_id=trace_id,
+            parent_span=int(parent["span"], 16) if parent else None,
+            attributes={"http.request.method": scope["method"], "awe.request_id": request_id},
+        ) as span:
+            if declared.isdigit() and int(declared) > limit:
+                await too_large(limit)(scope, receive, send_with_ids)
+            else:
+                await self.app(scope, _counting(receive, limit), send_with_ids)
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            span.set({"http.route": template, "http.response.status_code": status[0]})
+            if status[0] >= 500:
+                span.fail(f"answered {status[0]}")
         self.metrics.http.labels(scope["method"], template, str(status[0])).observe(
             time.perf_counter() - started
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -11,13 +12,42 @@ import typer
 from rich.table import Table
 
 from awe.cli.context import console, print_json, state
+from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
+from awe.core.errors import ConfigurationError
 from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
 from awe.services import signing
+from awe.storage.database import Database
 
 workers_app = typer.Typer(help="Workers.", no_args_is_help=True)
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this process's Prometheus metrics at /metrics on this port.",
+    ),
+]
+MetricsHost = Annotated[
+    str, typer.Option("--metrics-host", help="Address for --metrics-port (0.0.0.0: every one).")
+]
+
+
+def _serve_metrics(port: int | None, host: str, db: Database) -> Callable[[], None]:
+    """Start the metrics endpoint when a port is given; what stops it."""
+    if port is None:
+        return lambda: None
+    metrics.describe("sqlite" if db.is_sqlite else "postgresql")
+    try:
+        return metrics.serve(port, host)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+            " (choose a free --metrics-port)"
+        ) from None
 
 
 def _on_signals(stop: threading.Event, also: Worker | None = None) -> None:
@@ -63,9 +93,13 @@ def register(app: typer.Typer) -> None:
                 "--shutdown-grace", help="Seconds to let running steps finish on SIGTERM."
             ),
         ] = 30.0,
+        metrics_port: MetricsPort = None,
+        metrics_host: MetricsHost = "127.0.0.1",
     ) -> None:
         """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
         cli = state(ctx)
+        tracing.configure("worker")
+        stop_metrics = _serve_metrics(metrics_port, metrics_host, cli.db)
         signing.check_instance_key(cli.db, instance_key(cli.settings))
         options = WorkerOptions(
             queues=[q.strip() for q in queues.split(",") if q.strip()],
@@ -82,10 +116,14 @@ def register(app: typer.Typer) -> None:
             sched = Scheduler(cli.db, lease_seconds=max(2.0, lease_seconds / 2))
             sched_thread = threading.Thread(target=sched.run, args=(stop,), daemon=True)
             sched_thread.start()
-        runner.run(burst=burst)
-        stop.set()
-        if sched_thread is not None:
-            sched_thread.join(timeout=5)
+        try:
+            runner.run(burst=burst)
+        finally:
+            stop.set()
+            if sched_thread is not None:
+                sched_thread.join(timeout=5)
+            stop_metrics()
+            tracing.shutdown()
 
     @app.command("scheduler")
     def scheduler_cmd(
@@ -96,12 +134,20 @@ def register(app: typer.Typer) -> None:
         lease_seconds: Annotated[
             float, typer.Option("--lease-seconds", min=0.5, help="Leader lease length.")
         ] = 15.0,
+        metrics_port: MetricsPort = None,
+        metrics_host: MetricsHost = "127.0.0.1",
     ) -> None:
         """Fire cron schedules (one leader at a time across every scheduler process)."""
         cli = state(ctx)
+        tracing.configure("scheduler")
+        stop_metrics = _serve_metrics(metrics_port, metrics_host, cli.db)
         stop = threading.Event()
         _on_signals(stop)
-        Scheduler(cli.db, lease_seconds=lease_seconds).run(stop, interval=interval)
+        try:
+            Scheduler(cli.db, lease_seconds=lease_seconds).run(stop, interval=interval)
+        finally:
+            stop_metrics()
+            tracing.shutdown()
 
     app.add_typer(workers_app, name="workers")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -99,3 +100,37 @@ def counts(db: Database) -> dict[str, dict[str, int]]:
 def live_workers(db: Database) -> int:
     """Workers that are running and heartbeating."""
     return sum(1 for w in Engine(db).list_workers() if w.status == "running")
+
+
+def governance_stats(db: Database) -> dict[str, Any]:
+    """What the API's gauges read besides the queues: the oldest dead letter's death time, the
+    last finish and last success per workflow, and documents by state."""
+    from awe.storage.knowledge_models import Document
+
+    with db.read() as conn:
+        oldest_dead = conn.execute(
+            select(func.min(Step.finished_at)).where(Step.status == states.DEAD)
+        ).scalar_one()
+        finished = conn.execute(
+            select(Run.workflow_name, Run.status, func.max(Run.finished_at))
+            .where(Run.finished_at.is_not(None))
+            .group_by(Run.workflow_name, Run.status)
+        ).all()
+        documents = dict(
+            conn.execute(select(Document.status, func.count()).group_by(Document.status)).all()
+        )
+    last_run: dict[str, datetime] = {}
+    last_success: dict[str, datetime] = {}
+    for name, status, at in finished:
+        if at is None:
+            continue
+        if name not in last_run or at > last_run[name]:
+            last_run[name] = at
+        if status == states.RUN_SUCCEEDED:
+            last_success[name] = at
+    return {
+        "oldest_dead": oldest_dead,
+        "last_run": last_run,
+        "last_success": last_success,
+        "documents": {str(k): int(v) for k, v in documents.items()},
+    }

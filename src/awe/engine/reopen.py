@@ -144,6 +144,7 @@ def cancel_run(conn: Connection, run: Any, now: datetime) -> list[str]:
         .where(Run.id == run.id)
         .values(status=states.RUN_CANCELLED, finished_at=now, error="cancelled")
     )
+    transitions.count_finished(conn, run, states.RUN_CANCELLED, now, "cancelled")
     events = [state_event(run.id, r.step_key, states.CANCELLED, now) for r in waiting]
     events.append(state_event(run.id, None, states.RUN_CANCELLED, now))
     add_events(conn, events)

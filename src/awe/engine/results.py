@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from awe.core import metrics
 from awe.engine import states
 from awe.engine.errors import Failure, LeaseLost
 from awe.engine.events import add_events, notify, state_event
 from awe.engine.retry import RetryPolicy
-from awe.engine.transitions import advance, attempt_error, lock_run
+from awe.engine.transitions import advance, attempt_error, count_dead, lock_run
 from awe.storage import queue as queue_sql
 from awe.storage.engine_models import Step
 
@@ -64,7 +65,12 @@ def fail(
         raise _lost(step_id, attempt)
     row = conn.execute(
         select(
-            Step.step_key, Step.errors, Step.definition, Step.cancel_requested, Step.tries
+            Step.step_key,
+            Step.errors,
+            Step.definition,
+            Step.cancel_requested,
+            Step.tries,
+            Step.queue,
         ).where(Step.id == step_id)
     ).one()
     policy = policy or RetryPolicy.from_definition(row.definition.get("retry"))
@@ -97,6 +103,8 @@ def fail(
     else:
         values["finished_at"] = now
     conn.execute(update(Step).where(Step.id == step_id).values(**values))
+    if status == states.DEAD:
+        count_dead(conn, row.queue, failure.category)
     event = state_event(run_id, row.step_key, "retrying" if retry else status, now, **data)
     event["level"] = "warning" if retry else "error"
     add_events(conn, [event])
@@ -181,6 +189,7 @@ def reap_one(conn: Connection, *, step_id: str, now: datetime) -> str | None:
     )
     if status == states.QUEUED:
         notify(conn, {current.queue})
+    metrics.after_commit(conn, metrics.LEASE_EXPIRIES.labels(current.queue).inc)
     return status
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from sqlalchemy import bindparam, insert, select, text, update
 
+from awe.core import metrics
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import NotFound, PermissionDenied, ValidationFailed
 from awe.core.ids import new_id
@@ -153,6 +154,7 @@ class Scheduler:
                     "expires": now + timedelta(seconds=self.lease_seconds),
                 },
             ).first()
+        metrics.SCHEDULER_LEADER.set(1 if held is not None else 0)
         return held is not None
 
     def tick(self) -> int:
@@ -212,6 +214,7 @@ class Scheduler:
             # time, and so do the others.
             log.error("schedule fire refused", schedule=row.name, error=exc.message)
             run_id = None
+        metrics.SCHEDULE_LATENESS.observe(max(0.0, (now - fire_time).total_seconds()))
         # Missed fires collapse: the next fire is the first cron time after now.
         following = next_fire(row.cron, row.timezone, max(now, fire_time))
         with self.db.write() as conn:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
 from awe.core.ids import new_id
 from awe.engine import child_runs, states, templating
@@ -50,6 +51,8 @@ def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any
         Run.parent_step_id,
         Run.trusted,
         Run.depth,
+        Run.workflow_name,
+        Run.created_at,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
         # NO KEY UPDATE: the run's key never changes, and inserting its steps and events
@@ -324,8 +327,41 @@ def set_status(
         values["errors"] = errors
     conn.execute(update(Step).where(Step.id == step["id"]).values(**values))
     step["status"] = status
+    if status == states.DEAD:
+        count_dead(conn, step.get("queue") or "unknown", category or "internal")
     data = {k: v for k, v in (("reason", reason), ("category", category), ("error", message)) if v}
     events.append(state_event(run_id, step["step_key"], status, now, **data))
+
+
+def count_dead(conn: Connection, queue: str, category: str) -> None:
+    """Count a step gone to the dead-letter queue, once its transaction commits."""
+    metrics.after_commit(conn, metrics.STEPS_DEAD.labels(queue, category).inc)
+
+
+def count_finished(
+    conn: Connection, run: Any, status: str, now: datetime, error: str | None
+) -> None:
+    """Count a run that reached a final state, and write its span, once its transaction
+    commits (``run``: its row as :func:`lock_run` read it)."""
+    seconds = max(0.0, (now - run.created_at).total_seconds())
+
+    def observe() -> None:
+        metrics.RUNS_FINISHED.labels(run.workflow_name, status).inc()
+        metrics.RUN_DURATION.labels(run.workflow_name, status).observe(seconds)
+        tracing.record_run(
+            trace_id=run.trace_id,
+            run_id=run.id,
+            started=run.created_at,
+            ended=now,
+            attributes={
+                "awe.run_id": run.id,
+                "awe.workflow": run.workflow_name,
+                "awe.status": status,
+            },
+            error=error if status != states.RUN_SUCCEEDED else None,
+        )
+
+    metrics.after_commit(conn, observe)
 
 
 def attempt_error(attempt: int, category: str, message: str, now: datetime) -> dict[str, Any]:
@@ -365,6 +401,7 @@ def _finish_run(
         .values(status=status, outputs=outputs, error=error, finished_at=now)
     )
     events.append(state_event(run.id, None, status, now, **({"error": error} if error else {})))
+    count_finished(conn, run, status, now, error)
     if run.parent_step_id is not None:
         add_events(conn, events)  # the child's events first, then its parent's
         events.clear()
@@ -397,9 +434,17 @@ def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None
     """Runs whose first step was just claimed turn 'running'."""
     if not run_ids:
         return
+    queued = select(Run.id).where(Run.id.in_(run_ids), Run.status == states.RUN_QUEUED)
+    if conn.dialect.name == "postgresql":
+        # Lock order: runs by id (an UPDATE … IN takes them in scan order), as the events that
+        # follow in this transaction and every other writer of several runs do.
+        queued = queued.order_by(Run.id).with_for_update(key_share=True)
+    ids = list(conn.execute(queued).scalars())
+    if not ids:
+        return
     result = conn.execute(
         update(Run)
-        .where(Run.id.in_(run_ids), Run.status == states.RUN_QUEUED)
+        .where(Run.id.in_(ids), Run.status == states.RUN_QUEUED)
         .values(status=states.RUN_RUNNING, started_at=now)
         .returning(Run.id)
     )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, insert, update
 from sqlalchemy.exc import DataError
 
+from awe.core import metrics, tracing
 from awe.core.clock import Clock, SystemClock
 from awe.core.config import Settings, load_settings
 from awe.core.ids import new_id
@@ -69,6 +70,8 @@ class _InFlight:
     #: Masks the values of the secrets this step was given, in everything it reports.
     masker: Masker = field(default_factory=lambda: Masker([]))
     future: Future[None] | None = None
+    #: How long the step ran (seconds), once it has.
+    seconds: float = 0.0
 
 
 class Worker:
@@ -123,6 +126,9 @@ class Worker:
             reporter = threading.Thread(target=self._report_loop, name="awe-report", daemon=True)
             reporter.start()
             listener = None if burst else Listener.start_for(self.db, self._wake)
+            slots = self.options.concurrency
+            metrics.WORKER_UP.inc()
+            metrics.WORKER_SLOTS.labels("free").inc(slots)
             log.info(
                 "worker started",
                 queues=",".join(self.options.queues),
@@ -140,6 +146,8 @@ class Worker:
                 beat.join(timeout=heartbeat + 5)
                 self._retrying(self._logs.flush, "flush events", attempts=5)
                 self._retrying(self._unregister, "unregister", attempts=5)
+                metrics.WORKER_UP.dec()
+                metrics.WORKER_SLOTS.labels("free").dec(slots)
                 log.info("worker stopped", executed=self.executed)
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
@@ -189,6 +197,7 @@ class Worker:
                 events.state_event(c.run_id, c.step_key, "running", now,
                                          attempt=c.attempt, worker=self.id)
                 for c in claimed])  # fmt: skip
+            metrics.after_commit(conn, functools.partial(_count_waits, claimed, now))
         return claimed
 
     # ------------------------------------------------------------------------ executing
@@ -217,14 +226,35 @@ class Worker:
         # again (a new token) before this attempt's result is recorded.
         with self._lock:
             self._inflight[step.lease_token] = entry
+        metrics.WORKER_SLOTS.labels("used").inc()
+        metrics.WORKER_SLOTS.labels("free").dec()
         entry.future = pool.submit(self._execute, entry)
 
     def _execute(self, entry: _InFlight) -> None:
         step = entry.claimed
         recorded = False
         try:
-            with bind_context(run_id=step.run_id, step_id=step.step_key):
+            started = time.monotonic()
+            with (
+                bind_context(run_id=step.run_id, step_id=step.step_key),
+                tracing.under_run(
+                    f"step {step.step_key}",
+                    trace_id=step.trace_id,
+                    run_id=step.run_id,
+                    attributes={
+                        "awe.run_id": step.run_id,
+                        "awe.step": step.step_key,
+                        "awe.kind": step.kind,
+                        "awe.queue": step.queue,
+                        "awe.attempt": step.attempt,
+                    },
+                ) as span,
+            ):
                 outcome = self._outcome(entry)
+                if outcome.failure is not None:
+                    span.set({"awe.error.category": outcome.failure.category})
+                    span.fail(outcome.failure.message)
+            entry.seconds = time.monotonic() - started
             self._results.put((step, outcome))
             recorded = True
         finally:
@@ -271,7 +301,9 @@ class Worker:
 
     def _forget(self, step: queue_sql.ClaimedStep) -> None:
         with self._lock:
-            self._inflight.pop(step.lease_token, None)
+            if self._inflight.pop(step.lease_token, None) is not None:
+                metrics.WORKER_SLOTS.labels("used").dec()
+                metrics.WORKER_SLOTS.labels("free").inc()
         self.executed += 1
         self._wake.set()
 
@@ -313,6 +345,7 @@ class Worker:
             remaining = remaining[applied or len(remaining) :]
         for step, exc in refused:
             log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
+            metrics.STEP_ATTEMPTS.labels(step.queue, step.kind, "lease_lost").inc()
         for step, outcome in batch:
             if outcome.failure is not None:
                 log.warning(
@@ -364,10 +397,10 @@ class Worker:
         pending: list[dict[str, Any]],
     ) -> None:
         """Apply one result in a savepoint; if that fails, fail the step in another one."""
-        mark = len(pending)
+        mark, counted = len(pending), metrics.mark(conn)
         try:
             with conn.begin_nested():
-                self._apply(conn, step, outcome, now)
+                self._count(conn, step, self._apply(conn, step, outcome, now))
             return
         except LeaseLost:
             raise
@@ -375,6 +408,7 @@ class Worker:
             if is_outage(exc):
                 raise  # the database is out: the whole batch is retried
             del pending[mark:]  # what the failed apply would have written
+            metrics.drop_since(conn, counted)
             failure = _unrecordable(exc)
             log.error(
                 "could not record a step's result; failing the step",
@@ -385,18 +419,32 @@ class Worker:
             )
         try:
             with conn.begin_nested():
-                self._apply(conn, step, Outcome(failure=failure), now)
+                self._count(conn, step, self._apply(conn, step, Outcome(failure=failure), now))
         except LeaseLost:
             raise
         except Exception as exc:
             if is_outage(exc):
                 raise
             del pending[mark:]
+            metrics.drop_since(conn, counted)
             log.exception("could not fail the step either", step=step.step_key)
+
+    def _count(self, conn: Connection, step: queue_sql.ClaimedStep, status: str) -> None:
+        """Count the attempt (and how long it ran) once its result commits."""
+        entry = self._inflight.get(step.lease_token)
+        seconds = entry.seconds if entry is not None else 0.0
+        outcome = "retrying" if status == "queued" else status
+
+        def observe() -> None:
+            metrics.STEP_ATTEMPTS.labels(step.queue, step.kind, outcome).inc()
+            metrics.STEP_DURATION.labels(step.queue, step.kind).observe(seconds)
+
+        metrics.after_commit(conn, observe)
 
     def _apply(
         self, conn: Connection, step: queue_sql.ClaimedStep, outcome: Outcome, now: datetime
-    ) -> None:
+    ) -> str:
+        """Record the outcome; the step's new status."""
         if outcome.failure is None:
             results.complete(
                 conn,
@@ -407,16 +455,16 @@ class Worker:
                 output=outcome.output,
                 now=now,
             )
-        else:
-            results.fail(
-                conn,
-                run_id=step.run_id,
-                step_id=step.id,
-                token=step.lease_token,
-                attempt=step.attempt,
-                failure=outcome.failure,
-                now=now,
-            )
+            return "succeeded"
+        return results.fail(
+            conn,
+            run_id=step.run_id,
+            step_id=step.id,
+            token=step.lease_token,
+            attempt=step.attempt,
+            failure=outcome.failure,
+            now=now,
+        )
 
     # ------------------------------------------------------------------------ heartbeat
 
@@ -558,6 +606,14 @@ class Worker:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _count_waits(claimed: list[queue_sql.ClaimedStep], now: datetime) -> None:
+    """Observe how long each claimed step waited from ready to started."""
+    for step in claimed:
+        if step.ready_at is not None:
+            waited = max(0.0, (now - step.ready_at).total_seconds())
+            metrics.QUEUE_WAIT.labels(step.queue, step.kind).observe(waited)
 
 
 def _unrecordable(exc: Exception) -> Failure:

@@ -152,3 +152,12 @@ def vacuum(db: Database, *, analyze: bool = False, full: bool = False) -> dict[s
         "size_after_bytes": after,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def size_bytes(db: Database) -> int:
+    """The database's size on disk, cheaply (for the metrics)."""
+    with db.read() as conn:
+        if db.is_sqlite:
+            page = int(conn.execute(text("PRAGMA page_size")).scalar_one())
+            return page * int(conn.execute(text("PRAGMA page_count")).scalar_one())
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())

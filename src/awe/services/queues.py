@@ -3,6 +3,6 @@ reads them too)."""
 
 from __future__ import annotations
 
-from awe.engine.queue_stats import QueueStats, counts, live_workers, queue_stats
+from awe.engine.queue_stats import QueueStats, counts, governance_stats, live_workers, queue_stats
 
-__all__ = ["QueueStats", "counts", "live_workers", "queue_stats"]
+__all__ = ["QueueStats", "counts", "governance_stats", "live_workers", "queue_stats"]

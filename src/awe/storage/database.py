@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from awe.core import metrics
 from awe.core.config import Settings, load_settings
 from awe.core.errors import ConfigurationError, ConnectionFailed, DependencyError
 
@@ -104,13 +105,18 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without an exception."""
         if self._write_lock is None:
-            with self.connect() as conn, conn.begin():
-                yield conn
+            with self.connect() as conn:
+                metrics.begin(conn)
+                with conn.begin():
+                    yield conn
+                metrics.committed(conn)
             return
         with self._write_lock, self.connect() as conn:
             conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            metrics.begin(conn)
             with conn.begin():
                 yield conn
+            metrics.committed(conn)
 
     @contextmanager
     def schema_change(self) -> Iterator[Connection]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from awe.core import metrics
 from awe.storage.engine_models import Step
 from awe.storage.types import UTCDateTime
 
@@ -31,9 +32,10 @@ _STEPS = Step.__table__
 # Columns a worker needs to execute a claimed step; the run's trust and project ride along.
 _CLAIMED_COLUMNS = (
     "id, run_id, step_key, kind, attempt, tries, max_attempts, input, definition, queue,"
-    " lease_expires_at, lease_token, ref_nonce,"
+    " lease_expires_at, lease_token, ref_nonce, run_after,"
     " (SELECT trusted FROM runs WHERE runs.id = steps.run_id) AS trusted,"
-    " (SELECT project_id FROM runs WHERE runs.id = steps.run_id) AS project_id"
+    " (SELECT project_id FROM runs WHERE runs.id = steps.run_id) AS project_id,"
+    " (SELECT trace_id FROM runs WHERE runs.id = steps.run_id) AS trace_id"
 )
 
 # What makes a step claimable, shared by the claim and the idle probe (which must agree, or idle
@@ -110,6 +112,10 @@ class ClaimedStep:
     project_id: str | None
     #: The nonce of the secret references in ``input`` (None: it has none).
     ref_nonce: str | None = None
+    #: When it became ready (its retry's backoff over, for a retry): the queue wait starts.
+    ready_at: datetime | None = None
+    #: The run's trace id (its step attempts are spans of that trace).
+    trace_id: str | None = None
 
 
 def _claimed(row: Any) -> ClaimedStep:
@@ -129,6 +135,8 @@ def _claimed(row: Any) -> ClaimedStep:
         trusted=bool(row.trusted),
         project_id=row.project_id,
         ref_nonce=row.ref_nonce,
+        ready_at=row.run_after,
+        trace_id=row.trace_id,
     )
 
 
@@ -148,11 +156,15 @@ def claim(
     claimed: list[ClaimedStep] = []
     free_queues = [q for q in queues if q not in limits]
     for queue_name, row in limits.items():
-        allowed = _allowance(conn, row, now=now, want=limit - len(claimed))
+        want = limit - len(claimed)
+        allowed, binding = _allowance(conn, row, now=now, want=want)
+        got: list[ClaimedStep] = []
         if allowed > 0:
             got = _claim_from(conn, owner, [queue_name], allowed, now, lease_seconds)
             _spend_tokens(conn, row, len(got), now)
             claimed.extend(got)
+        if binding and len(got) == allowed and has_ready(conn, queues=[queue_name], now=now):
+            metrics.after_commit(conn, metrics.CLAIMS_LIMITED.labels(queue_name, binding).inc)
     if free_queues and len(claimed) < limit:
         claimed.extend(
             _claim_from(conn, owner, free_queues, limit - len(claimed), now, lease_seconds)
@@ -179,7 +191,10 @@ def _claim_from(
     statement = text(sql).bindparams(bindparam("queues", expanding=True), *_time_params(sql))
     rows = conn.execute(
         statement.columns(
-            lease_expires_at=_TS, input=_STEPS.c.input.type, definition=_STEPS.c.definition.type
+            lease_expires_at=_TS,
+            run_after=_TS,
+            input=_STEPS.c.input.type,
+            definition=_STEPS.c.definition.type,
         ),
         {
             "owner": owner,
@@ -224,8 +239,10 @@ def _queue_limits(conn: Connection, queues: list[str]) -> dict[str, Any]:
     return {row.name: row for row in rows}
 
 
-def _allowance(conn: Connection, row: Any, *, now: datetime, want: int) -> int:
-    allowed = want
+def _allowance(conn: Connection, row: Any, *, now: datetime, want: int) -> tuple[int, str | None]:
+    """How many steps of the queue may be claimed now, and which limit (concurrency or rate)
+    held the number below ``want`` (None: neither did)."""
+    allowed, binding = want, None
     if row.concurrency_limit is not None:
         # The slots are the live leases: a dead worker's slot comes back when its lease expires.
         sql = (
@@ -235,10 +252,13 @@ def _allowance(conn: Connection, row: Any, *, now: datetime, want: int) -> int:
         busy = conn.execute(
             text(sql).bindparams(*_time_params(sql)), {"queue": row.name, "now": now}
         ).scalar_one()
-        allowed = min(allowed, row.concurrency_limit - int(busy))
+        if row.concurrency_limit - int(busy) < allowed:
+            allowed, binding = row.concurrency_limit - int(busy), "concurrency"
     if row.rate_per_second is not None:
-        allowed = min(allowed, math.floor(_tokens_now(row, now)))
-    return max(0, allowed)
+        tokens = math.floor(_tokens_now(row, now))
+        if tokens < allowed:
+            allowed, binding = tokens, "rate"
+    return max(0, allowed), binding
 
 
 def _tokens_now(row: Any, now: datetime) -> float:

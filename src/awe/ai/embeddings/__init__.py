@@ -175,7 +175,14 @@ DEFAULT_MODELS = {
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings choose (AWE_EMBEDDING_PROVIDER, AWE_EMBEDDING_MODEL)."""
+    """The embedder the settings choose (AWE_EMBEDDING_PROVIDER, AWE_EMBEDDING_MODEL), counted
+    in the metrics."""
+    from awe.ai.measured import MeasuredEmbedder
+
+    return MeasuredEmbedder(_build(settings))
+
+
+def _build(settings: Settings) -> Embedder:
     provider = settings.embedding_provider
     model = settings.embedding_model or DEFAULT_MODELS[provider]
     if provider == "local":

@@ -22,10 +22,12 @@ def get_provider(name: str | None, settings: Settings) -> ChatProvider:
             f"unknown LLM provider {chosen!r}; known: {', '.join(PROVIDERS)}"
             + did_you_mean(chosen, PROVIDERS)
         )
+    from awe.ai.measured import MeasuredProvider
+
     key = (chosen, id(settings))
     with _lock:
         if key not in _cache:
-            _cache[key] = _build(chosen, settings)
+            _cache[key] = MeasuredProvider(_build(chosen, settings))
         return _cache[key]
 
 

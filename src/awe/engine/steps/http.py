@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from awe import __version__
+from awe.core import tracing
 from awe.core.errors import ValidationFailed
 from awe.engine import outbound
 from awe.engine.context import StepContext
@@ -122,6 +123,21 @@ def send(ctx: StepContext, request: Request, *, trusted: str | None = None) -> d
 
     ``trusted``: a URL the operator configured (its host and port may be private).
     """
+    try:
+        host = httpx.URL(request.url).host
+    except httpx.InvalidURL:
+        host = ""  # _send says what is wrong with it
+    # The span names the method and host only: a path or query may carry a secret.
+    with tracing.span(
+        f"http {request.method}",
+        {"http.request.method": request.method, "server.address": host or None},
+    ) as span:
+        output = _send(ctx, request, trusted)
+        span.set({"http.response.status_code": output.get("status")})
+        return output
+
+
+def _send(ctx: StepContext, request: Request, trusted: str | None) -> dict[str, Any]:
     started = time.monotonic()
     try:
         with (
