@@ -15,6 +15,7 @@ import pytest
 
 from awe.ai.embeddings import LocalEmbedder, get_embedder
 from awe.ai.embeddings.batching import RateLimiter, embed_all
+from awe.core import metrics
 from awe.engine.client import Engine
 from tests.conftest import make_settings
 from tests.integration.conftest import Drain
@@ -70,11 +71,21 @@ def test_openai_embedder_against_a_real_compatible_server(
     backend: str, e5_server: str, tmp_path: Path
 ) -> None:
     """The openai SDK's embeddings from an OpenAI-compatible server serving the same e5 model
-    match the local embedder's vectors."""
+    match the local embedder's vectors; the call and its texts are counted by provider."""
     settings = make_settings(
         tmp_path, embedding_provider="openai", embedding_model="e5", openai_base_url=e5_server
     )
+    calls = metrics.REGISTRY.get_sample_value("awe_embedding_calls_total", {"provider": "openai"})
+    texts = metrics.REGISTRY.get_sample_value("awe_embedding_texts_total", {"provider": "openai"})
     remote = get_embedder(settings).passages(TEXTS[:4])
+    assert (
+        metrics.REGISTRY.get_sample_value("awe_embedding_calls_total", {"provider": "openai"})
+        == (calls or 0) + 1
+    )
+    assert (
+        metrics.REGISTRY.get_sample_value("awe_embedding_texts_total", {"provider": "openai"})
+        == (texts or 0) + 4
+    )
     local = LocalEmbedder().passages(TEXTS[:4])
     assert remote.shape == (4, 384)
     assert np.allclose((remote * local).sum(axis=1), 1.0, atol=1e-3)

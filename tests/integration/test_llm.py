@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from awe.ai.llm.local import default_gguf
+from awe.core import metrics
 from awe.core.config import Settings
 from awe.engine.client import Engine
 from tests.conftest import make_settings
@@ -52,7 +53,18 @@ def run_step(engine: Engine, drain: Drain, settings: Settings, **with_: Any) -> 
 def test_local_model_answers_streams_and_counts(
     engine: Engine, drain: Drain, settings: Settings
 ) -> None:
-    """The bundled SmolLM2 generates; tokens stream into coalesced events; usage is counted."""
+    """The bundled SmolLM2 generates; tokens stream into coalesced events; usage is counted, in
+    the step's output and in the process's metrics (requests, tokens in and out, latency)."""
+    series = {"provider": "local", "model": "smollm2-135m-instruct"}
+    before = {
+        (name, labels.get("direction")): metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+        for name, labels in (
+            ("awe_llm_requests_total", {**series, "outcome": "ok"}),
+            ("awe_llm_tokens_total", {**series, "direction": "in"}),
+            ("awe_llm_tokens_total", {**series, "direction": "out"}),
+            ("awe_llm_request_duration_seconds_count", series),
+        )
+    }
     step = run_step(
         engine,
         drain,
@@ -75,6 +87,22 @@ def test_local_model_answers_streams_and_counts(
     (summary,) = [e for e in engine.events(step.run_id) if e.type == "llm"]
     assert summary.data is not None
     assert summary.data["usage"] == out["usage"]
+    after = {
+        (name, labels.get("direction")): metrics.REGISTRY.get_sample_value(name, labels)
+        for name, labels in (
+            ("awe_llm_requests_total", {**series, "outcome": "ok"}),
+            ("awe_llm_tokens_total", {**series, "direction": "in"}),
+            ("awe_llm_tokens_total", {**series, "direction": "out"}),
+            ("awe_llm_request_duration_seconds_count", series),
+        )
+    }
+    grew = {key: (after[key] or 0.0) - was for key, was in before.items()}
+    assert grew == {
+        ("awe_llm_requests_total", None): 1,
+        ("awe_llm_tokens_total", "in"): out["usage"]["prompt_tokens"],
+        ("awe_llm_tokens_total", "out"): out["usage"]["completion_tokens"],
+        ("awe_llm_request_duration_seconds_count", None): 1,
+    }
 
 
 def test_local_model_json_schema_output(engine: Engine, drain: Drain, settings: Settings) -> None:
