@@ -20,7 +20,6 @@ from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, update
-from sqlalchemy.exc import DataError
 
 from awe.core import metrics, tracing
 from awe.core.clock import Clock, SystemClock
@@ -37,6 +36,7 @@ from awe.engine.registry import Registry, default_registry
 from awe.engine.secret_refs import Masker
 from awe.engine.step_logs import StepLogs
 from awe.engine.wakeup import Listener
+from awe.engine.worker_support import count_waits, short, unrecordable
 from awe.storage import privacy
 from awe.storage import queue as queue_sql
 from awe.storage.database import Database, is_outage
@@ -197,7 +197,7 @@ class Worker:
                 events.state_event(c.run_id, c.step_key, "running", now,
                                          attempt=c.attempt, worker=self.id)
                 for c in claimed])  # fmt: skip
-            metrics.after_commit(conn, functools.partial(_count_waits, claimed, now))
+            metrics.after_commit(conn, functools.partial(count_waits, claimed, now))
         return claimed
 
     # ------------------------------------------------------------------------ executing
@@ -409,7 +409,7 @@ class Worker:
                 raise  # the database is out: the whole batch is retried
             del pending[mark:]  # what the failed apply would have written
             metrics.drop_since(conn, counted)
-            failure = _unrecordable(exc)
+            failure = unrecordable(exc)
             log.error(
                 "could not record a step's result; failing the step",
                 step=step.step_key,
@@ -596,38 +596,13 @@ class Worker:
                     raise
                 tried += 1
                 if attempts and tried >= attempts:
-                    log.warning(f"database unavailable during {what}", error=_short(exc))
+                    log.warning(f"database unavailable during {what}", error=short(exc))
                     return None
                 if self._stopping.is_set() and not forever and tried >= 3:
                     return None
                 log.warning(
                     f"database unavailable during {what}; retrying in {delay:.1f} s",
-                    error=_short(exc),
+                    error=short(exc),
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-
-def _count_waits(claimed: list[queue_sql.ClaimedStep], now: datetime) -> None:
-    """Observe how long each claimed step waited from ready to started."""
-    for step in claimed:
-        if step.ready_at is not None:
-            waited = max(0.0, (now - step.ready_at).total_seconds())
-            metrics.QUEUE_WAIT.labels(step.queue, step.kind).observe(waited)
-
-
-def _unrecordable(exc: Exception) -> Failure:
-    """The failure of a step whose result the database would not take (its message scrubbed
-    in privacy mode: the database may quote the value)."""
-    if isinstance(exc, DataError):
-        reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
-        message = f"the database refused this step's result: {reason[:300]}"
-        return Failure("validation", str(privacy.readable(message)), False)
-    reason = str(exc).splitlines()[0][:300] if str(exc) else ""
-    message = f"awe could not record this step's result: {type(exc).__name__}: {reason}"
-    return Failure("internal", str(privacy.readable(message)), False)
-
-
-def _short(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(getattr(exc, "orig", None) or exc)
-    return str(text).splitlines()[0][:300] if text else type(exc).__name__
