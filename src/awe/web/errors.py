@@ -11,7 +11,7 @@ from awe.web import render
 from awe.web.session import LoginNeeded
 
 #: Paths that are not web pages: their errors stay problem+json.
-NOT_PAGES = ("/api/", "/docs", "/openapi.json", "/metrics", "/health", "/public/", "/mcp")
+NOT_PAGES = ("/api/", "/docs", "/openapi.json", "/metrics", "/health", "/livez", "/public/", "/mcp")
 
 
 def is_page(request: Request) -> bool:

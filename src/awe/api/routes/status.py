@@ -1,4 +1,5 @@
-"""Health and status for monitors: /public/status, /health with the worker system, /metrics."""
+"""Health and status for monitors: /livez, /public/status, /health (with the worker system)
+and /metrics."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _engine_numbers(db: Any) -> tuple[int, int, dict[str, dict[str, int]]] | Non
         return queues.live_workers(db), ready, queues.counts(db)
     except DB_ERRORS:
         return None
+
+
+@router.get("/livez", summary="This process answers (no database call: for a proxy's health probe)")
+def livez() -> dict[str, str]:
+    """A proxy's active health check: the process is up and serving. It never touches the
+    database, so a database outage does not take every API process out of rotation at once."""
+    return {"status": "ok"}
 
 
 @router.get("/public/status", summary="Version, uptime and counts (no authentication)")
