@@ -300,12 +300,16 @@ class Worker:
         return Outcome(output=entry.masker.value(outcome.output))
 
     def _forget(self, step: queue_sql.ClaimedStep) -> None:
+        self._drop(step)
+        self.executed += 1
+        self._wake.set()
+
+    def _drop(self, step: queue_sql.ClaimedStep) -> None:
+        """The step no longer holds a slot here."""
         with self._lock:
             if self._inflight.pop(step.lease_token, None) is not None:
                 metrics.WORKER_SLOTS.labels("used").dec()
                 metrics.WORKER_SLOTS.labels("free").inc()
-        self.executed += 1
-        self._wake.set()
 
     def _report_loop(self) -> None:
         """Record outcomes in batches: one transaction for every result pending (group commit)."""
@@ -565,8 +569,7 @@ class Worker:
                 self._retrying(functools.partial(self._release, step), "release lease", attempts=3)
             except Exception:  # the others still get released; this lease expires by itself
                 log.exception("could not release a step", step=step.step_key)
-            with self._lock:
-                self._inflight.pop(step.lease_token, None)
+            self._drop(step)
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, step: queue_sql.ClaimedStep) -> None:
