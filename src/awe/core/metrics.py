@@ -12,6 +12,7 @@ transaction retried after an outage, or a savepoint rolled back, counts nothing)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -203,4 +204,7 @@ def begin(conn: Any) -> None:
 def committed(conn: Any) -> None:
     """The transaction committed: count what it did."""
     for observe in conn.info.pop(_AFTER_COMMIT, ()):
-        observe()
+        try:
+            observe()
+        except Exception:
+            logging.getLogger("awe.metrics").exception("could not count what a transaction did")
