@@ -27,6 +27,8 @@ log = get_logger("tracing")
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _lock = threading.Lock()
 _tracer: Any = None
+#: Spans never keep an exception's text (the URL of a failed HTTP call holds its secrets).
+_QUIET = {"record_exception": False, "set_status_on_exception": False}
 _provider: Any = None
 #: The span id the next span must have (the run's span, whose id is derived from the run's).
 _next_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -119,8 +121,8 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Spa
     if _tracer is None:
         yield Span()
         return
-    with _tracer.start_as_current_span(name, attributes=_clean(attributes)) as inner:
-        yield Span(inner)
+    with _tracer.start_as_current_span(name, attributes=_clean(attributes), **_QUIET) as inner:
+        yield from _guarded(inner)
 
 
 @contextmanager
@@ -132,9 +134,12 @@ def under_run(
         yield Span()
         return
     with _tracer.start_as_current_span(
-        name, context=_remote(trace_id, run_id, run_span_id(run_id)), attributes=_clean(attributes)
+        name,
+        context=_remote(trace_id, run_id, run_span_id(run_id)),
+        attributes=_clean(attributes),
+        **_QUIET,
     ) as inner:
-        yield Span(inner)
+        yield from _guarded(inner)
 
 
 @contextmanager
@@ -154,10 +159,11 @@ def request_span(
             name,
             context=_remote(trace_id, trace_id, parent_span) if parent_span else _root(),
             kind=trace.SpanKind.SERVER,
+            **_QUIET,
             attributes=_clean(attributes),
         ) as inner,
     ):
-        yield Span(inner)
+        yield from _guarded(inner)
 
 
 def record_run(
@@ -182,6 +188,16 @@ def record_run(
     if error:
         Span(inner).fail(error)
     inner.end(end_time=_nanos(max(ended, started)))
+
+
+def _guarded(inner: Any) -> Iterator[Span]:
+    """Yield the span; an exception marks it failed by its type only (its text may hold a
+    secret or personal data, and spans leave the machine)."""
+    try:
+        yield Span(inner)
+    except Exception as exc:
+        Span(inner).fail(type(exc).__name__)
+        raise
 
 
 @contextmanager

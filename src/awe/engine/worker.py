@@ -36,7 +36,7 @@ from awe.engine.registry import Registry, default_registry
 from awe.engine.secret_refs import Masker
 from awe.engine.step_logs import StepLogs
 from awe.engine.wakeup import Listener
-from awe.engine.worker_support import count_waits, short, unrecordable
+from awe.engine.worker_support import count_waits, retrying, unrecordable
 from awe.storage import privacy
 from awe.storage import queue as queue_sql
 from awe.storage.database import Database, is_outage
@@ -253,7 +253,7 @@ class Worker:
                 outcome = self._outcome(entry)
                 if outcome.failure is not None:
                     span.set({"awe.error.category": outcome.failure.category})
-                    span.fail(outcome.failure.message)
+                    span.fail(outcome.failure.category)  # never the message: it may quote a secret
             entry.seconds = time.monotonic() - started
             self._results.put((step, outcome))
             recorded = True
@@ -585,27 +585,5 @@ class Worker:
     def _retrying(
         self, action: Callable[[], T], what: str, *, attempts: int = 0, forever: bool = False
     ) -> T | None:
-        """Run ``action``, retrying with backoff while the database is out (attempts 0: no cap).
-
-        Only outages are retried; any other error is raised at once (see storage.is_outage).
-        """
-        delay = 0.2
-        tried = 0
-        while True:
-            try:
-                return action()
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                tried += 1
-                if attempts and tried >= attempts:
-                    log.warning(f"database unavailable during {what}", error=short(exc))
-                    return None
-                if self._stopping.is_set() and not forever and tried >= 3:
-                    return None
-                log.warning(
-                    f"database unavailable during {what}; retrying in {delay:.1f} s",
-                    error=short(exc),
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Run ``action``, retrying while the database is out (see worker_support.retrying)."""
+        return retrying(action, what, self._stopping, attempts=attempts, forever=forever)
