@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text as sql
 
 from awe.api.app import create_app
 from awe.core import metrics
@@ -18,6 +20,7 @@ from awe.core.config import Settings
 from awe.engine.client import Engine
 from awe.storage import queue as queue_sql
 from awe.storage.database import Database
+from tests.conftest import make_settings
 from tests.integration.conftest import Drain
 
 REGISTRY = metrics.REGISTRY
@@ -160,3 +163,28 @@ def test_the_api_exposes_everything_and_promtool_finds_nothing_wrong(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
+
+
+def test_a_database_that_refuses_a_query_or_is_down_still_gives_a_scrape(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A table the database refuses to read (here dropped) costs only that collector's series,
+    never a 500; a database that does not answer gives ``awe_database_up 0``, the process's own
+    series, and no stale engine gauges."""
+    cascade = "" if database.is_sqlite else " CASCADE"
+    with database.write() as conn:
+        conn.execute(sql(f"DROP TABLE documents{cascade}"))
+    with TestClient(create_app(settings, db=database)) as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 200
+    assert "awe_database_up 1.0" in answer.text
+    assert "# TYPE awe_queue_depth gauge" in answer.text
+    assert "awe_knowledge_documents" not in answer.text
+    down = make_settings(tmp_path / "down", database_url="postgresql://awe@127.0.0.1:9/awe")
+    with TestClient(create_app(down)) as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 200
+    assert "awe_database_up 0.0" in answer.text
+    assert "awe_build_info{" in answer.text
+    assert "awe_queue_depth" not in answer.text
+    assert "awe_dead_letter_oldest_age_seconds" not in answer.text

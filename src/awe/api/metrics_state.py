@@ -10,6 +10,7 @@ from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from awe.core.clock import utcnow
 from awe.core.config import Settings
@@ -22,33 +23,61 @@ from awe.storage.database import DB_ERRORS, Database
 log = get_logger("api")
 
 
+class Probe:
+    """Whether the database answered this scrape's one ping. Every collector asks it, rather
+    than each waiting out a connect timeout of its own when the database is down."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.up = False
+
+    def check(self) -> bool:
+        """Ping once; remember the answer until the next scrape."""
+        try:
+            self.db.ping()
+            self.up = True
+        except (*DB_ERRORS, AweError):
+            self.up = False
+        return self.up
+
+
+def unreadable(collector: str, exc: Exception) -> None:
+    """A query the database refused (a table behind a migration, a permission): log it; the
+    scrape goes on without that collector's series rather than answering 500."""
+    log.warning("metrics_unreadable", collector=collector, error=type(exc).__name__)
+
+
 class StateCollector(Collector):
     """Database up and size, dead-letter age, workflows' last runs, documents, backups, certs."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, probe: Probe) -> None:
         self.db = db
         self.settings = settings
+        self.probe = probe
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Every gauge that can be read now (a database that is down gives only ``up`` 0)."""
         up = GaugeMetricFamily("awe_database_up", "Whether the database answers (1) or not (0)")
-        try:
-            self.db.ping()
-            stats = queues.governance_stats(self.db)
-        except (*DB_ERRORS, AweError):
-            up.add_metric([], 0)
-            yield up
-            yield from self._files()
-            return
-        up.add_metric([], 1)
+        up.add_metric([], 1 if self.probe.up else 0)
         yield up
+        if self.probe.up:
+            yield from self._database()
+        yield from self._files()
+
+    def _database(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            stats = queues.governance_stats(self.db)
+        except (SQLAlchemyError, AweError) as exc:
+            unreadable("state", exc)
+            return
         now = utcnow()
         dead = GaugeMetricFamily(
             "awe_dead_letter_oldest_age_seconds",
             "How long the oldest step in the dead-letter queue has been there (0: none)",
         )
         oldest = stats["oldest_dead"]
-        dead.add_metric([], (now - oldest).total_seconds() if oldest else 0.0)
+        # Clocks of several machines write those rows: an age is never negative.
+        dead.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
         yield dead
         yield _per_workflow(
             "awe_workflow_last_run_timestamp_seconds",
@@ -71,12 +100,12 @@ class StateCollector(Collector):
             family = GaugeMetricFamily("awe_database_size_bytes", "The database's size on disk")
             family.add_metric([], size)
             yield family
-        yield from self._files()
 
     def _database_size(self) -> float | None:
         try:
             return float(dbstats.size_bytes(self.db))
-        except (*DB_ERRORS, AweError):
+        except (SQLAlchemyError, AweError) as exc:
+            unreadable("database_size", exc)
             return None
 
     def _files(self) -> Iterator[GaugeMetricFamily]:

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from awe.api.metrics_state import StateCollector
+from awe.api.metrics_state import Probe, StateCollector, unreadable
 from awe.api.problems import BodyTooLarge, too_large
 from awe.core import metrics, tracing
 from awe.core.config import Settings
@@ -25,7 +25,7 @@ from awe.core.errors import AweError
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
 from awe.services import operations, queues
-from awe.storage.database import DB_ERRORS, Database
+from awe.storage.database import Database
 
 log = get_logger("api")
 _TRACEPARENT = re.compile(
@@ -36,17 +36,21 @@ _TRACEPARENT = re.compile(
 class EngineCollector(Collector):
     """Gauges of the engine's state, from the database at scrape time."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, probe: Probe) -> None:
         self.db = db
+        self.probe = probe
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Queue depth and age, runs and steps by state, live workers."""
+        if not self.probe.up:
+            return  # the database is down: awe_database_up says so; no stale numbers here
         try:
             stats = queues.queue_stats(self.db)
             counted = queues.counts(self.db)
             workers = queues.live_workers(self.db)
-        except DB_ERRORS:
-            return  # the database is down: /api/v1/health says so; no stale numbers here
+        except (SQLAlchemyError, AweError) as exc:
+            unreadable("engine", exc)
+            return
         depth = GaugeMetricFamily(
             "awe_queue_depth", "Steps ready to run, by queue", labels=["queue"]
         )
@@ -81,15 +85,19 @@ class ScriptCollector(Collector):
     """The last run of each operational command (``awe doctor``, ``awe backup create``…), from
     ``script_executions`` at scrape time: the CLI's processes are gone by then."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, probe: Probe) -> None:
         self.db = db
+        self.probe = probe
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Duration, outcome and time of each command's last run."""
+        if not self.probe.up:
+            return
         try:
             latest = operations.latest_by_command(self.db)
-        except (SQLAlchemyError, AweError):
-            return  # down, or behind the migration that made the table
+        except (SQLAlchemyError, AweError) as exc:
+            unreadable("scripts", exc)  # behind the migration that made the table
+            return
         duration = GaugeMetricFamily(
             "script_execution_duration_seconds",
             "How long the last run of an operational command took",
@@ -124,13 +132,16 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        self.registry.register(EngineCollector(db))
-        self.registry.register(ScriptCollector(db))
-        self.registry.register(StateCollector(db, settings or db.settings))
+        self.probe = Probe(db)
+        self.registry.register(EngineCollector(db, self.probe))
+        self.registry.register(ScriptCollector(db, self.probe))
+        self.registry.register(StateCollector(db, settings or db.settings, self.probe))
 
     def render(self) -> bytes:
         """The Prometheus text: this process's own series (its workers, scheduler, LLM calls,
-        when ``awe up`` runs them here), then the API's requests and the database's gauges."""
+        when ``awe up`` runs them here), then the API's requests and the database's gauges.
+        One ping decides whether the database's gauges are read at all."""
+        self.probe.check()
         return metrics.render(self.registry)
 
 
