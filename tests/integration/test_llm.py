@@ -169,7 +169,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()),
+            sys.executable, "-m", "awe.ai.llm.kernels", "--model", str(default_gguf()),
             "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "2048",
         ],
         stdout=log, stderr=subprocess.STDOUT,

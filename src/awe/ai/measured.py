@@ -4,11 +4,33 @@ hand these wrappers out."""
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import PurePath
 from typing import Any
 
 from awe.ai.llm.base import ChatProvider, ChatRequest, Completion, TokenSink
 from awe.core import metrics, tracing
+
+# A step may name its model from a template: the model label keeps the first few names seen in
+# this process and calls the rest "other", so no input can grow the series without bound.
+MAX_MODEL_LABELS = 16
+_seen: set[str] = set()
+_seen_lock = threading.Lock()
+
+
+def model_label(model: str) -> str:
+    """The label a model is counted under: its file name for a local model's path, and
+    "other" once this process has counted ``MAX_MODEL_LABELS`` different models."""
+    name = PurePath(model).name if "/" in model and model.endswith(".gguf") else model
+    name = name[:80] or "default"
+    with _seen_lock:
+        if name in _seen:
+            return name
+        if len(_seen) < MAX_MODEL_LABELS:
+            _seen.add(name)
+            return name
+    return "other"
 
 
 class MeasuredProvider:
@@ -25,17 +47,18 @@ class MeasuredProvider:
     def chat(self, request: ChatRequest, on_token: TokenSink | None = None) -> Completion:
         """Complete ``request`` with the inner provider, and count it."""
         started = time.monotonic()
+        model = model_label(request.model)
         with tracing.span(
             "llm.chat", {"gen_ai.system": self.name, "gen_ai.request.model": request.model}
         ) as span:
             try:
                 completion = self.inner.chat(request, on_token)
             except Exception:
-                metrics.LLM_REQUESTS.labels(self.name, request.model, "error").inc()
+                metrics.LLM_REQUESTS.labels(self.name, model, "error").inc()
                 raise
             finally:
                 elapsed = time.monotonic() - started
-                metrics.LLM_LATENCY.labels(self.name, request.model).observe(elapsed)
+                metrics.LLM_LATENCY.labels(self.name, model).observe(elapsed)
             span.set(
                 {
                     "gen_ai.response.model": completion.model,
@@ -43,7 +66,6 @@ class MeasuredProvider:
                     "gen_ai.usage.output_tokens": completion.completion_tokens,
                 }
             )
-        model = request.model
         metrics.LLM_REQUESTS.labels(self.name, model, "ok").inc()
         metrics.LLM_TOKENS.labels(self.name, model, "in").inc(completion.prompt_tokens)
         metrics.LLM_TOKENS.labels(self.name, model, "out").inc(completion.completion_tokens)

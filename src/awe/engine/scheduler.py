@@ -132,6 +132,7 @@ class Scheduler:
 
     def is_leader(self) -> bool:
         """Take or renew the leader lease; True while this scheduler holds it."""
+        metrics.SCHEDULER_LEADER.set(0)  # until the lease is known to be ours (an outage raises)
         now = self.clock.now()
         with self.db.write() as conn:
             conn.execute(
@@ -233,15 +234,18 @@ class Scheduler:
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set; nothing stops it but ``stop``:
         outages are logged and retried, any other error is logged with its traceback."""
-        while not stop.is_set():
-            try:
-                self.tick()
-            except Exception as exc:
-                if is_outage(exc):
-                    log.warning(
-                        "database unavailable; scheduler retries",
-                        error=str(exc).splitlines()[0][:200],
-                    )
-                else:
-                    log.exception("scheduler tick failed; it goes on at the next tick")
-            stop.wait(interval)
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:
+                    if is_outage(exc):
+                        log.warning(
+                            "database unavailable; scheduler retries",
+                            error=str(exc).splitlines()[0][:200],
+                        )
+                    else:
+                        log.exception("scheduler tick failed; it goes on at the next tick")
+                stop.wait(interval)
+        finally:
+            metrics.SCHEDULER_LEADER.set(0)  # a stopped scheduler leads nothing

@@ -135,20 +135,22 @@ class Worker:
                 concurrency=self.options.concurrency,
             )
             try:
-                self._loop(pool, burst=burst)
-            finally:
-                self._shutdown(pool)
-                self._reporter_stop.set()
-                reporter.join(timeout=60)
-                if listener is not None:
-                    listener.stop()
-                self._stopping.set()
-                beat.join(timeout=heartbeat + 5)
-                self._retrying(self._logs.flush, "flush events", attempts=5)
-                self._retrying(self._unregister, "unregister", attempts=5)
+                try:
+                    self._loop(pool, burst=burst)
+                finally:
+                    self._shutdown(pool)
+                    self._reporter_stop.set()
+                    reporter.join(timeout=60)
+                    if listener is not None:
+                        listener.stop()
+                    self._stopping.set()
+                    beat.join(timeout=heartbeat + 5)
+                    self._retrying(self._logs.flush, "flush events", attempts=5)
+                    self._retrying(self._unregister, "unregister", attempts=5)
+            finally:  # even when stopping itself failed: this process no longer works
                 metrics.WORKER_UP.dec()
                 metrics.WORKER_SLOTS.labels("free").dec(slots)
-                log.info("worker stopped", executed=self.executed)
+            log.info("worker stopped", executed=self.executed)
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
         idle = False
@@ -436,12 +438,12 @@ class Worker:
     def _count(self, conn: Connection, step: queue_sql.ClaimedStep, status: str) -> None:
         """Count the attempt (and how long it ran) once its result commits."""
         entry = self._inflight.get(step.lease_token)
-        seconds = entry.seconds if entry is not None else 0.0
         outcome = "retrying" if status == "queued" else status
 
         def observe() -> None:
             metrics.STEP_ATTEMPTS.labels(step.queue, step.kind, outcome).inc()
-            metrics.STEP_DURATION.labels(step.queue, step.kind).observe(seconds)
+            if entry is not None:  # a duration never measured is not observed as zero
+                metrics.STEP_DURATION.labels(step.queue, step.kind).observe(entry.seconds)
 
         metrics.after_commit(conn, observe)
 

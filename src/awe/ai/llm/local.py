@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from awe.ai.llm import kernels
 from awe.ai.llm.base import ChatRequest, Completion, TokenSink
 from awe.core.config import Settings
 from awe.core.errors import DependencyError, ValidationFailed
@@ -72,6 +73,7 @@ def load(path: Path, *, threads: int, context: int) -> _Loaded:
                 ) from None
             if not path.is_file():
                 raise ValidationFailed(f"AWE_LLM_MODEL_PATH: no GGUF file at {path}")
+            kernels.guard()
             model = Llama(
                 model_path=str(path), n_threads=threads, n_ctx=context, verbose=False, seed=0
             )
