@@ -89,8 +89,8 @@ def test_a_reaped_lease_and_a_rate_limited_claim_are_counted(
     engine: Engine, database: Database
 ) -> None:
     """A lease whose worker vanished is counted when the reaper takes it back; a claim that a
-    queue's rate limit holds back while more steps are ready is counted as limited by rate,
-    and one with nothing more waiting is not."""
+    queue's rate or concurrency limit holds back while more steps are ready is counted under
+    that limit's name, and one that leaves nothing ready behind is not counted."""
     clock = SystemClock()
     queue = f"reap-{database.dialect}"
     for _ in range(3):
@@ -106,6 +106,29 @@ def test_a_reaped_lease_and_a_rate_limited_claim_are_counted(
         )
     assert len(got) == 1
     assert value("awe_claims_limited_total", queue=queue, limit="rate") == limited + 1
+    # A concurrency limit holding back ready steps counts under its own name; a limit that
+    # leaves nothing ready behind (here the last step) counts nothing.
+    capped = f"cap-{database.dialect}"
+    for _ in range(2):
+        engine.submit({"name": "c", "queue": capped, "steps": [{"id": "a", "kind": "noop"}]}, {})
+    engine.set_queue_limits(capped, concurrency=1)
+    held = value("awe_claims_limited_total", queue=capped, limit="concurrency")
+    with database.write() as conn:
+        first = queue_sql.claim(
+            conn, owner="w", queues=[capped], limit=3, now=clock.now(), lease_seconds=30
+        )
+    assert len(first) == 1
+    assert value("awe_claims_limited_total", queue=capped, limit="concurrency") == held + 1
+    engine.set_queue_limits(capped, concurrency=5)
+    with database.write() as conn:
+        rest = queue_sql.claim(
+            conn, owner="w", queues=[capped], limit=1, now=clock.now(), lease_seconds=30
+        )
+    assert len(rest) == 1
+    for limit_name in ("concurrency", "rate"):
+        assert value("awe_claims_limited_total", queue=capped, limit=limit_name) == (
+            held + 1 if limit_name == "concurrency" else 0
+        )
     time.sleep(1.2)  # the lease (half a second) runs out: the database's clock on PostgreSQL
     expired = engine.expired_leases()
     assert expired == [got[0].id]
@@ -128,6 +151,28 @@ def test_a_transaction_that_rolls_back_counts_nothing(database: Database) -> Non
     with database.write() as conn:
         metrics.after_commit(conn, metrics.LEASE_EXPIRIES.labels("rolled-back").inc)
     assert value("awe_lease_expiries_total", queue="rolled-back") == before + 1
+
+
+def test_a_savepoint_that_rolls_back_drops_only_its_own_counts(database: Database) -> None:
+    """What a failed savepoint counted is dropped (as the worker does when applying one result
+    fails), while what the transaction counted before and after it still counts at commit."""
+    names = ("sp-before", "sp-inside", "sp-after")
+    before = {name: value("awe_lease_expiries_total", queue=name) for name in names}
+    with database.write() as conn:
+        metrics.after_commit(conn, metrics.LEASE_EXPIRIES.labels("sp-before").inc)
+        position = metrics.mark(conn)
+        try:
+            with conn.begin_nested():
+                metrics.after_commit(conn, metrics.LEASE_EXPIRIES.labels("sp-inside").inc)
+                raise RuntimeError("apply failed")
+        except RuntimeError:
+            pass  # the savepoint rolled back; the transaction goes on
+        metrics.drop_since(conn, position)
+        metrics.after_commit(conn, metrics.LEASE_EXPIRIES.labels("sp-after").inc)
+        assert value("awe_lease_expiries_total", queue="sp-before") == before["sp-before"]
+    assert value("awe_lease_expiries_total", queue="sp-before") == before["sp-before"] + 1
+    assert value("awe_lease_expiries_total", queue="sp-inside") == before["sp-inside"]
+    assert value("awe_lease_expiries_total", queue="sp-after") == before["sp-after"] + 1
 
 
 def test_the_api_exposes_everything_and_promtool_finds_nothing_wrong(

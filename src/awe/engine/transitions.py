@@ -3,10 +3,11 @@
 Lock order, everywhere: the run row first, then its steps. Completion, failure, reaping and
 cancellation of one run are thereby serialised (two branches finishing at once both see each
 other, so their join step is promoted exactly once), and never deadlock with each other.
-Between runs the order is child before parent: a child run that finishes locks its parent's run
-last, to settle the step waiting for it; a cancelled parent cancels its children afterwards, each
-in a transaction of its own. Child runs live in :mod:`awe.engine.child_runs`; re-opening and
-cancelling in :mod:`awe.engine.reopen`.
+Between runs the order is by id, taken at once: a transaction first locks every run it may
+change, with the ancestors their ending may reach (a child run that finishes settles its parent's
+step, and so on up), in one statement ordered by id (:func:`lock_family`); a cancelled parent
+cancels its children afterwards, each in a transaction of its own. Child runs live in
+:mod:`awe.engine.child_runs`; re-opening and cancelling in :mod:`awe.engine.reopen`.
 """
 
 from __future__ import annotations
@@ -55,10 +56,66 @@ def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any
         Run.created_at,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
+        if not lock_family(conn, [run_id], skip_locked=skip_locked):
+            return None
         # NO KEY UPDATE: the run's key never changes, and inserting its steps and events
         # (which check their foreign key with KEY SHARE) need not wait for whoever holds it.
         statement = statement.with_for_update(skip_locked=skip_locked, key_share=True)
     return conn.execute(statement).one_or_none()
+
+
+_LOCKED = "awe_locked_runs"
+
+
+def lock_family(conn: Connection, run_ids: list[str], *, skip_locked: bool = False) -> bool:
+    """Lock these runs and all their ancestors, in id order, in one statement (PostgreSQL;
+    SQLite's writers are serialised already). Runs this transaction locked so already are not
+    asked for again. With ``skip_locked``, False (and nothing locked) when another transaction
+    holds any of them."""
+    if conn.dialect.name != "postgresql":
+        return True
+    held = _held(conn)
+    wanted = set(run_ids) - held
+    if not wanted:
+        return True
+    family, frontier = set(wanted), set(wanted)
+    while frontier:  # up the parent chain: a child's parent step is a step of its parent run
+        parents = conn.execute(
+            select(Step.run_id).join(Run, Run.parent_step_id == Step.id).where(Run.id.in_(frontier))
+        ).scalars()
+        frontier = set(parents) - family - held
+        family |= frontier
+    if family == wanted and len(wanted) == 1:
+        return True  # no ancestor: lock_run's own statement locks it (one round trip less)
+    statement = (
+        select(Run.id)
+        .where(Run.id.in_(sorted(family)))
+        .order_by(Run.id)
+        .with_for_update(skip_locked=skip_locked, key_share=True)
+    )
+    if skip_locked:
+        savepoint = conn.begin_nested()
+        got = conn.execute(statement).scalars().all()
+        if len(got) < len(family):
+            savepoint.rollback()  # releases what it did lock: all or nothing
+            return False
+        savepoint.commit()
+    else:
+        conn.execute(statement)
+    if not conn.in_nested_transaction():  # a savepoint that rolls back would release them
+        held |= family
+    return True
+
+
+def _held(conn: Connection) -> set[str]:
+    """The runs this transaction has locked with their ancestors."""
+    transaction = conn.get_transaction()
+    entry = conn.info.get(_LOCKED)
+    if entry is None or entry[0] is not transaction:
+        entry = (transaction, set())
+        conn.info[_LOCKED] = entry
+    held: set[str] = entry[1]
+    return held
 
 
 def create_run(

@@ -377,6 +377,8 @@ class Worker:
             now = self.clock.now()
             pending: list[dict[str, Any]] = []
             conn.info[events.EVENT_BUFFER] = pending
+            # Every run this batch may end, and their parents, locked at once in id order.
+            transitions.lock_family(conn, [step.run_id for step, _ in batch])
             try:
                 for step, outcome in batch:
                     # A step's logs go in with its result, before its final state.
