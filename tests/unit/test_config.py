@@ -135,3 +135,27 @@ def test_the_listen_url_must_be_postgresql(tmp_path: Path) -> None:
         db_transaction_pooler=False,
     )  # fmt: skip
     assert not off.behind_transaction_pooler
+
+
+def test_secrets_are_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """AWE_JWT_SECRET_FILE (and DATABASE_URL_FILE, an older name's) read the value from a file,
+    trailing newline dropped, as compose secrets are mounted; a value given both ways, or a
+    file that cannot be read, is a clear configuration error naming the variable."""
+    monkeypatch.chdir(tmp_path)
+    secret = tmp_path / "jwt"
+    secret.write_text("s" * 40 + "\n")
+    url = tmp_path / "url"
+    url.write_text("postgresql://awe:pw@db:5432/awe\n")
+    monkeypatch.setenv("AWE_JWT_SECRET_FILE", str(secret))
+    monkeypatch.setenv("DATABASE_URL_FILE", str(url))
+    settings = load_settings()
+    assert settings.jwt_secret is not None
+    assert settings.jwt_secret.get_secret_value() == "s" * 40
+    assert settings.database_url == "postgresql://awe:pw@db:5432/awe"
+    monkeypatch.setenv("AWE_JWT_SECRET", "t" * 40)
+    with pytest.raises(ConfigurationError, match="AWE_JWT_SECRET_FILE and AWE_JWT_SECRET"):
+        load_settings()
+    monkeypatch.delenv("AWE_JWT_SECRET")
+    monkeypatch.setenv("AWE_JWT_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match=r"AWE_JWT_SECRET_FILE=.*cannot read it"):
+        load_settings()

@@ -114,15 +114,16 @@ class StateCollector(Collector):
             found = backups.listed(self.settings)
         except (OSError, AweError, ValueError, KeyError):
             found = []
+        # With no backup the families have no sample (AweBackupStale fires on the absence).
+        age = GaugeMetricFamily(
+            "awe_backup_last_timestamp_seconds", "When the newest backup was made (Unix time)"
+        )
+        size = GaugeMetricFamily("awe_backup_last_size_bytes", "The newest backup's size")
         if found:
             newest = found[0]
-            age = GaugeMetricFamily(
-                "awe_backup_last_timestamp_seconds", "When the newest backup was made (Unix time)"
-            )
             age.add_metric([], newest.created_at.timestamp())
-            size = GaugeMetricFamily("awe_backup_last_size_bytes", "The newest backup's size")
             size.add_metric([], newest.path.stat().st_size if newest.path.exists() else 0)
-            yield from (age, size)
+        yield from (age, size)
         try:
             certs = certificates.listed(self.settings)
         except (OSError, AweError, ValueError):

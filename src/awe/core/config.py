@@ -582,11 +582,48 @@ def load_settings(**overrides: Any) -> Settings:
     values = {
         (key if key.startswith("_") else names[key][0]): value for key, value in overrides.items()
     }
+    values.update(_secret_files(names, os.environ, values))
     try:
         return Settings(**values)
     except ValidationError as exc:
         problems = [_describe_error(err, os.environ) for err in exc.errors()]
         raise ConfigurationError("; ".join(problems)) from None
+
+
+#: Settings that may be read from a file named by ``<VARIABLE>_FILE`` (Docker and compose
+#: secrets, systemd credentials): the secrets, and the database URLs (they hold a password).
+FILE_SETTINGS = frozenset(
+    {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
+    | {"database_url", "database_listen_url"}
+)
+
+
+def _secret_files(
+    names: dict[str, list[str]], environ: Mapping[str, str], given: dict[str, Any]
+) -> dict[str, str]:
+    """``AWE_JWT_SECRET_FILE=/run/secrets/jwt`` reads AWE_JWT_SECRET from that file (its
+    trailing newline dropped). Setting a variable both ways is an error, as is a file that
+    cannot be read."""
+    found: dict[str, str] = {}
+    for field in sorted(FILE_SETTINGS):
+        primary = names[field][0]
+        for variable in names[field]:
+            path = environ.get(f"{variable}_FILE")
+            if not path or primary in given:
+                continue
+            if any(name in environ for name in names[field]):
+                raise ConfigurationError(
+                    f"{variable}_FILE and {variable} are both set: keep one of them"
+                )
+            try:
+                found[primary] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigurationError(
+                    f"{variable}_FILE={path!r}: cannot read it ({type(exc).__name__}:"
+                    f" {exc.strerror if isinstance(exc, OSError) else 'not UTF-8 text'})"
+                ) from None
+            break
+    return found
 
 
 def masked_url(url: str) -> str:
