@@ -23,11 +23,17 @@ from tests.support.servers import free_port
 ROOT_RUNS_AS = "embedded_postgres"
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
+
+
 @contextmanager
-def pgbouncer(direct_url: str, *, pool_size: int = 10) -> Iterator[str]:
+def pgbouncer(direct_url: str, *, pool_size: int = 10, shipped: bool = False) -> Iterator[str]:
     """pgbouncer in transaction mode, handing each transaction the next server connection in
     turn (``server_round_robin``); yields a URL of the same database through it. Its files are
-    in a folder of their own under /tmp (pytest's are private to root; pgbouncer may not be)."""
+    in a folder of their own under /tmp (pytest's are private to root; pgbouncer may not be).
+
+    With ``shipped``, the configuration is deploy/pgbouncer/pgbouncer.ini itself (included),
+    with only where to listen, where PostgreSQL is and how clients authenticate put over it."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     assert Path(binary).exists(), "apt-get install pgbouncer (.ci/run does)"
     url = make_url(direct_url)
@@ -37,16 +43,25 @@ def pgbouncer(direct_url: str, *, pool_size: int = 10) -> Iterator[str]:
     folder.chmod(0o755)
     (folder / "users.txt").write_text(f'"{url.username}" ""\n')
     config = folder / "pgbouncer.ini"
-    config.write_text(
-        "[databases]\n"
-        f"* = host={host} port={port}\n"
-        "[pgbouncer]\n"
+    where = (
         f"listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
-        f"pool_mode = transaction\nserver_round_robin = 1\ndefault_pool_size = {pool_size}\n"
-        "max_client_conn = 500\nignore_startup_parameters = extra_float_digits,options\n"
         f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
     )
+    if shipped:
+        shutil.copy(SHIPPED, folder / "shipped.ini")
+        config.write_text(
+            f"%include {folder / 'shipped.ini'}\n"
+            f"[databases]\n* = host={host} port={port}\n[pgbouncer]\n{where}"
+        )
+    else:
+        config.write_text(
+            "[databases]\n"
+            f"* = host={host} port={port}\n"
+            f"[pgbouncer]\n{where}"
+            f"pool_mode = transaction\nserver_round_robin = 1\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\nignore_startup_parameters = extra_float_digits,options\n"
+        )
     argv = [binary, str(config)]
     if os.geteuid() == 0:
         user = pwd.getpwnam(ROOT_RUNS_AS)

@@ -26,8 +26,10 @@ def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
 def test_the_guard_turns_extra_buffers_off_only_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
     """With AMX, llama-cpp-python's default model parameters come back without extra buffer
     types, once however often the guard runs; without AMX they are left as they were."""
+    # The model may be loaded already in this process (the guard then is on): start unguarded.
+    current = llama_cpp.llama_model_default_params
     monkeypatch.setattr(
-        llama_cpp, "llama_model_default_params", llama_cpp.llama_model_default_params
+        llama_cpp, "llama_model_default_params", getattr(current, "awe_original", current)
     )
     assert llama_cpp.llama_model_default_params().use_extra_bufts is True
     assert kernels.guard(llama_cpp, amx=False) is False

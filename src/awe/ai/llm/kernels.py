@@ -45,6 +45,7 @@ def guard(llama_cpp_module: Any | None = None, *, amx: bool | None = None) -> bo
         return params
 
     without_extra_buffers.awe_guarded = True  # type: ignore[attr-defined]
+    without_extra_buffers.awe_original = defaults  # type: ignore[attr-defined]
     module.llama_model_default_params = without_extra_buffers
     return True
 
