@@ -44,9 +44,11 @@ typecheck: dev
 pytest: dev
 	$(BIN)/pytest
 
-# The README's and the docs' screenshots, taken by the browser tests (Chromium) into docs/.
+# The README's and the docs' screenshots, taken by the browser tests and the scale-out tier
+# (Chromium) into docs/.
 screenshots: dev
 	SCREENSHOTS_TO_DOCS=1 $(BIN)/pytest -q tests/browser -k "sqlite and (journey or axe)"
+	SCREENSHOTS_TO_DOCS=1 $(BIN)/pytest -q tests/deploy
 
 test: lint typecheck pytest
 

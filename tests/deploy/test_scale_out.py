@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -34,6 +35,7 @@ KILL_WINDOW = 10.0
 PASSWORD_LINE = -1
 #: Lines the SSE probe's run logs, one each 50 ms: it runs across the kill.
 PROBE_LINES = 200
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCALE = "name: scale\nsteps:\n  - {id: a, kind: noop}\n  - {id: b, kind: noop, needs: [a]}\n"
 
 
@@ -126,6 +128,30 @@ def follow(client: Client, run_id: str) -> list[dict[str, Any]]:
         except httpx.TransportError:
             time.sleep(0.25)
     raise AssertionError(f"the stream of {run_id} never reached its end: {seen[-3:]}")
+
+
+def screenshot_graph(prometheus: str, path: Path) -> None:
+    """Prometheus's graph page (Debian ships its classic UI: Rickshaw) with each worker's step
+    rate (docs/deploy.md shows it)."""
+    from playwright.sync_api import sync_playwright
+
+    expr = 'sum by (instance) (rate(awe_step_attempts_total{outcome="succeeded"}[10s]))'
+    url = f"{prometheus}/graph?" + urlencode(
+        {"g0.expr": expr, "g0.tab": "0", "g0.range_input": "1m", "g0.stacked": "0"}
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url)
+            page.wait_for_selector(".rickshaw_graph svg", timeout=30_000)
+            page.wait_for_timeout(1000)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            browser.close()
 
 
 def statuses(url: str) -> dict[str, int]:
@@ -268,6 +294,9 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
     assert query(prometheus, "sum(max_over_time(awe_runs_finished_total[10m]))")
     down = query(prometheus, 'ALERTS{alertname="AweApiDown", alertstate="firing"}')
     assert [r["metric"]["instance"] for r in down] == [f"127.0.0.1:{apis[0].port}"]
+
+    if os.environ.get("SCREENSHOTS_TO_DOCS"):
+        screenshot_graph(prometheus, DOCS / "screenshots" / "prometheus.png")
 
     for process in stack.processes:
         if process.name.startswith(("api", "worker", "scheduler")):

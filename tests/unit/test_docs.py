@@ -105,6 +105,58 @@ def test_docs_reach_users() -> None:
     """The README points at the docs users have (docs/), never at a folder outside the project."""
     text = README.read_text(encoding="utf-8")
     assert "../shared" not in text
-    for page in ("docs/workflows.md", "docs/security.md"):
+    for page in ("docs/workflows.md", "docs/security.md", "docs/deploy.md"):
         assert page in text
         assert (README.parent / page).is_file()
+
+
+def slugs(page: Path) -> set[str]:
+    """The anchors a Markdown page's headings get (GitHub's rule: lower case, punctuation
+    dropped, spaces as hyphens)."""
+    found = set()
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return found
+
+
+def test_links_between_docs_and_alert_runbooks_land_on_a_heading() -> None:
+    """Every ``page.md#anchor`` link in docs/ and every alert's runbook_url names a heading that
+    exists on that page."""
+    docs = README.parent / "docs"
+    links: list[tuple[str, str, str]] = []
+    for page in docs.glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([\w-]*\.md)?#([\w-]+)\)", text):
+            links.append((page.name, target or page.name, anchor))
+    alerts = (README.parent / "deploy" / "prometheus" / "awe-alerts.yml").read_text()
+    for target, anchor in re.findall(r"docs/([\w-]+\.md)#([\w-]+)", alerts):
+        links.append(("awe-alerts.yml", target, anchor))
+    assert links
+    broken = [(source, t, a) for source, t, a in links if a not in slugs(docs / t)]
+    assert broken == []
+
+
+def test_commands_the_docs_name_exist() -> None:
+    """Each ``awe …`` command docs/deploy.md and docs/operations.md tell people to run is one
+    the CLI has."""
+    root = typer.main.get_command(app)
+    assert hasattr(root, "commands")
+    paths = set(_command_paths(root))
+    groups = {p.rsplit(" ", 1)[0] for p in paths}
+    missing = []
+    for name in ("deploy.md", "operations.md"):
+        text = (README.parent / "docs" / name).read_text(encoding="utf-8")
+        for words in re.findall(r"`(awe(?: [a-z][a-z-]*)+)", text):
+            parts = words.split()
+            # The longest known prefix: a command (what follows are its arguments), or a
+            # group named on its own (``awe dlq``); a group followed by a word not its own
+            # sub-command is a command that does not exist.
+            known = next(
+                (n for n in range(len(parts), 1, -1) if " ".join(parts[:n]) in paths | groups),
+                None,
+            )
+            if known is None or (" ".join(parts[:known]) not in paths and known < len(parts)):
+                missing.append((name, words))
+    assert missing == []
