@@ -154,6 +154,23 @@ def screenshot_graph(prometheus: str, path: Path) -> None:
             browser.close()
 
 
+def deadlocks(url: str) -> int:
+    """How many deadlocks PostgreSQL has broken in this database so far."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_stat_force_next_flush()"))
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def statuses(url: str) -> dict[str, int]:
     """Runs by status, read straight from PostgreSQL."""
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -190,7 +207,9 @@ def test_a_thousand_runs_through_the_proxy_survive_a_killed_api_and_worker(
     prometheus = stack.prometheus(
         {"awe-api": apis, "awe-worker": workers, "awe-scheduler": [scheduler]}, for_seconds=3
     )
-    deployed = Deployed(stack, base, prometheus, apis, workers, pg_log, pg_log_start)
+    deployed = Deployed(
+        stack, base, prometheus, apis, workers, pg_log, pg_log_start, deadlocks(stack.direct_url)
+    )
     client = Client(base)
     try:
         scenario(deployed, client, password)
@@ -209,6 +228,7 @@ class Deployed:
     workers: list[Process]
     pg_log: Path
     pg_log_start: int | None
+    deadlocks_before: int
 
 
 def scenario(deployed: Deployed, client: Client, password: str) -> None:
@@ -234,6 +254,7 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
 
     submitted: list[str] = []
     killed_at: list[float] = []
+    counting = threading.Lock()
 
     def submit(n: int) -> str:
         answer = client.call(
@@ -242,9 +263,12 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
         )  # fmt: skip
         assert answer.status_code in (200, 201), answer.text
         run_id: str = answer.json()["run_id"]
-        submitted.append(run_id)
-        if len(submitted) == KILL_AT:
-            killed_at.append(time.monotonic())
+        with counting:
+            submitted.append(run_id)
+            kill = len(submitted) >= KILL_AT and not killed_at
+            if kill:
+                killed_at.append(time.monotonic())
+        if kill:
             apis[0].kill()
             workers[0].kill()
         return run_id
@@ -277,6 +301,7 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
     ui = httpx.get(f"{base}/login", timeout=10)
     assert ui.status_code == 200
     assert "<form" in ui.text
+    assert httpx.get(f"{base}/metrics", timeout=10).status_code == 404  # scraped directly only
 
     time.sleep(3)  # a few more scrapes and rule evaluations
     jobs = {
@@ -302,6 +327,7 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
         if process.name.startswith(("api", "worker", "scheduler")):
             assert "prepared statement" not in process.text(), process.name
             assert "Traceback" not in process.text(), process.name
+    assert deadlocks(stack.direct_url) == deployed.deadlocks_before
     if pg_log_start is not None:
         with pg_log.open(errors="replace") as log:
             log.seek(pg_log_start)

@@ -50,7 +50,8 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
 def test_compose_runs_every_role_with_health_checks_and_file_secrets() -> None:
     """Two API processes, scaled workers, a scheduler, PostgreSQL, pgbouncer, Caddy, Prometheus
     and Grafana; each long-running service has a health check (the awe API ones from the
-    image); awe reads its secrets from files only, and every secret names a file."""
+    image); awe reads its secrets from files only, and every secret names a file; the API
+    processes trust forwarded addresses from Caddy's fixed address only."""
     services = compose()["services"]
     for name in ("api-1", "api-2", "worker", "scheduler", "postgres", "pgbouncer", "caddy",
                  "prometheus", "grafana", "migrate"):  # fmt: skip
@@ -63,6 +64,9 @@ def test_compose_runs_every_role_with_health_checks_and_file_secrets() -> None:
         env = services[name]["environment"]
         assert all(key.endswith("_FILE") for key in env if "URL" in key or "SECRET" in key)
         assert set(services[name]["secrets"]) >= {"awe_database_url", "awe_jwt_secret"}
+    caddy_address = services["caddy"]["networks"]["default"]["ipv4_address"]
+    for name in ("api-1", "api-2"):  # X-Forwarded-For trusted from Caddy, and Caddy only
+        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == caddy_address
     upstreams = services["caddy"]["environment"]["AWE_UPSTREAMS"].split()
     assert upstreams == ["api-1:8000", "api-2:8000"]
     prometheus = YAML(typ="safe").load(DEPLOY / "prometheus" / "prometheus.yml")

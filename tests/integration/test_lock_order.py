@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from awe.core.clock import SystemClock
 from awe.core.errors import Conflict
+from awe.engine import transitions
 from awe.engine.client import Engine
 from awe.engine.worker import Worker, WorkerOptions
 from awe.services import workflows
 from awe.storage import queue as queue_sql
-from awe.storage.database import Database, create_database
+from awe.storage.database import Database, create_database, is_outage
 from tests.conftest import PostgresServer, make_settings
 from tests.support.wait import wait_until
 
@@ -163,3 +165,51 @@ def test_everything_at_once_never_deadlocks(
     detail = said[max(0, said.find("deadlock detected") - 60) :][:6000]
     assert "deadlock detected" not in said, detail
     assert deadlocks(db) == before, detail
+
+
+def parent_and_child(db: Database, tmp_path: Path) -> tuple[str, str]:
+    """A run whose first step started a child run: (parent id, child id)."""
+    child = tmp_path / "lock-child.yaml"
+    child.write_text(CHILD, encoding="utf-8")
+    workflows.push(db, child)
+    engine = Engine(db)
+    parent = engine.submit(
+        {"name": "p", "steps": [{"id": "sub", "kind": "workflow",
+                                 "with": {"workflow": "lock-child", "inputs": {}}}]},
+        {},
+    )  # fmt: skip
+    return parent, engine.child_runs(parent)["sub"].id
+
+
+def test_a_child_is_skipped_whole_while_its_parent_is_held(
+    contended: Database, tmp_path: Path
+) -> None:
+    """lock_family with skip_locked on a child run whose parent another transaction holds
+    answers False and keeps nothing locked (a third transaction takes the child at once);
+    once the parent is free, it locks both."""
+    parent, child = parent_and_child(contended, tmp_path)
+    nowait = text("SELECT id FROM runs WHERE id = :id FOR UPDATE NOWAIT")
+    with contended.write() as holder:
+        assert transitions.lock_run(holder, parent) is not None
+        with contended.write() as other:
+            assert transitions.lock_family(other, [child], skip_locked=True) is False
+            with contended.write() as third:
+                assert third.execute(nowait, {"id": child}).scalar() == child
+    with contended.write() as other:
+        assert transitions.lock_family(other, [child], skip_locked=True) is True
+        with contended.write() as third, pytest.raises(OperationalError) as held:
+            third.execute(nowait, {"id": parent})
+        assert is_outage(held.value)
+
+
+def test_locking_a_held_run_without_waiting_is_a_transient_error(
+    contended: Database, tmp_path: Path
+) -> None:
+    """lock_run(nowait=True) on a run another transaction holds raises at once, with an error
+    the callers retry as transient (what resuming a child under its parent relies on)."""
+    _, child = parent_and_child(contended, tmp_path)
+    with contended.write() as holder:
+        holder.execute(text("SELECT id FROM runs WHERE id = :id FOR UPDATE"), {"id": child})
+        with contended.write() as other, pytest.raises(OperationalError) as refused:
+            transitions.lock_run(other, child, nowait=True)
+    assert is_outage(refused.value)

@@ -159,3 +159,24 @@ def test_secrets_are_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("AWE_JWT_SECRET_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigurationError, match=r"AWE_JWT_SECRET_FILE=.*cannot read it"):
         load_settings()
+
+
+def test_a_bad_secret_or_url_is_named_but_never_shown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An invalid database URL read from a file is reported under its *_FILE variable with the
+    password masked; an invalid secret from the environment is reported without its value."""
+    monkeypatch.chdir(tmp_path)
+    url = tmp_path / "url"
+    url.write_text("mysql://awe:S3cretPw@db/awe\n")
+    monkeypatch.setenv("AWE_DATABASE_URL_FILE", str(url))
+    with pytest.raises(ConfigurationError) as bad_url:
+        load_settings()
+    assert "AWE_DATABASE_URL_FILE=" in str(bad_url.value)
+    assert "S3cretPw" not in str(bad_url.value)
+    monkeypatch.delenv("AWE_DATABASE_URL_FILE")
+    monkeypatch.setenv("AWE_SECRET_KEY", "too-short-but-secret")
+    with pytest.raises(ConfigurationError) as bad_key:
+        load_settings()
+    assert "AWE_SECRET_KEY" in str(bad_key.value)
+    assert "too-short-but-secret" not in str(bad_key.value)

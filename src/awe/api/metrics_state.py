@@ -36,7 +36,7 @@ class Probe:
         try:
             self.db.ping()
             self.up = True
-        except (*DB_ERRORS, AweError):
+        except (SQLAlchemyError, *DB_ERRORS, AweError):  # a full pool's TimeoutError too
             self.up = False
         return self.up
 

@@ -556,13 +556,23 @@ def setting_env_names() -> dict[str, list[str]]:
     return names
 
 
-def _describe_error(error: Mapping[str, Any], environ: Mapping[str, str]) -> str:
-    """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set."""
-    field_name = str(error["loc"][0]) if error["loc"] else "?"
-    candidates = setting_env_names().get(field_name, [field_name])
+def _describe_error(
+    error: Mapping[str, Any], environ: Mapping[str, str], files: Mapping[str, str]
+) -> str:
+    """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set
+    (``files``: the settings read from a ``*_FILE`` variable, by field). A secret's value is
+    never shown, and a URL's password is masked."""
+    given = str(error["loc"][0]) if error["loc"] else "?"
+    names = setting_env_names()
+    field_name = next((f for f, aliases in names.items() if given in (f, *aliases)), given)
+    candidates = names.get(field_name, [field_name])
     upper_environ = {key.upper(): key for key in environ}
     variable = next((name for name in candidates if name in upper_environ), candidates[0])
-    shown = environ.get(upper_environ.get(variable, variable), error.get("input"))
+    shown: Any = environ.get(upper_environ.get(variable, variable), error.get("input"))
+    if field_name in files:
+        variable = files[field_name]
+    if field_name in FILE_SETTINGS:
+        shown = masked_url(str(shown)) if field_name.endswith("_url") else "***"
     message = str(error["msg"])
     ctx = error.get("ctx") or {}
     if error["type"] == "literal_error" and "expected" in ctx:
@@ -582,11 +592,12 @@ def load_settings(**overrides: Any) -> Settings:
     values = {
         (key if key.startswith("_") else names[key][0]): value for key, value in overrides.items()
     }
-    values.update(_secret_files(names, os.environ, values))
+    files: dict[str, str] = {}
+    values.update(_secret_files(names, os.environ, values, files))
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = [_describe_error(err, os.environ) for err in exc.errors()]
+        problems = [_describe_error(err, os.environ, files) for err in exc.errors()]
         raise ConfigurationError("; ".join(problems)) from None
 
 
@@ -599,11 +610,15 @@ FILE_SETTINGS = frozenset(
 
 
 def _secret_files(
-    names: dict[str, list[str]], environ: Mapping[str, str], given: dict[str, Any]
+    names: dict[str, list[str]],
+    environ: Mapping[str, str],
+    given: dict[str, Any],
+    files: dict[str, str],
 ) -> dict[str, str]:
     """``AWE_JWT_SECRET_FILE=/run/secrets/jwt`` reads AWE_JWT_SECRET from that file (its
-    trailing newline dropped). Setting a variable both ways is an error, as is a file that
-    cannot be read."""
+    trailing newline dropped); ``files`` learns which variable named the file, by field. Only
+    the process environment is read for these (not ``.env``). Setting a variable both ways is
+    an error, as is a file that cannot be read."""
     found: dict[str, str] = {}
     for field in sorted(FILE_SETTINGS):
         primary = names[field][0]
@@ -611,12 +626,14 @@ def _secret_files(
             path = environ.get(f"{variable}_FILE")
             if not path or primary in given:
                 continue
-            if any(name in environ for name in names[field]):
+            also = next((name for name in names[field] if name in environ), None)
+            if also is not None:
                 raise ConfigurationError(
-                    f"{variable}_FILE and {variable} are both set: keep one of them"
+                    f"{variable}_FILE and {also} are both set: keep one of them"
                 )
             try:
                 found[primary] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+                files[field] = f"{variable}_FILE"
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigurationError(
                     f"{variable}_FILE={path!r}: cannot read it ({type(exc).__name__}:"

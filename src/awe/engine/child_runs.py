@@ -63,7 +63,11 @@ def start_child(
     child = children.latest_child(conn, step["id"])
     reopened = False
     if child is not None and child.status in (states.RUN_FAILED, states.RUN_CANCELLED):
-        # The parent step was resumed or requeued: resume its child from the failed step.
+        # The parent step was resumed or requeued: resume its child from the failed step. The
+        # child is locked after its parent here, against the order (a child's id may even sort
+        # first): without waiting, so a transaction holding it (resuming it, say) makes this
+        # one fail with a lock error that its caller retries, never a deadlock.
+        transitions.lock_run(conn, child.id, nowait=True)
         reopened = bool(reopen.reopen(conn, child.id, now))
     if child is None or (child.status != states.RUN_SUCCEEDED and not reopened):
         child_id = _new_child(conn, run, step, params, now)

@@ -181,6 +181,7 @@ class Engine:
             runs = (
                 conn.execute(select(Step.run_id).where(Step.id.in_(ids)).distinct()).scalars().all()
             )
+            transitions.lock_family(conn, list(runs))  # all of them at once, in id order
             for run_id in sorted(runs):
                 requeued += reopen.reopen(conn, run_id, now, step_ids=ids)
         local_wakeup(self.db).set()

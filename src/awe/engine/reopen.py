@@ -114,7 +114,8 @@ def cancel_run(conn: Connection, run: Any, now: datetime) -> list[str]:
     """Cancel a locked, unfinished run: waiting steps at once, running ones at their heartbeat.
 
     Returns the ids of child runs still open, for the caller to cancel each in a transaction of
-    its own (child before parent is the lock order; a parent never locks its children).
+    its own (a transaction locks a run with its ancestors, never its children; see
+    :mod:`awe.engine.transitions`).
 
     On PostgreSQL, a waiting step a worker is claiming at this moment (its row locked by the
     claim) is passed over rather than waited for: the claim locks steps, then their run, so

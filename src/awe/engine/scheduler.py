@@ -132,8 +132,16 @@ class Scheduler:
 
     def is_leader(self) -> bool:
         """Take or renew the leader lease; True while this scheduler holds it."""
-        metrics.SCHEDULER_LEADER.set(0)  # until the lease is known to be ours (an outage raises)
         now = self.clock.now()
+        try:
+            held = self._take_lease(now)
+        except Exception:
+            metrics.SCHEDULER_LEADER.set(0)  # not known to lead any more
+            raise
+        metrics.SCHEDULER_LEADER.set(1 if held else 0)
+        return held
+
+    def _take_lease(self, now: datetime) -> bool:
         with self.db.write() as conn:
             conn.execute(
                 text(
@@ -155,7 +163,6 @@ class Scheduler:
                     "expires": now + timedelta(seconds=self.lease_seconds),
                 },
             ).first()
-        metrics.SCHEDULER_LEADER.set(1 if held is not None else 0)
         return held is not None
 
     def tick(self) -> int:

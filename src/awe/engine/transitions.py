@@ -39,9 +39,12 @@ ADVANCE_TEMPLATE_SECONDS = 2.0
 # ------------------------------------------------------------------------------------ runs
 
 
-def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any:
+def lock_run(
+    conn: Connection, run_id: str, *, skip_locked: bool = False, nowait: bool = False
+) -> Any:
     """The run's row, locked for this transaction on PostgreSQL (SQLite is serialised already);
-    with ``skip_locked``, None instead of waiting when another transaction holds it."""
+    with ``skip_locked``, None instead of waiting when another transaction holds it; with
+    ``nowait``, a lock error (which callers retry as transient) instead of waiting."""
     statement = select(
         Run.id,
         Run.status,
@@ -56,22 +59,26 @@ def lock_run(conn: Connection, run_id: str, *, skip_locked: bool = False) -> Any
         Run.created_at,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
-        if not lock_family(conn, [run_id], skip_locked=skip_locked):
+        if not lock_family(conn, [run_id], skip_locked=skip_locked, nowait=nowait):
             return None
         # NO KEY UPDATE: the run's key never changes, and inserting its steps and events
         # (which check their foreign key with KEY SHARE) need not wait for whoever holds it.
-        statement = statement.with_for_update(skip_locked=skip_locked, key_share=True)
+        statement = statement.with_for_update(
+            skip_locked=skip_locked, nowait=nowait, key_share=True
+        )
     return conn.execute(statement).one_or_none()
 
 
 _LOCKED = "awe_locked_runs"
 
 
-def lock_family(conn: Connection, run_ids: list[str], *, skip_locked: bool = False) -> bool:
+def lock_family(
+    conn: Connection, run_ids: list[str], *, skip_locked: bool = False, nowait: bool = False
+) -> bool:
     """Lock these runs and all their ancestors, in id order, in one statement (PostgreSQL;
     SQLite's writers are serialised already). Runs this transaction locked so already are not
     asked for again. With ``skip_locked``, False (and nothing locked) when another transaction
-    holds any of them."""
+    holds any of them; with ``nowait``, a lock error then."""
     if conn.dialect.name != "postgresql":
         return True
     held = _held(conn)
@@ -91,7 +98,7 @@ def lock_family(conn: Connection, run_ids: list[str], *, skip_locked: bool = Fal
         select(Run.id)
         .where(Run.id.in_(sorted(family)))
         .order_by(Run.id)
-        .with_for_update(skip_locked=skip_locked, key_share=True)
+        .with_for_update(skip_locked=skip_locked, nowait=nowait, key_share=True)
     )
     if skip_locked:
         savepoint = conn.begin_nested()

@@ -376,9 +376,10 @@ class Worker:
             started = time.monotonic()
             now = self.clock.now()
             pending: list[dict[str, Any]] = []
-            conn.info[events.EVENT_BUFFER] = pending
-            # Every run this batch may end, and their parents, locked at once in id order.
+            # Every run this batch may end, and their parents, locked at once in id order
+            # (before the event buffer is set: the connection, and its info, outlive a failure).
             transitions.lock_family(conn, [step.run_id for step, _ in batch])
+            conn.info[events.EVENT_BUFFER] = pending
             try:
                 for step, outcome in batch:
                     # A step's logs go in with its result, before its final state.

@@ -10,6 +10,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from awe.core.logging import get_logger
+
+log = get_logger("ai")
+
 _CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -38,6 +42,11 @@ def guard(llama_cpp_module: Any | None = None, *, amx: bool | None = None) -> bo
     defaults = module.llama_model_default_params
     if getattr(defaults, "awe_guarded", False):
         return True
+    if "use_extra_bufts" not in {name for name, *_ in type(defaults())._fields_}:
+        # An older llama.cpp: ctypes would take the assignment as a plain attribute and
+        # change nothing.
+        log.warning("llama.cpp has no use_extra_bufts: its AMX kernels stay on")
+        return False
 
     def without_extra_buffers() -> Any:
         params = defaults()
