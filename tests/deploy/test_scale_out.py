@@ -298,9 +298,17 @@ def scenario(deployed: Deployed, client: Client, password: str) -> None:
         a for a in client.failures() if not killed_at[0] - 1 <= a[0] <= killed_at[0] + KILL_WINDOW
     ]
     assert late == []
-    ui = httpx.get(f"{base}/login", timeout=10)
-    assert ui.status_code == 200
-    assert "<form" in ui.text
+    with httpx.Client(base_url=base, timeout=10) as browser:  # the web UI, through the proxy
+        assert "<form" in browser.get("/login").text
+        entered = browser.post(
+            "/login",
+            data={"email": "root@example.com", "password": password, "next": "/runs"},
+            headers={"Origin": base},
+        )
+        assert entered.status_code == 303, entered.text
+        runs_page = browser.get("/runs")
+        assert runs_page.status_code == 200
+        assert "scale" in runs_page.text
     assert httpx.get(f"{base}/metrics", timeout=10).status_code == 404  # scraped directly only
 
     time.sleep(3)  # a few more scrapes and rule evaluations

@@ -21,6 +21,7 @@ from awe.cli import (
     models_cmd,
     ops_cmd,
     pii_cmd,
+    retention_cmd,
     run_cmd,
     runs_cmd,
     schedules_cmd,
@@ -54,6 +55,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(knowledge_cmd.app, name="knowledge")
 app.add_typer(pii_cmd.app, name="pii")
+app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(admin_cmd.admin_app, name="admin")
 app.add_typer(admin_cmd.audit_app, name="audit")

@@ -154,6 +154,44 @@ class Settings(BaseSettings):
         validation_alias=_env("DB_CONNECT_TIMEOUT"),
         description="Seconds to wait when opening a database connection.",
     )
+    # ---------------------------------------------------------------------- retention
+    retention_days: int = Field(
+        default=180,
+        ge=0,
+        validation_alias=_env("RETENTION_DAYS"),
+        description="Delete finished runs (steps, events) this many days after they end. 0: keep.",
+    )
+    retention_audit_days: int = Field(
+        default=365,
+        ge=0,
+        validation_alias=_env("RETENTION_AUDIT_DAYS"),
+        description="Delete audit log entries older than this many days. 0: keep forever.",
+    )
+    retention_security_days: int = Field(
+        default=180,
+        ge=0,
+        validation_alias=_env("RETENTION_SECURITY_DAYS"),
+        description="Delete security events older than this many days. 0: keep forever.",
+    )
+    retention_scripts_days: int = Field(
+        default=180,
+        ge=0,
+        validation_alias=_env("RETENTION_SCRIPTS_DAYS"),
+        description="Delete script execution records older than this many days. 0: keep.",
+    )
+    retention_interval: float = Field(
+        default=3600.0,
+        ge=0,
+        validation_alias=_env("RETENTION_INTERVAL"),
+        description="Seconds between the leading scheduler's retention passes. 0: never.",
+    )
+    retention_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("RETENTION_BATCH_SIZE"),
+        description="Rows one retention transaction deletes at most (short transactions).",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=5000,
         ge=0,

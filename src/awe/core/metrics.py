@@ -83,6 +83,12 @@ LEASE_EXPIRIES = Counter(
     ["queue"],
     registry=REGISTRY,
 )
+RETENTION_DELETED = Counter(
+    "awe_retention_deleted",
+    "Rows retention deleted, by table (runs, steps, run_events, audit_log, …)",
+    ["table"],
+    registry=REGISTRY,
+)
 CLAIMS_LIMITED = Counter(
     "awe_claims_limited",
     "Claims that a queue's concurrency or rate limit held back while steps were ready",

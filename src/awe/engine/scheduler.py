@@ -22,6 +22,7 @@ from awe.core.clock import Clock, SystemClock
 from awe.core.errors import NotFound, PermissionDenied, ValidationFailed
 from awe.core.ids import new_id
 from awe.core.logging import get_logger
+from awe.engine import retention
 from awe.engine.client import Engine
 from awe.engine.spec import normalise_spec
 from awe.storage.database import Database, is_outage
@@ -30,6 +31,9 @@ from awe.storage.types import UTCDateTime
 
 log = get_logger("scheduler")
 LEASE_NAME = "scheduler"
+#: Seconds of retention work one tick may do; the rest goes at the next tick, so cron
+#: schedules never wait long behind a big clean-up.
+RETENTION_SLICE = 5.0
 _TS = UTCDateTime()
 
 
@@ -71,6 +75,7 @@ class Scheduler:
         self.engine = engine or Engine(db, clock=self.clock)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
         self.lease_seconds = lease_seconds
+        self._retention_due: datetime | None = None  # None: at the first tick as leader
 
     def create(
         self,
@@ -201,7 +206,36 @@ class Scheduler:
                     conn.execute(
                         update(Schedule).where(Schedule.id == row.id).values(enabled=False)
                     )
+        self._retention(now)
         return fired
+
+    def _retention(self, now: datetime) -> None:
+        """Every AWE_RETENTION_INTERVAL, delete what is older than the retention settings
+        (a slice of it per tick until it is all gone)."""
+        settings = self.db.settings
+        if settings.retention_interval <= 0:
+            return
+        if self._retention_due is not None and now < self._retention_due:
+            return
+        try:
+            deleted = retention.run(
+                self.db,
+                retention.Cutoffs.of(settings, now),
+                batch_size=settings.retention_batch_size,
+                seconds=RETENTION_SLICE,
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.exception("retention pass failed; it is tried again at the next interval")
+            self._retention_due = now + timedelta(seconds=settings.retention_interval)
+            return
+        # Not done (the slice ran out): go on at the next tick.
+        self._retention_due = (
+            now if not deleted.done else now + timedelta(seconds=settings.retention_interval)
+        )
+        if deleted.total:
+            log.info("retention deleted old rows", **{k: v for k, v in deleted.rows.items() if v})
 
     def _fire(self, row: Any, now: datetime) -> int:
         """Fire one due schedule and move it to its next time; 1 if a run was made."""
