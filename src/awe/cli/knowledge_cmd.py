@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from awe.cli.context import console, err_console, print_json, state
+from awe.cli.operation import DryRunOption, dry_run, line, operation
 from awe.cli.watch import watch_run
 from awe.core.errors import ValidationFailed
 from awe.engine import states
@@ -164,3 +165,25 @@ def reindex(
         console.print(run_id, highlight=False)
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command("gc")
+@operation("knowledge gc")
+def gc(ctx: typer.Context, dry_run_flag: DryRunOption = False, as_json: JsonOption = False) -> None:
+    """Do the deletes an external vector index (Qdrant) still owes, then remove its points
+    whose chunks no longer exist; report the counts (a dry run only counts, exit 10)."""
+    cli = state(ctx)
+    preview = dry_run(cli, dry_run_flag)
+    done = knowledge.gc(cli.db, cli.settings, dry_run=preview)
+    cli.report = {**done.as_dict(), "dry_run": preview}
+    if as_json:
+        print_json(cli.report)
+    elif done.points == 0 and done.deletes_owed == 0 and done.deletes_done == 0:
+        line("knowledge", "INFO", f"{done.index}: nothing to collect")
+    else:
+        verb = "would remove" if preview else "removed"
+        line("knowledge", "INFO", f"{done.index}: {done.deletes_done} owed deletes done,"
+             f" {done.deletes_failed} failed ({done.deletes_owed} still owed)")  # fmt: skip
+        line("knowledge", "INFO", f"{done.points} points checked, {verb} {done.orphans} orphans")
+    if preview:
+        raise typer.Exit(10)

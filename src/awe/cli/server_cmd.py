@@ -22,7 +22,7 @@ from awe.core.errors import ConfigurationError
 from awe.core.logging import get_logger
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
-from awe.services import certificates, setup, signing
+from awe.services import certificates, knowledge, setup, signing
 from awe.storage import migrate
 from awe.storage.database import Database
 
@@ -189,7 +189,11 @@ def _engine_threads(db: Database, settings: Settings) -> Callable[[], AbstractCo
         worker = Worker(db, options, settings=settings)
         threads = [
             threading.Thread(target=worker.run, name="awe-worker"),
-            threading.Thread(target=Scheduler(db).run, args=(stop,), name="awe-scheduler"),
+            threading.Thread(
+                target=Scheduler(db, maintenance=[knowledge.owed_deletes(db, settings)]).run,
+                args=(stop,),
+                name="awe-scheduler",
+            ),
         ]
         for thread in threads:
             thread.start()

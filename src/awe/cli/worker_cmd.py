@@ -18,7 +18,7 @@ from awe.core.errors import ConfigurationError
 from awe.engine.client import Engine
 from awe.engine.scheduler import Scheduler
 from awe.engine.worker import Worker, WorkerOptions
-from awe.services import signing
+from awe.services import knowledge, signing
 from awe.storage.database import Database
 
 workers_app = typer.Typer(help="Workers.", no_args_is_help=True)
@@ -113,7 +113,11 @@ def register(app: typer.Typer) -> None:
         _on_signals(stop, runner)
         sched_thread = None
         if scheduler and not burst:
-            sched = Scheduler(cli.db, lease_seconds=max(2.0, lease_seconds / 2))
+            sched = Scheduler(
+                cli.db,
+                lease_seconds=max(2.0, lease_seconds / 2),
+                maintenance=[knowledge.owed_deletes(cli.db, cli.settings)],
+            )
             sched_thread = threading.Thread(target=sched.run, args=(stop,), daemon=True)
             sched_thread.start()
         try:
@@ -144,7 +148,11 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         _on_signals(stop)
         try:
-            Scheduler(cli.db, lease_seconds=lease_seconds).run(stop, interval=interval)
+            Scheduler(
+                cli.db,
+                lease_seconds=lease_seconds,
+                maintenance=[knowledge.owed_deletes(cli.db, cli.settings)],
+            ).run(stop, interval=interval)
         finally:
             stop_metrics()
             tracing.shutdown()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,8 +70,12 @@ class Scheduler:
         clock: Clock | None = None,
         owner: str | None = None,
         lease_seconds: float = 15.0,
+        maintenance: Sequence[Callable[[datetime], object]] = (),
     ) -> None:
         self.db = db
+        #: Called at each tick as leader, after retention (upper layers' housekeeping: the
+        #: deletes an external vector index owes, say); each must be cheap when idle.
+        self.maintenance = tuple(maintenance)
         self.clock = clock or SystemClock()
         self.engine = engine or Engine(db, clock=self.clock)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
@@ -207,6 +212,13 @@ class Scheduler:
                         update(Schedule).where(Schedule.id == row.id).values(enabled=False)
                     )
         self._retention(now)
+        for chore in self.maintenance:
+            try:
+                chore(now)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.exception("a maintenance task failed; it runs again at the next tick")
         return fired
 
     def _retention(self, now: datetime) -> None:

@@ -8,7 +8,9 @@ it is durable, retried, visible in ``awe runs`` and resumable like any other.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +20,7 @@ from awe.ai.embeddings import get_embedder
 from awe.ai.knowledge import store
 from awe.ai.knowledge.ingest import store_files
 from awe.ai.knowledge.retrieval import RetrievedChunk, retrieve
-from awe.ai.vectors import SearchFilter, choose_index
+from awe.ai.vectors import SearchFilter, choose_index, outbox
 from awe.core.config import Settings
 from awe.core.errors import NotFound, ValidationFailed
 from awe.engine.client import Engine
@@ -27,7 +29,7 @@ from awe.services.audit import Actor
 from awe.services.projects import project_key
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database
-from awe.storage.knowledge_models import Document
+from awe.storage.knowledge_models import Chunk, Document
 
 INGEST_WORKFLOW = "knowledge-ingest"
 
@@ -134,12 +136,14 @@ def remove(
 ) -> list[store.DocumentInfo]:
     """Delete documents by id or name, with their chunks and vectors (audited)."""
     key = project_key(db, project)
+    index = choose_index(db, settings)
     with db.write() as conn:
         found = store.get_documents(conn, project_key=key, refs=refs)
         missing = set(refs) - {d.id for d in found} - {d.name for d in found}
         if missing:
             raise NotFound(f"no document {', '.join(sorted(missing))} (awe knowledge list)")
         conn.execute(delete(Document).where(Document.id.in_([d.id for d in found])))
+        outbox.enqueue(conn, index, document_ids=[d.id for d in found])
         audit.record(
             conn,
             actor or operator_actor(),
@@ -149,8 +153,49 @@ def remove(
             project_id=key or None,
             details={"names": [d.name for d in found]},
         )
-    choose_index(db, settings).removed([d.id for d in found])
+    outbox.drain(db, index)  # an index that is down: retried later
     return found
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What ``gc`` did: owed deletes done and still failing, points checked, orphans removed."""
+
+    index: str
+    deletes_done: int
+    deletes_failed: int
+    deletes_owed: int
+    points: int
+    orphans: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return dict(vars(self))
+
+
+def gc(db: Database, settings: Settings, *, dry_run: bool = False) -> Collected:
+    """Do the deletes the external index owes, then remove its points whose chunk no longer
+    exists (left by a delete that was lost, or by awe before the outbox). An index that is
+    the rows themselves has nothing to collect."""
+    index = choose_index(db, settings)
+    listing = getattr(index, "points", None)
+    if listing is None:
+        return Collected(index.name, 0, 0, 0, 0, 0)
+    drained = outbox.Drained(0, 0, outbox.owed(db)) if dry_run else outbox.drain(db, index)
+    points = listing()
+    checked = orphans = 0
+    for collection, ids in points.items():
+        checked += len(ids)
+        known: set[str] = set()
+        with db.read() as conn:
+            for start in range(0, len(ids), 1000):
+                part = ids[start : start + 1000]
+                known |= set(conn.execute(select(Chunk.id).where(Chunk.id.in_(part))).scalars())
+        lost = [i for i in ids if i not in known]
+        orphans += len(lost)
+        if lost and not dry_run:
+            index.delete_points(collection, lost)  # type: ignore[attr-defined]
+    return Collected(index.name, drained.done, drained.failed, drained.owed, checked, orphans)
 
 
 def search(
@@ -213,3 +258,14 @@ def reindex(
         details={"documents": len(ids)},
     )
     return ids, run_id
+
+
+def owed_deletes(db: Database, settings: Settings) -> Callable[[datetime], object]:
+    """The scheduler's chore: do the deletes the external vector index owes (none: nothing)."""
+
+    def drain_owed(now: datetime) -> object:
+        if settings.vector_backend not in outbox.EXTERNAL:
+            return None
+        return outbox.drain(db, choose_index(db, settings), now=now)
+
+    return drain_owed

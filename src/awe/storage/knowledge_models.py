@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Dialect,
     ForeignKey,
@@ -114,4 +115,25 @@ class Chunk(Base):
     embedding_version: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[Any] = mapped_column(Embedding)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VectorDelete(Base):
+    """A delete an external vector index (Qdrant) still owes: written in the transaction that
+    deleted the rows, removed once the index has done it, retried until then (an outbox)."""
+
+    __tablename__ = "vector_deletes"
+    __table_args__ = (Index("ix_vector_deletes_next_at", "next_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: The chunks' points to delete, by id…
+    chunk_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: …and every point of these documents.
+    document_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Why the last attempt failed (the error's type and first line).
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -25,7 +25,7 @@ from awe.ai.knowledge.chunking import chunk
 from awe.ai.knowledge.extract import extract
 from awe.ai.knowledge.validate import KIND_OF, DocumentRefused, check, files_under, read_bounded
 from awe.ai.pii import scrub
-from awe.ai.vectors import StoredVector, VectorIndex
+from awe.ai.vectors import StoredVector, VectorIndex, outbox
 from awe.core.clock import utcnow
 from awe.core.config import Settings
 from awe.storage.database import Database
@@ -181,7 +181,7 @@ def ingest_document(
         if progress is not None:
             progress(row.name, done, len(texts))
     with db.write() as conn:
-        store.prune_chunks(conn, document_id, version=version, count=len(texts))
+        store.prune_chunks(conn, document_id, version=version, count=len(texts), index=index)
         store.set_status(
             conn,
             document_id,
@@ -190,4 +190,5 @@ def ingest_document(
             embedding_version=version,
             ingested_at=utcnow(),
         )
+    outbox.drain(db, index)  # the points of chunks it pruned (an index that is down: later)
     return IngestResult(document_id, row.name, "ready", len(texts), embedded, reused)

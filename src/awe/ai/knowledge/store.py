@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from awe.ai.vectors import outbox
 from awe.core.clock import utcnow
 from awe.core.ids import new_id
 from awe.storage.database import dialect_insert
@@ -241,14 +242,18 @@ def upsert_chunks(
     return [ids[c.index] for c in chunks]
 
 
-def prune_chunks(conn: Connection, document_id: str, *, version: str, count: int) -> None:
-    """Drop a document's chunks past ``count`` at ``version``, and those of other versions."""
-    conn.execute(
-        delete(Chunk).where(
-            Chunk.document_id == document_id,
-            (Chunk.embedding_version != version) | (Chunk.chunk_index >= count),
-        )
+def prune_chunks(
+    conn: Connection, document_id: str, *, version: str, count: int, index: object = None
+) -> None:
+    """Drop a document's chunks past ``count`` at ``version``, and those of other versions (an
+    external index is owed the delete of their points: see awe.ai.vectors.outbox)."""
+    stale = (Chunk.document_id == document_id) & (
+        (Chunk.embedding_version != version) | (Chunk.chunk_index >= count)
     )
+    ids = list(conn.execute(select(Chunk.id).where(stale)).scalars())
+    if ids:
+        conn.execute(delete(Chunk).where(Chunk.id.in_(ids)))
+        outbox.enqueue(conn, index, chunk_ids=ids)
 
 
 def chunk_details(conn: Connection, chunk_ids: list[str]) -> dict[str, Any]:

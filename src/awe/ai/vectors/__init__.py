@@ -75,6 +75,10 @@ class VectorIndex(Protocol):
         """Documents (and their chunks) were deleted."""
         ...
 
+    def deleted_chunks(self, chunk_ids: list[str]) -> None:
+        """Chunks were deleted (a document that shrank, or changed version)."""
+        ...
+
 
 def candidates(
     columns: Sequence[Any], *, project_key: str, version: str, dim: int, where: SearchFilter
@@ -101,6 +105,9 @@ class RowsIndex:
         """Nothing to do: the rows are the index."""
 
     def removed(self, document_ids: list[str]) -> None:
+        """Nothing to do: the rows are the index."""
+
+    def deleted_chunks(self, chunk_ids: list[str]) -> None:
         """Nothing to do: the rows are the index."""
 
 

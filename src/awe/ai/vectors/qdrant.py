@@ -39,7 +39,11 @@ class QdrantIndex:
     def __init__(self, settings: Settings) -> None:
         client_class, self.models = _sdk()
         if settings.qdrant_url:
-            self.client = client_class(url=settings.qdrant_url, timeout=30)
+            # No version check at construction: it runs in a thread of its own and only
+            # warns; a server that is down shows in the first call (and in awe doctor).
+            self.client = client_class(
+                url=settings.qdrant_url, timeout=30, check_compatibility=False
+            )
         else:
             self.client = client_class(path=str(settings.home / "qdrant"))
         self._collections: set[str] = set()
@@ -92,18 +96,62 @@ class QdrantIndex:
         """Delete the documents' points from every collection."""
         if not document_ids:
             return
-        names = [c.name for c in self.client.get_collections().collections]
         condition = self.models.FieldCondition(
             key="document_id", match=self.models.MatchAny(any=list(document_ids))
         )
-        for name in names:
-            if name.startswith("awe_chunks_"):
-                self.client.delete(
-                    name,
-                    points_selector=self.models.FilterSelector(
-                        filter=self.models.Filter(must=[condition])
-                    ),
+        for name in self._names():
+            self.client.delete(
+                name,
+                points_selector=self.models.FilterSelector(
+                    filter=self.models.Filter(must=[condition])
+                ),
+            )
+
+    def deleted_chunks(self, chunk_ids: list[str]) -> None:
+        """Delete these chunks' points from every collection."""
+        if not chunk_ids:
+            return
+        for name in self._names():
+            self.client.delete(
+                name, points_selector=self.models.PointIdsList(points=list(chunk_ids))
+            )
+
+    def _names(self) -> list[str]:
+        names = [c.name for c in self.client.get_collections().collections]
+        return [name for name in names if name.startswith("awe_chunks_")]
+
+    def points(self) -> dict[str, list[str]]:
+        """Every point id, by collection (for ``awe knowledge gc``)."""
+        found: dict[str, list[str]] = {}
+        for name in self._names():
+            ids: list[str] = []
+            offset = None
+            while True:
+                page, offset = self.client.scroll(
+                    name, limit=1000, offset=offset, with_payload=False, with_vectors=False
                 )
+                ids += [str(point.id) for point in page]
+                if offset is None:
+                    break
+            found[name] = ids
+        return found
+
+    def delete_points(self, collection: str, ids: list[str]) -> None:
+        """Delete points by id from one collection."""
+        if ids:
+            self.client.delete(collection, points_selector=self.models.PointIdsList(points=ids))
+
+    def count(self, document_id: str) -> int:
+        """How many points a document has, in every collection (an exact count)."""
+        condition = self.models.FieldCondition(
+            key="document_id", match=self.models.MatchValue(value=document_id)
+        )
+        return sum(
+            self.client.count(
+                name, count_filter=self.models.Filter(must=[condition]), exact=True
+            ).count
+            for name in self._names()
+        )
 
     def search(
         self,
