@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from awe.ai.knowledge.retrieval import MixedVersions
 from awe.ai.knowledge.validate import DocumentRefused, check
 from awe.ai.vectors import SearchFilter
 from awe.core.config import Settings
@@ -167,14 +168,16 @@ def test_remove_deletes_chunks_and_vectors(
 def test_reindex_after_a_version_change(
     database: Database, kb_settings: Settings, drain: Drain, tmp_path: Path
 ) -> None:
-    """After AWE_EMBEDDING_VERSION changes, search sees nothing until reindex re-embeds it all;
-    the old version's chunks are gone afterwards."""
+    """After AWE_EMBEDDING_VERSION changes, search refuses (or, told to, sees nothing) until
+    reindex re-embeds it all; the old version's chunks are gone afterwards."""
     knowledge.add(database, kb_settings, write_docs(tmp_path / "d", {"b.md": TOPICS["billing.md"]}))
     drain(settings=kb_settings)
     bumped = make_settings(
         tmp_path, rag_chunk_size=200, rag_chunk_overlap=40, embedding_version="2"
     )
-    assert knowledge.search(database, bumped, "invoices", top_k=3) == []
+    with pytest.raises(MixedVersions):
+        knowledge.search(database, bumped, "invoices", top_k=3)
+    assert knowledge.search(database, bumped, "invoices", top_k=3, allow_mixed=True) == []
     ids, run_id = knowledge.reindex(database, bumped)
     assert len(ids) == 1
     assert run_id is not None

@@ -375,6 +375,11 @@ class SearchIn(_In):
     query: str = Field(min_length=1, max_length=10_000)
     top_k: int = Field(default=4, ge=1, le=100)
     names: list[str] = Field(default_factory=list, max_length=100)
+    allow_mixed: bool = Field(
+        default=False,
+        description="Search the current embedding version even while documents wait for a"
+        " reindex (else 409).",
+    )
 
 
 class ChunkPublic(BaseModel):

@@ -122,11 +122,20 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100, help="How many.")] = 4,
     project: ProjectOption = None,
+    allow_mixed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mixed",
+            help="Search the current embedding version even while documents wait for a reindex.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """The chunks nearest QUERY, with their scores and sources."""
     cli = state(ctx)
-    found = knowledge.search(cli.db, cli.settings, query, top_k=top_k, project=project)
+    found = knowledge.search(
+        cli.db, cli.settings, query, top_k=top_k, project=project, allow_mixed=allow_mixed
+    )
     if as_json:
         print_json([c.as_dict() for c in found])
         return
@@ -187,3 +196,22 @@ def gc(ctx: typer.Context, dry_run_flag: DryRunOption = False, as_json: JsonOpti
         line("knowledge", "INFO", f"{done.points} points checked, {verb} {done.orphans} orphans")
     if preview:
         raise typer.Exit(10)
+
+
+@app.command("versions")
+def versions(
+    ctx: typer.Context, project: ProjectOption = None, as_json: JsonOption = False
+) -> None:
+    """Chunks per embedding version and model; the current version (AWE_EMBEDDING_VERSION)
+    first. More than one version means some documents wait for ``awe knowledge reindex``."""
+    cli = state(ctx)
+    found = knowledge.versions(cli.db, cli.settings, project=project)
+    current = cli.settings.embedding_version
+    if as_json:
+        print_json([{**vars(v), "current": v.version == current} for v in found])
+        return
+    table = Table("version", "model", "documents", "chunks", "")
+    for v in found:
+        table.add_row(v.version, v.model or "?", str(v.documents), str(v.chunks),
+                      "current" if v.version == current else "reindex")  # fmt: skip
+    console.print(table)

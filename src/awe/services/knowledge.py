@@ -206,8 +206,10 @@ def search(
     top_k: int = 4,
     project: str | None = None,
     where: SearchFilter | None = None,
+    allow_mixed: bool = False,
 ) -> list[RetrievedChunk]:
-    """The chunks nearest ``query``."""
+    """The chunks nearest ``query`` (refused while documents wait for a reindex, unless
+    ``allow_mixed``: see retrieve)."""
     if not query.strip():
         raise ValidationFailed("the search query is empty")
     return retrieve(
@@ -219,7 +221,18 @@ def search(
         project_key=project_key(db, project),
         top_k=top_k,
         where=where,
+        allow_mixed=allow_mixed,
     )
+
+
+def versions(
+    db: Database, settings: Settings, *, project: str | None = None
+) -> list[store.VersionCount]:
+    """The project's chunks per embedding version and model (the current version's first)."""
+    key = project_key(db, project)
+    with db.read() as conn:
+        found = store.versions(conn, key)
+    return sorted(found, key=lambda v: (v.version != settings.embedding_version, v.version))
 
 
 def reindex(

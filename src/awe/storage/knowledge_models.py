@@ -85,6 +85,8 @@ class Document(Base):
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     embedding_version: Mapped[str | None] = mapped_column(String(64))
+    #: provider:model of the embedder that made its vectors (awe knowledge versions).
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
     content: Mapped[bytes] = deferred(
         mapped_column(SealedBytes("documents.content"), nullable=False)
     )

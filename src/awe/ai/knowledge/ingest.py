@@ -188,6 +188,7 @@ def ingest_document(
             "ready",
             chunk_count=len(texts),
             embedding_version=version,
+            embedding_model=f"{embedder.provider}:{embedder.model}"[:200],
             ingested_at=utcnow(),
         )
     outbox.drain(db, index)  # the points of chunks it pruned (an index that is down: later)

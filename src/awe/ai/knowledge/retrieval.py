@@ -9,6 +9,7 @@ from awe.ai.embeddings import Embedder
 from awe.ai.knowledge import store
 from awe.ai.vectors import SearchFilter, VectorIndex
 from awe.core.config import Settings
+from awe.core.errors import Conflict
 from awe.storage.database import Database
 
 
@@ -29,6 +30,10 @@ class RetrievedChunk:
         return asdict(self)
 
 
+class MixedVersions(Conflict):
+    """Some documents are embedded at another version only: a search would miss them."""
+
+
 def retrieve(
     db: Database,
     settings: Settings,
@@ -39,15 +44,34 @@ def retrieve(
     project_key: str,
     top_k: int,
     where: SearchFilter | None = None,
+    allow_mixed: bool = False,
 ) -> list[RetrievedChunk]:
-    """The ``top_k`` chunks of the project's knowledge base nearest ``query``, best first."""
+    """The ``top_k`` chunks of the project's knowledge base nearest ``query``, best first.
+
+    Only chunks at ``AWE_EMBEDDING_VERSION`` are searched (scores of other models' vectors do
+    not compare). While some documents have vectors of another version only (before or during
+    ``awe knowledge reindex``), a search would silently leave them out: it is refused, unless
+    ``allow_mixed`` says to search the current version anyway."""
+    version = settings.embedding_version
+    if not allow_mixed:
+        with db.read() as conn:
+            stale = store.behind(conn, project_key, version)
+        if stale:
+            named = ", ".join(f"{name} (version {v})" for name, v in stale[:5])
+            more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+            raise MixedVersions(
+                f"{len(stale)} document(s) of this knowledge base have vectors of another"
+                f" embedding version than the current {version!r} only: {named}{more}. A"
+                " search would leave them out: run awe knowledge reindex, or search with"
+                " allow_mixed (--allow-mixed) to search the current version anyway"
+            )
     vector = embedder.query(query)
     with db.read() as conn:
         hits = index.search(
             conn,
             vector,
             project_key=project_key,
-            version=settings.embedding_version,
+            version=version,
             top_k=top_k,
             where=where or SearchFilter(),
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from awe.ai.vectors import outbox
 from awe.core.clock import utcnow
@@ -273,3 +273,47 @@ def chunk_details(conn: Connection, chunk_ids: list[str]) -> dict[str, Any]:
         .where(Chunk.id.in_(chunk_ids))
     ).all()
     return {row.id: row for row in rows}
+
+
+@dataclass(frozen=True)
+class VersionCount:
+    """Chunks (and their documents) at one embedding version, by the model that made them."""
+
+    version: str
+    model: str | None
+    documents: int
+    chunks: int
+
+
+def versions(conn: Connection, project_key: str) -> list[VersionCount]:
+    """The project's chunks per embedding version and model."""
+    rows = conn.execute(
+        select(
+            Chunk.embedding_version,
+            Document.embedding_model,
+            func.count(func.distinct(Chunk.document_id)),
+            func.count(Chunk.id),
+        )
+        .join(Document, Document.id == Chunk.document_id)
+        .where(Chunk.project_key == project_key)
+        .group_by(Chunk.embedding_version, Document.embedding_model)
+        .order_by(Chunk.embedding_version, Document.embedding_model)
+    ).all()
+    return [VersionCount(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+def behind(conn: Connection, project_key: str, version: str) -> list[tuple[str, str | None]]:
+    """(name, version) of the project's documents that have chunks, none at ``version``: a
+    search at ``version`` cannot find them."""
+    ours = select(Chunk.document_id).where(Chunk.project_key == project_key)
+    at_version = ours.where(Chunk.embedding_version == version)
+    rows = conn.execute(
+        select(Document.name, Document.embedding_version)
+        .where(
+            Document.project_key == project_key,
+            Document.id.in_(ours),
+            Document.id.not_in(at_version),
+        )
+        .order_by(Document.name)
+    ).all()
+    return [(r[0], r[1]) for r in rows]

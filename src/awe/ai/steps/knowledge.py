@@ -91,7 +91,7 @@ def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     }
 
 
-@step_kind(keys={"query", "top_k", "documents", "names", "mimes"})
+@step_kind(keys={"query", "top_k", "documents", "names", "mimes", "allow_mixed_versions"})
 def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Search the run's project's knowledge base."""
     if not isinstance(params, dict) or not isinstance(params.get("query"), str):
@@ -117,6 +117,7 @@ def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
         project_key=project_key,
         top_k=top_k,
         where=where,
+        allow_mixed=params.get("allow_mixed_versions") is True,
     )
     return {"chunks": [c.as_dict() for c in found], "text": joined_text(found)}
 

@@ -326,5 +326,6 @@ def search(
         top_k=body.top_k,
         project=found.name,
         where=SearchFilter(names=body.names),
+        allow_mixed=body.allow_mixed,
     )
     return [c.as_dict() for c in chunks]
