@@ -12,6 +12,7 @@ from awe.ai.knowledge.extract import decode
 from awe.ai.pii import TYPES, scan
 from awe.cli.context import console, print_json, state
 from awe.core.errors import ValidationFailed
+from awe.services import subject_search
 
 app = typer.Typer(help="Personal and secret data.", no_args_is_help=True)
 
@@ -51,3 +52,26 @@ def scan_file(
         console.print(table)
     if fail_on_findings and findings:
         raise typer.Exit(1)
+
+
+@app.command("find")
+def find(
+    ctx: typer.Context,
+    email: Annotated[str | None, typer.Option("--email", help="An e-mail address.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="A user id (its e-mail is looked for too).")
+    ] = None,
+    value: Annotated[str | None, typer.Option("--value", help="Any text (4+ characters).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
+) -> None:
+    """Where a person appears in the database: every table and column holding them, sealed
+    columns opened (right of access; the audit log records a keyed hash, not the value)."""
+    cli = state(ctx)
+    found, tag = subject_search.locate(cli.db, cli.settings, email=email, user=user, value=value)
+    if as_json:
+        print_json({"subject": tag, "rows": found.total, "tables": found.as_dict()})
+        return
+    table = Table("table", "rows", "columns", title=f"{found.total} row(s) hold the subject")
+    for name, entry in found.as_dict().items():
+        table.add_row(name, str(entry["rows"]), ", ".join(entry["columns"]))
+    console.print(table)
