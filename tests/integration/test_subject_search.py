@@ -109,3 +109,18 @@ def test_a_subject_must_be_named_once_and_precisely(database: Database, settings
         subject_search.locate(database, settings, email="ada-lovelace")
     with pytest.raises(NotFound, match="no user"):
         subject_search.locate(database, settings, user="no-such-user-id")
+
+
+def test_pages_of_rows_are_read_to_the_end(
+    database: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pages of 7 rows, 20 audit entries naming the subject among 30 are all found: the
+    keyset paging neither skips nor repeats a row."""
+    monkeypatch.setattr(subject_search, "PAGE", 7)
+    with database.write() as conn:
+        for n in range(30):
+            audit.record(conn, audit.SYSTEM, "test.plant",
+                         details={"who": EMAIL if n % 3 else "someone else", "n": n})  # fmt: skip
+    found = subject_search.find(database, subject_search.Subject((EMAIL,)))
+    assert found.counts()["audit_log"] == 20
+    assert len(found.rows["audit_log"]["details"]) == 20

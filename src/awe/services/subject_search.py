@@ -27,8 +27,9 @@ from awe.storage.database import Database
 from awe.storage.models import User
 from awe.storage.schema import metadata
 
-#: Rows read per query.
+#: Rows read per query (tables with byte columns, documents' contents: a few at a time).
 PAGE = 500
+BYTES_PAGE = 8
 #: Tables with nothing a person put there (keys, leases, bookkeeping).
 SKIPPED = frozenset({"alembic_version", "leases", "instance_state", "queues", "workers"})
 
@@ -129,6 +130,13 @@ def _searched(column: Column[Any]) -> bool:
     return isinstance(kind, String | Text | JSON | LargeBinary)
 
 
+def _is_bytes(column: Column[Any]) -> bool:
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    return isinstance(kind, LargeBinary)
+
+
 def searched_columns() -> Iterator[tuple[Table, list[Column[Any]], list[Column[Any]]]]:
     """(table, primary key columns, searched columns) for every table of the schema."""
     for table in metadata.sorted_tables:
@@ -144,8 +152,9 @@ def find(db: Database, subject: Subject) -> Found:
     found = Found()
     for table, keys, columns in searched_columns():
         after: tuple[Any, ...] | None = None
+        page = BYTES_PAGE if any(_is_bytes(c) for c in columns) else PAGE
         while True:
-            statement = select(*keys, *columns).order_by(*keys).limit(PAGE)
+            statement = select(*keys, *columns).order_by(*keys).limit(page)
             if after is not None:
                 statement = statement.where(_after(keys, after))
             with db.read() as conn:
@@ -155,7 +164,7 @@ def find(db: Database, subject: Subject) -> Found:
                 for column, value in zip(columns, row[len(keys) :], strict=True):
                     if subject.matches(value):
                         found.add(table.name, column.name, key[0] if len(key) == 1 else key)
-            if len(rows) < PAGE:
+            if len(rows) < page:
                 break
             after = tuple(rows[-1][: len(keys)])
     return found
