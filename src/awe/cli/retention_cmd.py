@@ -3,13 +3,23 @@ records by the retention settings (the leading scheduler does the same every int
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from awe.cli.context import console, print_json, state
-from awe.cli.operation import DryRunOption, JsonOption, dry_run, duration, line, operation
+from awe.cli.operation import (
+    DryRunOption,
+    JsonOption,
+    YesOption,
+    confirm,
+    dry_run,
+    duration,
+    line,
+    operation,
+)
 from awe.services import retention
 
 app = typer.Typer(help="Retention: delete what is older than its settings.", no_args_is_help=True)
@@ -28,6 +38,7 @@ def run(
         ),
     ] = None,
     dry_run_flag: DryRunOption = False,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Count what is old per table (a dry run stops there, exit 10), then delete it in short
@@ -36,6 +47,12 @@ def run(
     age = duration(older_than, "--older-than") if older_than is not None else None
     preview = dry_run(cli, dry_run_flag)
     cuts = retention.cutoffs(cli.settings, age)
+    if age is not None and age < timedelta(days=1) and not preview:
+        # The audit log and security events are evidence (a lockout in progress among them).
+        confirm(
+            f"Delete everything older than {older_than}, audit log and security events included?",
+            yes=yes,
+        )
     found = retention.plan(cli.db, cli.settings, older_than=age)
     if preview:
         counts = found

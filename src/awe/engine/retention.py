@@ -79,19 +79,27 @@ class Cutoffs:
 
 
 def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
-    """Finished before ``cutoff``, with no unfinished parent and no unfinished child. (NOT IN
-    over the few open runs, not a correlated EXISTS: SQLite would scan every run per run.)"""
-    final = list(states.RUN_FINAL)
-    open_runs = select(Run.id).where(Run.status.not_in(final))
-    open_children_of = select(Run.parent_run_id).where(
-        Run.status.not_in(final), Run.parent_run_id.is_not(None)
+    """Finished before ``cutoff``, with no step still open (a cancelled run's step runs until
+    its next heartbeat), no unfinished parent and no unfinished child. The subqueries select
+    the few open rows by index (states IN …), never every finished one."""
+    # correlate(None): inside the DELETE of runs, "runs" in a subquery is its own table.
+    open_runs = select(Run.id).where(Run.status.in_(_RUN_OPEN)).correlate(None)
+    open_children_of = (
+        select(Run.parent_run_id)
+        .where(Run.status.in_(_RUN_OPEN), Run.parent_run_id.is_not(None))
+        .correlate(None)
     )
+    busy = select(Step.run_id).where(Step.status.in_(list(states.STEP_OPEN))).correlate(None)
     return and_(
-        Run.status.in_(final),
+        Run.status.in_(list(states.RUN_FINAL)),
         Run.finished_at < cutoff,
         or_(Run.parent_run_id.is_(None), Run.parent_run_id.not_in(open_runs)),
         Run.id.not_in(open_children_of),
+        Run.id.not_in(busy),
     )
+
+
+_RUN_OPEN = [s for s in states.RUN_STATES if s not in states.RUN_FINAL]
 
 
 def count(db: Database, cutoffs: Cutoffs) -> Counts:
@@ -119,7 +127,7 @@ def _n(conn: Connection, statement: Any) -> int:
 _LOGS = (
     ("audit_log", AuditEntry, AuditEntry.at),
     ("security_events", SecurityEvent, SecurityEvent.at),
-    ("script_executions", ScriptExecution, ScriptExecution.finished_at),
+    ("script_executions", ScriptExecution, ScriptExecution.started_at),
 )
 
 
@@ -130,11 +138,13 @@ def run(
     batch_size: int,
     seconds: float | None = None,
     progress: Callable[[str, int], None] | None = None,
+    actor: tuple[str, str | None] = ("system", None),
 ) -> Counts:
     """Delete what is old, one batch per transaction, until nothing is left (or ``seconds``
     have passed: then ``done`` is False and the rest goes at the next pass). ``progress`` hears
-    (table, rows) after each batch. The counts are also added to ``awe_retention_deleted_total``
-    and, when anything went, written to the audit log."""
+    (table, rows) after each batch. The counts are added to ``awe_retention_deleted_total`` and,
+    when anything went (even if a batch then failed), written to the audit log under
+    ``actor`` (type, id)."""
     deleted = Counts()
     deadline = None if seconds is None else time.monotonic() + seconds
     batches: list[tuple[str, Callable[[Connection], dict[str, int]]]] = []
@@ -144,36 +154,39 @@ def run(
         cutoff = getattr(cutoffs, table)
         if cutoff is not None:
             batches.append((table, _log_batch(model, column, cutoff, batch_size)))
-    for table, batch in batches:
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                deleted.done = False
-                break
-            with db.write() as conn:
-                went = batch(conn)
+    try:
+        for table, batch in batches:
+            while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    deleted.done = False
+                    break
+                with db.write() as conn:
+                    went = batch(conn)
+                    for name, n in went.items():
+                        if n:
+                            counter = metrics.RETENTION_DELETED.labels(name)
+                            metrics.after_commit(conn, functools.partial(counter.inc, n))
                 for name, n in went.items():
-                    if n:
-                        counter = metrics.RETENTION_DELETED.labels(name)
-                        metrics.after_commit(conn, functools.partial(counter.inc, n))
-            for name, n in went.items():
-                deleted.add(name, n)
-            if progress is not None:
-                progress(table, went[table])
-            if went[table] < batch_size:
+                    deleted.add(name, n)
+                    if progress is not None and n:
+                        progress(name, n)
+                if went[table] < batch_size:
+                    break
+            if not deleted.done:
                 break
-        if not deleted.done:
-            break
-    if deleted.total:
-        with db.write() as conn:
-            conn.execute(
-                insert(AuditEntry).values(
-                    at=utcnow(),
-                    actor_type="system",
-                    action="retention.run",
-                    target_type="retention",
-                    details={"deleted": {k: v for k, v in deleted.rows.items() if v}},
+    finally:
+        if deleted.total:
+            with db.write() as conn:
+                conn.execute(
+                    insert(AuditEntry).values(
+                        at=utcnow(),
+                        actor_type=actor[0],
+                        actor_id=actor[1],
+                        action="retention.run",
+                        target_type="retention",
+                        details={"deleted": {k: v for k, v in deleted.rows.items() if v}},
+                    )
                 )
-            )
     return deleted
 
 
@@ -186,13 +199,27 @@ def _runs_batch(cutoff: datetime, size: int) -> Callable[[Connection], dict[str,
         ids = list(conn.execute(chosen).scalars())
         if not ids:
             return {"runs": 0, "steps": 0, "run_events": 0}
-        steps = _n(conn, select(func.count(Step.id)).where(Step.run_id.in_(ids)))
-        events = _n(conn, select(func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids)))
-        # Steps and events go by the foreign keys' ON DELETE CASCADE.
-        runs = conn.execute(delete(Run).where(Run.id.in_(ids))).rowcount
-        return {"runs": runs, "steps": steps, "run_events": events}
+        steps = _per_run(conn, Step.run_id, Step.id, ids)
+        events = _per_run(conn, RunEvent.run_id, RunEvent.id, ids)
+        # The condition again, in the DELETE: a child resumed since the SELECT's snapshot keeps
+        # its parent. Steps and events go by the foreign keys' ON DELETE CASCADE.
+        gone = list(
+            conn.execute(
+                delete(Run).where(Run.id.in_(ids), _old_runs(cutoff)).returning(Run.id)
+            ).scalars()
+        )
+        return {
+            "runs": len(gone),
+            "steps": sum(steps.get(i, 0) for i in gone),
+            "run_events": sum(events.get(i, 0) for i in gone),
+        }
 
     return batch
+
+
+def _per_run(conn: Connection, key: Any, counted: Any, ids: list[str]) -> dict[str, int]:
+    rows = conn.execute(select(key, func.count(counted)).where(key.in_(ids)).group_by(key))
+    return {run_id: int(n) for run_id, n in rows}
 
 
 def _log_batch(

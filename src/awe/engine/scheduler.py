@@ -234,7 +234,8 @@ class Scheduler:
                 self.db,
                 retention.Cutoffs.of(settings, now),
                 batch_size=settings.retention_batch_size,
-                seconds=RETENTION_SLICE,
+                # Well inside the leader lease, which this tick does not renew meanwhile.
+                seconds=min(RETENTION_SLICE, self.lease_seconds / 3),
             )
         except Exception as exc:
             if is_outage(exc):

@@ -21,6 +21,7 @@ from awe.ai.knowledge import store
 from awe.ai.knowledge.ingest import store_files
 from awe.ai.knowledge.retrieval import RetrievedChunk, retrieve
 from awe.ai.vectors import SearchFilter, choose_index, outbox
+from awe.ai.vectors.qdrant import QdrantIndex
 from awe.core.config import Settings
 from awe.core.errors import NotFound, ValidationFailed
 from awe.engine.client import Engine
@@ -277,7 +278,10 @@ def owed_deletes(db: Database, settings: Settings) -> Callable[[datetime], objec
     """The scheduler's chore: do the deletes the external vector index owes (none: nothing)."""
 
     def drain_owed(now: datetime) -> object:
-        if settings.vector_backend not in outbox.EXTERNAL:
+        if settings.vector_backend not in outbox.EXTERNAL or outbox.owed(db) == 0:
+            return None
+        if not settings.qdrant_url and not QdrantIndex.opened(settings):
+            # Local mode: its folder is one process's; the process that holds it drains.
             return None
         return outbox.drain(db, choose_index(db, settings), now=now)
 

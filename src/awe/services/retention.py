@@ -10,6 +10,8 @@ from awe.core.clock import utcnow
 from awe.core.config import Settings
 from awe.engine import retention
 from awe.engine.retention import Counts, Cutoffs
+from awe.services.audit import Actor
+from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 
 __all__ = ["Counts", "Cutoffs", "cutoffs", "plan", "run"]
@@ -32,11 +34,15 @@ def run(
     *,
     older_than: timedelta | None = None,
     progress: Callable[[str, int], None] | None = None,
+    actor: Actor | None = None,
 ) -> Counts:
-    """Delete them, batch by batch, to the end."""
+    """Delete them, batch by batch, to the end; the audit entry names ``actor`` (default:
+    the operator of the local CLI)."""
+    who = actor or operator_actor()
     return retention.run(
         db,
         cutoffs(settings, older_than),
         batch_size=settings.retention_batch_size,
         progress=progress,
+        actor=(who.type, who.id),
     )

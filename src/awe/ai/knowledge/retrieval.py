@@ -62,8 +62,9 @@ def retrieve(
             raise MixedVersions(
                 f"{len(stale)} document(s) of this knowledge base have vectors of another"
                 f" embedding version than the current {version!r} only: {named}{more}. A"
-                " search would leave them out: run awe knowledge reindex, or search with"
-                " allow_mixed (--allow-mixed) to search the current version anyway"
+                " search would leave them out: run awe knowledge reindex (or awe knowledge"
+                " remove them), or search with allow_mixed (--allow-mixed) to search the"
+                " current version anyway"
             )
     vector = embedder.query(query)
     with db.read() as conn:

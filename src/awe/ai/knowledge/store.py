@@ -303,16 +303,15 @@ def versions(conn: Connection, project_key: str) -> list[VersionCount]:
 
 
 def behind(conn: Connection, project_key: str, version: str) -> list[tuple[str, str | None]]:
-    """(name, version) of the project's documents that have chunks, none at ``version``: a
-    search at ``version`` cannot find them."""
-    ours = select(Chunk.document_id).where(Chunk.project_key == project_key)
-    at_version = ours.where(Chunk.embedding_version == version)
+    """(name, version) of the project's ready documents embedded at another version than
+    ``version``: a search at ``version`` cannot find them (from the documents' own record,
+    not a scan of the chunks)."""
     rows = conn.execute(
         select(Document.name, Document.embedding_version)
         .where(
             Document.project_key == project_key,
-            Document.id.in_(ours),
-            Document.id.not_in(at_version),
+            Document.status == "ready",
+            Document.embedding_version != version,
         )
         .order_by(Document.name)
     ).all()

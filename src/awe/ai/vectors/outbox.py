@@ -10,6 +10,8 @@ that are the rows themselves (pgvector, sqlite-vec, numpy) owe nothing: no row i
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ log = get_logger("knowledge")
 #: The longest wait between two attempts of one delete.
 MAX_BACKOFF = timedelta(minutes=10)
 EXTERNAL = frozenset({"qdrant"})
+_CREDENTIALS = re.compile(r"//[^/@\s]+@")
 
 
 def enqueue(
@@ -55,9 +58,18 @@ class Drained:
     owed: int
 
 
-def drain(db: Database, index: object, *, now: datetime | None = None, limit: int = 200) -> Drained:
-    """Do the owed deletes that are due, oldest first; each one that fails waits longer."""
+def drain(
+    db: Database,
+    index: object,
+    *,
+    now: datetime | None = None,
+    limit: int = 200,
+    seconds: float = 5.0,
+) -> Drained:
+    """Do the owed deletes that are due, oldest first, for at most ``seconds``; the first that
+    fails waits longer and ends the drain (the index is likely down: the rest wait too)."""
     now = now or utcnow()
+    deadline = time.monotonic() + seconds
     with db.read() as conn:
         due = conn.execute(
             select(VectorDelete.id, VectorDelete.chunk_ids, VectorDelete.document_ids,
@@ -66,6 +78,8 @@ def drain(db: Database, index: object, *, now: datetime | None = None, limit: in
         ).all()  # fmt: skip
     done = failed = 0
     for item in due:
+        if time.monotonic() > deadline:
+            break
         try:
             if item.chunk_ids:
                 index.deleted_chunks(list(item.chunk_ids))  # type: ignore[attr-defined]
@@ -74,7 +88,9 @@ def drain(db: Database, index: object, *, now: datetime | None = None, limit: in
         except Exception as exc:  # noqa: BLE001 - any failure of the index: try again later
             failed += 1
             wait = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts + 1, 20)))
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            # A server URL may carry credentials: never store them.
+            reason = f"{type(exc).__name__}: {_CREDENTIALS.sub('//***@', first)}"
             with db.write() as conn:
                 conn.execute(
                     update(VectorDelete).where(VectorDelete.id == item.id).values(
@@ -83,7 +99,7 @@ def drain(db: Database, index: object, *, now: datetime | None = None, limit: in
                     )
                 )  # fmt: skip
             log.warning("vector index delete failed; retried later", error=reason)
-            continue
+            break
         with db.write() as conn:
             conn.execute(delete(VectorDelete).where(VectorDelete.id == item.id))
         done += 1

@@ -57,6 +57,13 @@ class QdrantIndex:
                 cls._shared[key] = cls(settings)
             return cls._shared[key]
 
+    @classmethod
+    def opened(cls, settings: Settings) -> bool:
+        """Whether this process has a client for these settings' Qdrant already."""
+        key = settings.qdrant_url or str(settings.home.resolve() / "qdrant")
+        with cls._lock:
+            return key in cls._shared
+
     def _collection(self, dim: int) -> str:
         name = f"awe_chunks_{dim}"
         if name not in self._collections:
