@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from awe.storage import migrate
 from tests.e2e.conftest import awe_env, run_awe
 
 
@@ -156,19 +157,23 @@ def test_downgrade_asks_and_backs_up_first(tmp_path: Path, db_url: str) -> None:
     refused = run_awe("db", "downgrade", "0009", home=tmp_path, env=env)
     assert refused.returncode == 3, refused.stderr
     assert "Pass --yes" in refused.stderr
+    # Every revision after 0009, newest first (as many as the migrations folder holds now).
+    versions = Path(migrate.__file__).parent / "migrations" / "versions"
+    later = sorted((f.name[:4] for f in versions.glob("0*.py") if f.name[:4] > "0009"),
+                   reverse=True)  # fmt: skip
     dry = run_awe("db", "downgrade", "0009", "--dry-run", home=tmp_path, env=env)
     assert dry.returncode == 10
-    assert "revert 0011, 0010" in dry.stdout
+    assert f"revert {', '.join(later)} (down to 0009)" in dry.stdout
     current = json.loads(run_awe("db", "current", "--json", home=tmp_path, env=env).stdout)
     assert current["up_to_date"]
     done = run_awe("db", "downgrade", "0009", "--yes", "--json", home=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["reverted"] == ["0011", "0010"]
+    assert result["reverted"] == later
     assert result["current"] == ["0009"]
     listed = json.loads(run_awe("backup", "list", "--json", home=tmp_path, env=env).stdout)
     assert [b["path"] for b in listed] == [result["backup_before"]]
-    assert listed[0]["revision"] == "0011"
+    assert listed[0]["revision"] == later[0]
     again = run_awe("db", "downgrade", "0008", "--yes", "--no-backup", "--json",
                     home=tmp_path, env=env)  # fmt: skip
     assert json.loads(again.stdout)["backup_before"] is None
