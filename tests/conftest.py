@@ -186,7 +186,8 @@ def database(db_url: str, settings: Settings) -> Iterator[Database]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say how many tests ran on PostgreSQL, so a skipped or missing tier is visible."""
+    """Say how many tests ran on PostgreSQL, so a skipped or missing tier is visible; and the
+    PII detector's precision and recall per type, when its quality test ran."""
     counts = {
         outcome: sum(1 for r in terminalreporter.stats.get(outcome, []) if "postgres" in r.keywords)
         for outcome in ("passed", "failed", "skipped", "error")
@@ -197,6 +198,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped,"
         f" {counts['error']} errors on {where}"
     )
+    from tests.support import pii_score
+
+    if pii_score.REPORT:
+        terminalreporter.write_sep("-", "PII detection on the labelled corpus")
+        terminalreporter.write_line(pii_score.REPORT[0])
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ from typing import Any
 
 SNIPPET_CHARS = 24
 
+#: The per-type table of the last quality test of this run (printed in the terminal summary).
+REPORT: list[str] = []
+
 
 @dataclass(frozen=True)
 class Error:

@@ -24,8 +24,8 @@ TYPES: tuple[str, ...] = (
     "url_credentials",
     "secret",
     "email",
+    "iban",  # before cards: an IBAN's digits may pass Luhn, its checksum is the stronger proof
     "credit_card",
-    "iban",
     "ssn",
     "date_of_birth",
     "phone",

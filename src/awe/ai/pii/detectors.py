@@ -12,12 +12,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from datetime import date
 
 import phonenumbers
 from detect_secrets.core.scan import scan_line
 from detect_secrets.settings import transient_settings
 from stdnum import iban, luhn
+
+from awe.ai.pii import dates
 
 Span = tuple[int, int]
 
@@ -29,20 +30,43 @@ _EMAIL = re.compile(
     r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])"
 )
 _URL_CREDENTIALS = re.compile(
-    r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://(?P<user>[^\s/:@]+):(?P<password>[^\s/@]+)@[\w.-]+"
+    r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://(?P<user>[^\s/:@]*):(?P<password>[^\s/@]+)@[\w.-]+"
 )
+# USER:PASSWORD@, ${DB_USER}:${DB_PASS}@, <user>:<password>@: documentation, not credentials.
+_URL_PLACEHOLDER = re.compile(r"^(?:\$\{?\w+\}?|<[^>]*>|\{\{.*\}\}|[A-Z_]+|x+|\*+)$")
+
+
+#: File extensions that follow "@2x" in image names (logo@2x.png), never a mail domain.
+_FILE_TLDS = frozenset(
+    {"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "pdf", "js",
+     "mjs", "css", "map", "json", "xml", "woff", "woff2", "ttf", "otf"}
+)  # fmt: skip
 
 
 def emails(text: str) -> Iterator[Span]:
-    """Email addresses."""
+    """Email addresses; not a URL's user (https://bob@host), an SSH remote (git@host:org/repo)
+    or an image name (logo@2x.png)."""
     for match in _EMAIL.finditer(text):
-        yield match.span()
+        start, end = match.span()
+        domain = match.group().rsplit("@", 1)[1]
+        if re.search(r"://[^\s/@]*$", text[max(0, start - 200) : start]):
+            continue  # a URL's user name (or user:password)
+        if text[end : end + 1] == ":" and text[end + 1 : end + 2] not in ("", " ", "\n", "\t"):
+            continue  # user@host:path, an SSH or SCP remote
+        if domain.rsplit(".", 1)[-1].lower() in _FILE_TLDS or re.match(r"\d+(?:\.\d+)?x\.", domain):
+            continue  # logo@2x.png, icon@1.5x.webp
+        yield start, end
 
 
 def url_credentials(text: str) -> Iterator[Span]:
     """``user:password`` in URLs such as ``postgresql://user:password@host/db``."""
     for match in _URL_CREDENTIALS.finditer(text):
-        yield match.start("user"), match.end("password")
+        if _URL_PLACEHOLDER.match(match.group("password")):
+            continue
+        yield (
+            match.start("user") if match.group("user") else match.start("password"),
+            match.end("password"),
+        )
 
 
 # ---------------------------------------------------------------------------------- phones
@@ -56,26 +80,55 @@ def phones(text: str, regions: tuple[str, ...] = ("US",)) -> Iterator[Span]:
             text, region, leniency=phonenumbers.Leniency.VALID
         ):
             span = (match.start, match.end)
-            if span not in seen:
-                seen.add(span)
-                yield span
+            if span in seen or _not_a_phone(text, match.start, match.raw_string):
+                continue
+            seen.add(span)
+            yield span
+
+
+def _not_a_phone(text: str, start: int, raw: str) -> bool:
+    """An id's number (INV-2019-128095, MND-2024-426396), an amount (1682.10) or a short
+    dotted date (04.08.92): digits phonenumbers would accept, that are not a phone."""
+    if re.search(r"[A-Za-z]{2,}-$", text[max(0, start - 8) : start]):
+        return True
+    return bool(re.fullmatch(r"\d+[.,]\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}", raw))
 
 
 # -------------------------------------------------------------------- numbers with checksums
 
 _SSN = re.compile(r"(?<![\d-])(\d{3})[- ](\d{2})[- ](\d{4})(?![\d-])")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_CARD = re.compile(r"(?<![A-Za-z\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 
 
+_SSN_NAMED = re.compile(
+    r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\. ?sec\.?(?: no\.?)?)\b[^\d\n]{0,15}"
+    r"(?P<value>\d{9})(?!\d)"
+)
+
+
+_SSN_HEADER = re.compile(r"(?i)ssn|social[ _-]security(?:[ _-]n(?:umber|o))?")
+
+
+def _ssn_ok(area: str, group: str, serial: str) -> bool:
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
+
+
 def ssns(text: str) -> Iterator[Span]:
-    """US social security numbers written ddd-dd-dddd (or with spaces), by the SSA's rules:
-    area not 000, 666 or 900-999; group not 00; serial not 0000."""
+    """US social security numbers written ddd-dd-dddd (or with spaces), or nine digits right
+    after the word SSN, by the SSA's rules: area not 000, 666 or 900-999; group not 00;
+    serial not 0000."""
     for match in _SSN.finditer(text):
-        area, group, serial = match.groups()
-        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
-            continue
-        yield match.span()
+        if _ssn_ok(*match.groups()):
+            yield match.span()
+    for match in _SSN_NAMED.finditer(text):
+        value = match.group("value")
+        if _ssn_ok(value[:3], value[3:5], value[5:]):
+            yield match.span("value")
+    for start, end in dates.column_cells(text, _SSN_HEADER):  # a table's "ssn" column
+        value = re.sub(r"[- ]", "", text[start:end])
+        if re.fullmatch(r"\d{9}", value) and _ssn_ok(value[:3], value[3:5], value[5:]):
+            yield start, end
 
 
 def _card_brand_ok(digits: str) -> bool:
@@ -92,6 +145,11 @@ def _card_brand_ok(digits: str) -> bool:
         or 644 <= int(digits[:3]) <= 649  # Discover
         or 3528 <= four <= 3589  # JCB
         or two == 62  # UnionPay
+        or digits.startswith(("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762"))
+        or digits.startswith("6763")  # Maestro
+        or 2200 <= four <= 2204  # Mir
+        or digits.startswith(("4011", "4312", "4389", "5067", "6277", "6362", "6363"))  # Elo
+        or two in (60, 81, 82)  # RuPay
     )
 
 
@@ -118,9 +176,20 @@ def ibans(text: str) -> Iterator[Span]:
 # ------------------------------------------------------------------------------------- IPs
 
 # Not inside a longer dotted run (1.2.3.4.5, v1.2.3.4); a sentence's full stop may follow.
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)")
+# Section and version numbers read like addresses: §5.3.9.5, agent 3.10.3.3, v2.1.0.4.
+_NOT_AN_ADDRESS = re.compile(
+    r"(?:§|\bv|\bver\.?|\bversion|\bagent|\bsection|\babschnitt|\bart\.|\bversión|\bchapter)\s*/?$",
+    re.IGNORECASE,
+)
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::?[0-9A-Fa-f]{1,4}){1,7})(?![\w:])"
+)
+
+
+_IP_WORD = re.compile(
+    r"(?i)\b(?:ip|addr(?:ess)?|host|from|to|via|client|server|src|dst|peer|dns|resolver"
+    r"|nameserver|gateway)\b"
 )
 
 
@@ -133,10 +202,25 @@ def _address(value: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Addres
     return not (address.is_loopback or address.is_unspecified)
 
 
+_VERSION_HEADER = re.compile(r"(?i)[\w .-]*(?:version|ver|agent|release|build)[\w .-]*")
+
+
 def ip_addresses(text: str) -> Iterator[Span]:
     """IPv4 and IPv6 addresses (a version like v1.2.3.4 is not one, nor is localhost)."""
+    versions = set(dates.column_cells(text, _VERSION_HEADER))
     for match in _IPV4.finditer(text):
-        if _address(match.group(), ipaddress.IPv4Address):
+        if match.span() in versions:
+            continue
+        value = match.group()
+        before = text[max(0, match.start() - 12) : match.start()]
+        if _NOT_AN_ADDRESS.search(before):
+            continue
+        parts = value.split(".")
+        if not _IP_WORD.search(before) and (
+            all(len(part) == 1 for part in parts) or parts[-1] in ("0", "255")
+        ):
+            continue  # 5.8.6.4, 1.13.16.0: a version, unless an address word says otherwise
+        if _address(value, ipaddress.IPv4Address):
             yield match.span()
     for match in _IPV6.finditer(text):
         value = match.group()
@@ -146,40 +230,7 @@ def ip_addresses(text: str) -> Iterator[Span]:
 
 # ---------------------------------------------------------------------------- dates of birth
 
-_MONTHS = (
-    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    "|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
-)
-_DATE = re.compile(
-    r"(?P<iso>\d{4}-\d{2}-\d{2})"
-    r"|(?P<num>\d{1,2}[/.-]\d{1,2}[/.-]\d{4})"
-    rf"|(?P<mdy>(?:{_MONTHS})\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}})"
-    rf"|(?P<dmy>\d{{1,2}}(?:st|nd|rd|th)? (?:of )?(?:{_MONTHS})\.?,? \d{{4}})",
-    re.IGNORECASE,
-)
-_BIRTH = re.compile(
-    r"\b(?:born|birth|birthday|birthdate|dob|d\.o\.b\.?|date of birth|geboren|née?)\b",
-    re.IGNORECASE,
-)
-#: How far before a date its "born on" / "DOB:" may stand.
-CONTEXT_CHARS = 40
-
-
-def _year(value: str) -> int | None:
-    found = re.findall(r"\d{4}", value)
-    return int(found[-1]) if found else None
-
-
-def dates_of_birth(text: str) -> Iterator[Span]:
-    """Dates with a birth word shortly before them ("DOB: 1985-03-14", "born on 3 May 1990")."""
-    this_year = date.today().year
-    for match in _DATE.finditer(text):
-        year = _year(match.group())
-        if year is None or not 1900 <= year <= this_year:
-            continue
-        before = text[max(0, match.start() - CONTEXT_CHARS) : match.start()]
-        if _BIRTH.search(before):
-            yield match.span()
+dates_of_birth = dates.dates_of_birth
 
 
 # ----------------------------------------------------------------------------------- secrets
@@ -217,9 +268,32 @@ _EXTRA_TOKENS = re.compile(
     r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
     r"|AKIA[0-9A-Z]{16})"  # AWS access key id
 )
+# A key that names a secret (api_key, AWS_SECRET_ACCESS_KEY, db_password, Passwort,
+# mot_de_passe, contraseña, 비밀번호…), then ":" or "=", then the value (to a quote, a space, or a
+# separator of a form body or a list).
+# The secret word may have a prefix and a suffix only across a separator (AWS_SECRET_ACCESS_KEY,
+# db.password), so that "secretary" and "tokens_used" are not keys.
+_KEY_NAMES = (
+    r"(?:[\w.-]*[_.-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwort|kennwort|pwd"
+    r"|mot[ _-]de[ _-]passe|mdp|contrase(?:ñ|n)a|clave|비밀번호|암호|access[_-]?key"
+    r"|private[_-]?key)(?:[_-][\w-]*)?"
+)
 _ASSIGNED = re.compile(
-    r"(?i)\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?(?:key|token)"
-    r"|auth[_-]?token|token|passw(?:or)?d|pwd)\b[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"',;]{6,})"
+    rf"(?i)(?<![\w.-]){_KEY_NAMES}[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"',;&]{{6,}})"
+)
+# Prose and chat: "password is Xy7…", "Passwort … per Mail geschickt (!): …", "비밀번호를 보내
+# 주셨습니다: …": a few words after the key, then the value. Only values that look made up (a
+# letter and a digit or sign among 8+ characters) count here: "password authentication
+# failed" is an error message.
+_SAID = re.compile(
+    r"(?i)(?<![\w-])(?:password|passwort|kennwort|mot de passe|contraseña|비밀번호|암호)"
+    r"(?:[^\n:=]{0,45}?[:=]\s*|\s+(?:is|ist|est|es|lautet|은|는)\s+)[\"']?"
+    r"(?P<value>[^\s&\"',;]{8,})"
+)
+_MADE_UP = re.compile(r"^(?=.*[^\W\d_])(?=.*[\d\W_]).{8,}$")
+# References to where a secret lives, not secrets: os.environ[...], process.env.KEY, ${VAR}.
+_REFERENCE = re.compile(
+    r"^(?:os\.environ|os\.getenv|process\.env|settings\.|config\.|env\.|self\.|\$)|[\[\]()]"
 )
 _BEARER = re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9\-._~+/]{16,}=*)")
 _PRIVATE_KEY = re.compile(
@@ -255,14 +329,26 @@ def secrets(text: str) -> Iterator[Span]:
                 at = line.find(value)
                 if at >= 0:
                     start, end = _whole_token(line, at, at + len(value))
-                    if not _PLACEHOLDER.match(line[start:end]):
+                    if _could_be_secret(line[start:end]):
                         yield offset + start, offset + end
             offset += len(line)
     for match in _EXTRA_TOKENS.finditer(text):
         yield match.span()
-    for pattern in (_ASSIGNED, _BEARER):
+    for pattern in (_ASSIGNED, _BEARER, _SAID):
         for match in pattern.finditer(text):
-            value = match.group("value").rstrip(".")
-            # Code ("pwd = os.getcwd()") and placeholders are not secrets.
-            if not _PLACEHOLDER.match(value) and len(set(value)) > 3 and "(" not in value:
+            value = match.group("value").rstrip(".,;:!?")
+            if pattern is _SAID and not _MADE_UP.match(value):
+                continue
+            if _could_be_secret(value):
                 yield match.start("value"), match.start("value") + len(value)
+
+
+def _could_be_secret(value: str) -> bool:
+    """Not code ("pwd = os.getcwd()"), a reference (os.environ[...], ${VAR}), a placeholder
+    (<token>, xxx, YOUR_API_KEY_HERE) or too plain to be a secret."""
+    return (
+        not _PLACEHOLDER.match(value)
+        and not _REFERENCE.search(value)
+        and not re.fullmatch(r"[A-Z][A-Z0-9_]*", value)
+        and len(set(value)) > 3
+    )
