@@ -8,7 +8,8 @@ Korean, with gold spans of the nine types and hard negatives (versions, ids with
 user-only URLs, SSH remotes, retina file names, placeholders, variable references…). Each
 text is scanned with its own phone regions; a finding counts when its type is the gold one and
 it overlaps the gold span by half the longer of the two. Targets: P >= 0.95 and R >= 0.90 per
-type and overall. Prints figures, the hard negatives hit and the most frequent error patterns;
+type and overall. Prints figures, the hard negatives hit, the most frequent error patterns and
+the time adversarial inputs take against prose (a pattern that backtracks shows as a ratio);
 asserts nothing.
 """
 
@@ -39,6 +40,29 @@ def verdict(counts: pii_score.Counts) -> str:
     return (
         ", ".join(part for part, ok in (("P below", p_ok), ("R below", r_ok)) if not ok) + " target"
     )
+
+
+def adversarial() -> None:
+    """Seconds per 100 KB of inputs that make careless patterns backtrack, against ordinary
+    prose of the same size (the ratio is what matters on a shared machine)."""
+    size = 100_000
+    inputs = {
+        "prose": ("The invoice was sent on time and the customer paid it. " * 2000)[:size],
+        "token-token-…": ("token-" * (size // 6))[:size],
+        "password repeated": ("password_" * (size // 9))[:size],
+        "base64 blob": ("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=" * (size // 36))[:size],
+        "build build … (one CSV cell)": "a," + ("build " * (size // 6))[:size] + "!",
+        "digits and dots": ("1.2.3.4.5.6.7.8.9." * (size // 18))[:size],
+        "many e-mails": ("x@y.co " * (size // 7))[:size],
+    }
+    base = None
+    print("\nadversarial inputs (100 KB each)")
+    for name, text in inputs.items():
+        started = time.perf_counter()
+        scan(text)
+        seconds = time.perf_counter() - started
+        base = base or seconds
+        print(f"  {name:32} {seconds:6.2f} s   x{seconds / base:5.1f} of prose")
 
 
 def main() -> None:
@@ -84,6 +108,7 @@ def main() -> None:
     print(f"\ntop {args.errors} error patterns (count, type, FP/miss, context + shape; example)")
     for n, (kind, which, pattern), example in pii_score.error_patterns(result, args.errors):
         print(f"  {n:>3}  {kind:<15} {which:<4} {pattern[:34]:<34} {example.snippet}")
+    adversarial()
 
 
 if __name__ == "__main__":

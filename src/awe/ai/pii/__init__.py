@@ -9,6 +9,7 @@ URL is URL credentials, not a secret; a card number is not also a phone number).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -83,15 +84,20 @@ def scan(
             f"unknown PII type(s) {', '.join(sorted(unknown))}; known: {', '.join(TYPES)}"
         )
     candidates: list[tuple[int, int, int, str]] = []
-    for rank, (kind, detect) in enumerate(_detectors(phone_regions).items()):
+    for kind, detect in _detectors(phone_regions).items():
         if kind in wanted:
+            rank = TYPES.index(kind)  # the order of TYPES is the order of evidence
             candidates.extend((start, end, rank, kind) for start, end in detect(text))
-    accepted: list[tuple[int, int, str]] = []
+    accepted: list[tuple[int, int, str]] = []  # kept sorted by start: overlaps by bisection
     # Most specific type first, then longest span: each accepted span blocks what overlaps it.
     for start, end, _, kind in sorted(candidates, key=lambda c: (c[2], c[0] - c[1], c[0])):
-        if start < end and all(end <= a or start >= b for a, b, _ in accepted):
-            accepted.append((start, end, kind))
-    return [Finding(kind, s, e, text[s:e]) for s, e, kind in sorted(accepted)]
+        at = bisect.bisect_left(accepted, (start, end, kind))
+        clear = (at == 0 or accepted[at - 1][1] <= start) and (
+            at == len(accepted) or accepted[at][0] >= end
+        )
+        if start < end and clear:
+            accepted.insert(at, (start, end, kind))
+    return [Finding(kind, s, e, text[s:e]) for s, e, kind in accepted]
 
 
 #: Makes the placeholder of a (type, normalised value); the default numbers them in order.

@@ -54,10 +54,29 @@ _SEPARATORS = (",", ";", "\t", "|")
 
 
 def _plausible(value: str) -> bool:
-    """A year of birth in range (1900 to this year); a two-digit year is taken as is, since
-    only a date with birth context gets here."""
+    """A real calendar date (either day-month order for numeric ones) with a year of birth in
+    range (1900 to this year); a two-digit year is taken as is, since only a date with birth
+    context gets here."""
     years = re.findall(r"\d{4}", value)
-    return not years or 1900 <= int(years[0]) <= date.today().year
+    if years and not 1900 <= int(years[0]) <= date.today().year:
+        return False
+    numbers = [int(n) for n in re.findall(r"\d+", value)]
+    if len(numbers) != 3 or re.search(r"[^\W\d_]{3}", value.replace("년", "").replace("월", "")):
+        return True  # a month name: the day is checked by the pattern's range
+    if len(str(numbers[0])) == 4 or re.match(r"\d{4}", value):  # year first
+        year, month, day = numbers
+        return _exists(year, month, day)
+    a, b, year = numbers
+    year = year if year >= 100 else 1900 + year
+    return _exists(year, b, a) or _exists(year, a, b)
+
+
+def _exists(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def dates_of_birth(text: str) -> Iterator[Span]:
@@ -66,7 +85,9 @@ def dates_of_birth(text: str) -> Iterator[Span]:
     for match in _DATE.finditer(text):
         if not _plausible(match.group()):
             continue
-        before = text[max(0, match.start() - CONTEXT_CHARS) : match.start()]
+        # On the date's own line: a header above belongs to the table rule below.
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        before = text[max(line_start, match.start() - CONTEXT_CHARS) : match.start()]
         if _BIRTH.search(before):
             seen.add(match.span())
             yield match.span()
@@ -85,25 +106,53 @@ def _table_columns(text: str) -> Iterator[Span]:
 
 def column_cells(text: str, header: re.Pattern[str]) -> Iterator[Span]:
     """The cells (quotes and spaces trimmed) below a header cell that ``header`` matches whole,
-    in a table delimited by commas, semicolons, tabs or bars."""
+    in a table delimited by commas, semicolons, tabs or bars. A header is the first line of a
+    block whose cells are all short labels; the table ends at a blank line or a row with
+    another number of cells. Quoted cells may hold the separator."""
     offset = 0
-    found: tuple[str, int] | None = None  # (separator, column index)
+    found: tuple[str, int, int] | None = None  # (separator, column, cells per row)
+    first = True  # the first line of a block
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
-        for separator in _SEPARATORS:
-            cells = body.split(separator)
-            if len(cells) < 2:
-                continue
-            named = [i for i, c in enumerate(cells) if header.fullmatch(c.strip().strip("\"'"))]
-            if named:
-                found = (separator, named[0])
-                break
-            if found is not None and found[0] == separator and len(cells) > found[1]:
-                start = offset + sum(len(c) + 1 for c in cells[: found[1]])
-                cell = cells[found[1]]
-                inner = cell.strip().strip("\"'")
+        if not body.strip():
+            found, first = None, True
+        elif found is not None:
+            cells = _cells(body, found[0])
+            if len(cells) != found[2]:
+                found = None
+            else:
+                start, end = cells[found[1]]
+                inner = body[start:end].strip().strip("\"'")
                 if inner:
-                    at = start + cell.index(inner)
+                    at = offset + start + body[start:end].index(inner)
                     yield at, at + len(inner)
+        if first and body.strip():
+            first = False
+            for separator in _SEPARATORS:
+                cells = _cells(body, separator)
+                labels = [body[a:b].strip().strip("\"'") for a, b in cells]
+                if len(cells) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+                    continue
+                named = [i for i, label in enumerate(labels) if header.fullmatch(label)]
+                if named:
+                    found = (separator, named[0], len(cells))
                 break
         offset += len(line)
+
+
+#: What a header cell looks like: a short label, not a sentence.
+_LABEL = re.compile(r"[^\W\d][\w .#/()-]{0,39}(?<![.])", re.UNICODE)
+
+
+def _cells(line: str, separator: str) -> list[Span]:
+    """(start, end) of each cell of a delimited line, a separator inside double quotes kept."""
+    cells: list[Span] = []
+    start, quoted = 0, False
+    for at, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            cells.append((start, at))
+            start = at + 1
+    cells.append((start, len(line)))
+    return cells

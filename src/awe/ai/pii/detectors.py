@@ -49,10 +49,10 @@ def emails(text: str) -> Iterator[Span]:
     for match in _EMAIL.finditer(text):
         start, end = match.span()
         domain = match.group().rsplit("@", 1)[1]
-        if re.search(r"://[^\s/@]*$", text[max(0, start - 200) : start]):
-            continue  # a URL's user name (or user:password)
-        if text[end : end + 1] == ":" and text[end + 1 : end + 2] not in ("", " ", "\n", "\t"):
-            continue  # user@host:path, an SSH or SCP remote
+        if re.search(r"://[^\s/@?#&=]*$", text[max(0, start - 200) : start]):
+            continue  # a URL's user name (or user:password), not a query's address
+        if re.match(r":[\w.~-]*/", text[end : end + 200]):
+            continue  # user@host:org/repo, an SSH or SCP remote
         if domain.rsplit(".", 1)[-1].lower() in _FILE_TLDS or re.match(r"\d+(?:\.\d+)?x\.", domain):
             continue  # logo@2x.png, icon@1.5x.webp
         yield start, end
@@ -97,12 +97,13 @@ def _not_a_phone(text: str, start: int, raw: str) -> bool:
 # -------------------------------------------------------------------- numbers with checksums
 
 _SSN = re.compile(r"(?<![\d-])(\d{3})[- ](\d{2})[- ](\d{4})(?![\d-])")
-_CARD = re.compile(r"(?<![A-Za-z\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 
 
 _SSN_NAMED = re.compile(
-    r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\. ?sec\.?(?: no\.?)?)\b[^\d\n]{0,15}"
+    r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\. ?sec\.?(?: no\.?)?)\b"
+    r"(?:\s+(?:on file|no\.?|number|nr\.?))?\s*[:#]?\s*"
     r"(?P<value>\d{9})(?!\d)"
 )
 
@@ -177,19 +178,13 @@ def ibans(text: str) -> Iterator[Span]:
 
 # Not inside a longer dotted run (1.2.3.4.5, v1.2.3.4); a sentence's full stop may follow.
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)")
-# Section and version numbers read like addresses: §5.3.9.5, agent 3.10.3.3, v2.1.0.4.
-_NOT_AN_ADDRESS = re.compile(
-    r"(?:§|\bv|\bver\.?|\bversion|\bagent|\bsection|\babschnitt|\bart\.|\bversión|\bchapter)\s*/?$",
-    re.IGNORECASE,
-)
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::?[0-9A-Fa-f]{1,4}){1,7})(?![\w:])"
 )
-
-
-_IP_WORD = re.compile(
-    r"(?i)\b(?:ip|addr(?:ess)?|host|from|to|via|client|server|src|dst|peer|dns|resolver"
-    r"|nameserver|gateway)\b"
+# Section and version numbers read like addresses: §5.3.9.5, v2.1.0.4, version 1.2.3.4.
+_NOT_AN_ADDRESS = re.compile(
+    r"(?:§|\bv|\bver\.?|\bversion|\bsection|\babschnitt|\bart\.|\bversión|\bchapter)\s*/?$",
+    re.IGNORECASE,
 )
 
 
@@ -202,7 +197,9 @@ def _address(value: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Addres
     return not (address.is_loopback or address.is_unspecified)
 
 
-_VERSION_HEADER = re.compile(r"(?i)[\w .-]*(?:version|ver|agent|release|build)[\w .-]*")
+_VERSION_HEADER = re.compile(
+    r"(?i)(?:[\w .-]{0,30}[ _.-])?(?:version|ver|agent|release|build)(?:[ _.-][\w .-]{0,30})?"
+)
 
 
 def ip_addresses(text: str) -> Iterator[Span]:
@@ -215,11 +212,6 @@ def ip_addresses(text: str) -> Iterator[Span]:
         before = text[max(0, match.start() - 12) : match.start()]
         if _NOT_AN_ADDRESS.search(before):
             continue
-        parts = value.split(".")
-        if not _IP_WORD.search(before) and (
-            all(len(part) == 1 for part in parts) or parts[-1] in ("0", "255")
-        ):
-            continue  # 5.8.6.4, 1.13.16.0: a version, unless an address word says otherwise
         if _address(value, ipaddress.IPv4Address):
             yield match.span()
     for match in _IPV6.finditer(text):
@@ -260,6 +252,9 @@ _PLUGINS = [
     "TelegramBotTokenDetector",
     "TwilioKeyDetector",
 ]
+#: Lines longer than this are scanned without detect-secrets' keyword plugin.
+LONG_LINE = 1000
+_LONG_LINE_PLUGINS = [name for name in _PLUGINS if name != "KeywordDetector"]
 # detect-secrets' entropy plugins flag ordinary words; its formats do not cover these.
 _EXTRA_TOKENS = re.compile(
     r"(?<![\w-])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"  # OpenAI and Anthropic keys
@@ -272,28 +267,41 @@ _EXTRA_TOKENS = re.compile(
 # mot_de_passe, contraseña, 비밀번호…), then ":" or "=", then the value (to a quote, a space, or a
 # separator of a form body or a list).
 # The secret word may have a prefix and a suffix only across a separator (AWS_SECRET_ACCESS_KEY,
-# db.password), so that "secretary" and "tokens_used" are not keys.
+# db.password), so that "secretary" and "tokens_used" are not keys; both are bounded (no
+# backtracking over a long token).
 _KEY_NAMES = (
-    r"(?:[\w.-]*[_.-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwort|kennwort|pwd"
-    r"|mot[ _-]de[ _-]passe|mdp|contrase(?:ñ|n)a|clave|비밀번호|암호|access[_-]?key"
-    r"|private[_-]?key)(?:[_-][\w-]*)?"
+    r"(?:[\w.-]{0,40}[_.-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwort|kennwort"
+    r"|pwd|mot[ _-]de[ _-]passe|mdp|contrase(?:ñ|n)a|clave|비밀번호|암호|access[_-]?key"
+    r"|private[_-]?key)(?:[_-][\w-]{0,40})?"
 )
 _ASSIGNED = re.compile(
-    rf"(?i)(?<![\w.-]){_KEY_NAMES}[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"',;&]{{6,}})"
+    rf"(?i)(?<![\w.-])(?P<key>{_KEY_NAMES})[\"']?\s*[:=]\s*[\"']?"
+    r"(?P<value>[^\s\"',;&]{6,})"
 )
+# Keys about a secret rather than holding one: token_type, password_min_length, token_url…
+_ABOUT_A_SECRET = re.compile(
+    r"(?i)[_-](?:type|count|len|length|url|uri|endpoint|name|lifetime|ttl|expir\w*|min\w*"
+    r"|max\w*|policy|reset\w*|file|path|hint|prompt|field|label|id)\b"
+)
+_PASSWORD_WORD = re.compile(r"(?i)passw|kennwort|mot[ _-]de|contrase|비밀번호|암호|pwd|mdp|clave")
 # Prose and chat: "password is Xy7…", "Passwort … per Mail geschickt (!): …", "비밀번호를 보내
-# 주셨습니다: …": a few words after the key, then the value. Only values that look made up (a
-# letter and a digit or sign among 8+ characters) count here: "password authentication
-# failed" is an error message.
+# 주셨습니다: …": a few words after the key, then the value. Only a value that looks made up
+# (letters and digits, 8+ characters; no URL or address) counts, and not after words that say
+# the text is about the password ("reset", "changed", "for user"…).
 _SAID = re.compile(
     r"(?i)(?<![\w-])(?:password|passwort|kennwort|mot de passe|contraseña|비밀번호|암호)"
-    r"(?:[^\n:=]{0,45}?[:=]\s*|\s+(?:is|ist|est|es|lautet|은|는)\s+)[\"']?"
+    r"(?P<bridge>[^\n:=]{0,45}?[:=]\s*|\s+(?:is|ist|est|es|lautet|은|는)\s+)[\"']?"
     r"(?P<value>[^\s&\"',;]{8,})"
 )
-_MADE_UP = re.compile(r"^(?=.*[^\W\d_])(?=.*[\d\W_]).{8,}$")
+_MADE_UP = re.compile(r"^(?=.*[^\W\d_])(?=.*\d).{8,}$")
+_ABOUT = re.compile(
+    r"(?i)\b(?:reset|changed?|sent|expired?|updated?|set|at|for|user(?:name)?|link|failed"
+    r"|incorrect|wrong|invalid|forgot|policy|length)\b"
+)
 # References to where a secret lives, not secrets: os.environ[...], process.env.KEY, ${VAR}.
 _REFERENCE = re.compile(
-    r"^(?:os\.environ|os\.getenv|process\.env|settings\.|config\.|env\.|self\.|\$)|[\[\]()]"
+    r"^(?:os\.environ|os\.getenv|process\.env|settings\.|config\.|env\.|self\.)"
+    r"|^\$\{?\w+\}?$|\("
 )
 _BEARER = re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9\-._~+/]{16,}=*)")
 _PRIVATE_KEY = re.compile(
@@ -319,28 +327,58 @@ def secrets(text: str) -> Iterator[Span]:
     """API keys, tokens, passwords given a value, and private key blocks."""
     for match in _PRIVATE_KEY.finditer(text):
         yield match.span()
+    lines: list[tuple[int, str]] = []
     offset = 0
-    with transient_settings({"plugins_used": [{"name": name} for name in _PLUGINS]}):
-        for line in text.splitlines(keepends=True):
-            for found in scan_line(line):
-                value = found.secret_value
-                if not value or found.type == "Private Key":
-                    continue
-                at = line.find(value)
-                if at >= 0:
-                    start, end = _whole_token(line, at, at + len(value))
-                    if _could_be_secret(line[start:end]):
-                        yield offset + start, offset + end
-            offset += len(line)
+    for line in text.splitlines(keepends=True):
+        lines.append((offset, line))
+        offset += len(line)
+    # detect-secrets' keyword plugin takes time quadratic in a line's length when keywords
+    # repeat ("password_password_…"): long lines go without it (_ASSIGNED below covers keys).
+    short = [(at, line) for at, line in lines if len(line) <= LONG_LINE]
+    long = [(at, line) for at, line in lines if len(line) > LONG_LINE]
+    for plugins, chosen in ((_PLUGINS, short), (_LONG_LINE_PLUGINS, long)):
+        if not chosen:
+            continue
+        with transient_settings({"plugins_used": [{"name": name} for name in plugins]}):
+            for at_line, line in chosen:
+                for found in scan_line(line):
+                    value = found.secret_value
+                    if not value or found.type == "Private Key":
+                        continue
+                    at = line.find(value)
+                    if at >= 0:
+                        start, end = _whole_token(line, at, at + len(value))
+                        if _could_be_secret(line[start:end]):
+                            yield at_line + start, at_line + end
     for match in _EXTRA_TOKENS.finditer(text):
         yield match.span()
     for pattern in (_ASSIGNED, _BEARER, _SAID):
         for match in pattern.finditer(text):
-            value = match.group("value").rstrip(".,;:!?")
-            if pattern is _SAID and not _MADE_UP.match(value):
+            value = match.group("value")
+            value = value.rstrip(".,;:!?") if pattern is _SAID else value.rstrip(".")
+            if pattern is _ASSIGNED and not _assigned_ok(match.group("key"), value):
+                continue
+            if pattern is _SAID and not _said_ok(match.group("bridge"), value):
                 continue
             if _could_be_secret(value):
                 yield match.start("value"), match.start("value") + len(value)
+
+
+def _assigned_ok(key: str, value: str) -> bool:
+    """A key that holds a secret (not its length, type or URL); digits only under a password
+    key, or 16 or more of them."""
+    if _ABOUT_A_SECRET.search(key):
+        return False
+    return not value.isdigit() or bool(_PASSWORD_WORD.search(key)) or len(value) >= 16
+
+
+def _said_ok(bridge: str, value: str) -> bool:
+    return (
+        bool(_MADE_UP.match(value))
+        and "://" not in value
+        and "@" not in value
+        and not _ABOUT.search(bridge)
+    )
 
 
 def _could_be_secret(value: str) -> bool:
@@ -349,6 +387,6 @@ def _could_be_secret(value: str) -> bool:
     return (
         not _PLACEHOLDER.match(value)
         and not _REFERENCE.search(value)
-        and not re.fullmatch(r"[A-Z][A-Z0-9_]*", value)
+        and not re.fullmatch(r"[A-Z][A-Z_]*", value)  # YOUR_API_KEY_HERE, MY_SECRET
         and len(set(value)) > 3
     )
