@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from awe.core.config import Settings, load_settings, masked_url, setting_env_names
+from awe.core.config import Settings, load_settings, setting_env_names
+from awe.core.config_sources import masked_url
 from awe.core.errors import ConfigurationError
 
 

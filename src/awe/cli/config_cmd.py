@@ -10,7 +10,8 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from awe.cli.context import CliState, console, print_json, state
-from awe.core.config import Settings, masked_url, setting_env_names
+from awe.core.config import Settings, setting_env_names
+from awe.core.config_sources import masked_url
 from awe.core.errors import AweError
 from awe.services import signing
 

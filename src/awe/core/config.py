@@ -8,7 +8,6 @@ configuration table is checked against.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from awe.core.config_fields import RetentionSettings, _env
 from awe.core.errors import ConfigurationError
 
 Environment = Literal["development", "staging", "production"]
@@ -35,12 +35,7 @@ VectorBackend = Literal["auto", "sqlite-vec", "numpy", "pgvector", "qdrant"]
 MIN_ADMIN_TOKEN = 32
 
 
-def _env(name: str, *older: str) -> AliasChoices:
-    """Accept ``AWE_<NAME>`` first, then any older name that means the same thing."""
-    return AliasChoices(f"AWE_{name}", *older)
-
-
-class Settings(BaseSettings):
+class Settings(BaseSettings, RetentionSettings):
     """The effective configuration of one awe process."""
 
     model_config = SettingsConfigDict(
@@ -153,44 +148,6 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=_env("DB_CONNECT_TIMEOUT"),
         description="Seconds to wait when opening a database connection.",
-    )
-    # ---------------------------------------------------------------------- retention
-    retention_days: int = Field(
-        default=180,
-        ge=0,
-        validation_alias=_env("RETENTION_DAYS"),
-        description="Delete finished runs (steps, events) this many days after they end. 0: keep.",
-    )
-    retention_audit_days: int = Field(
-        default=365,
-        ge=0,
-        validation_alias=_env("RETENTION_AUDIT_DAYS"),
-        description="Delete audit log entries older than this many days. 0: keep forever.",
-    )
-    retention_security_days: int = Field(
-        default=180,
-        ge=0,
-        validation_alias=_env("RETENTION_SECURITY_DAYS"),
-        description="Delete security events older than this many days. 0: keep forever.",
-    )
-    retention_scripts_days: int = Field(
-        default=180,
-        ge=0,
-        validation_alias=_env("RETENTION_SCRIPTS_DAYS"),
-        description="Delete script execution records older than this many days. 0: keep.",
-    )
-    retention_interval: float = Field(
-        default=3600.0,
-        ge=0,
-        validation_alias=_env("RETENTION_INTERVAL"),
-        description="Seconds between the leading scheduler's retention passes. 0: never.",
-    )
-    retention_batch_size: int = Field(
-        default=500,
-        ge=1,
-        le=100_000,
-        validation_alias=_env("RETENTION_BATCH_SIZE"),
-        description="Rows one retention transaction deletes at most (short transactions).",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=5000,
@@ -594,96 +551,22 @@ def setting_env_names() -> dict[str, list[str]]:
     return names
 
 
-def _describe_error(
-    error: Mapping[str, Any], environ: Mapping[str, str], files: Mapping[str, str]
-) -> str:
-    """Turn one pydantic error into 'VAR=value: what was wrong' using the variable the user set
-    (``files``: the settings read from a ``*_FILE`` variable, by field). A secret's value is
-    never shown, and a URL's password is masked."""
-    given = str(error["loc"][0]) if error["loc"] else "?"
-    names = setting_env_names()
-    field_name = next((f for f, aliases in names.items() if given in (f, *aliases)), given)
-    candidates = names.get(field_name, [field_name])
-    upper_environ = {key.upper(): key for key in environ}
-    variable = next((name for name in candidates if name in upper_environ), candidates[0])
-    shown: Any = environ.get(upper_environ.get(variable, variable), error.get("input"))
-    if field_name in files:
-        variable = files[field_name]
-    if field_name in FILE_SETTINGS:
-        shown = masked_url(str(shown)) if field_name.endswith("_url") else "***"
-    message = str(error["msg"])
-    ctx = error.get("ctx") or {}
-    if error["type"] == "literal_error" and "expected" in ctx:
-        message = f"must be one of {ctx['expected']}"
-    elif message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    return f"{variable}={shown!r} is invalid: {message}"
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment and ``.env``; raise ConfigurationError if invalid.
 
     ``overrides`` are field names (``home=…``) and win over the environment; ``_env_file=None``
     ignores ``.env``.
     """
+    from awe.core import config_sources  # it reads Settings: imported once this module is
+
     names = setting_env_names()
     values = {
         (key if key.startswith("_") else names[key][0]): value for key, value in overrides.items()
     }
     files: dict[str, str] = {}
-    values.update(_secret_files(names, os.environ, values, files))
+    values.update(config_sources.secret_files(names, os.environ, values, files))
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = [_describe_error(err, os.environ, files) for err in exc.errors()]
+        problems = [config_sources.describe_error(err, os.environ, files) for err in exc.errors()]
         raise ConfigurationError("; ".join(problems)) from None
-
-
-#: Settings that may be read from a file named by ``<VARIABLE>_FILE`` (Docker and compose
-#: secrets, systemd credentials): the secrets, and the database URLs (they hold a password).
-FILE_SETTINGS = frozenset(
-    {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
-    | {"database_url", "database_listen_url"}
-)
-
-
-def _secret_files(
-    names: dict[str, list[str]],
-    environ: Mapping[str, str],
-    given: dict[str, Any],
-    files: dict[str, str],
-) -> dict[str, str]:
-    """``AWE_JWT_SECRET_FILE=/run/secrets/jwt`` reads AWE_JWT_SECRET from that file (its
-    trailing newline dropped); ``files`` learns which variable named the file, by field. Only
-    the process environment is read for these (not ``.env``). Setting a variable both ways is
-    an error, as is a file that cannot be read."""
-    found: dict[str, str] = {}
-    for field in sorted(FILE_SETTINGS):
-        primary = names[field][0]
-        for variable in names[field]:
-            path = environ.get(f"{variable}_FILE")
-            if not path or primary in given:
-                continue
-            also = next((name for name in names[field] if name in environ), None)
-            if also is not None:
-                raise ConfigurationError(
-                    f"{variable}_FILE and {also} are both set: keep one of them"
-                )
-            try:
-                found[primary] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-                files[field] = f"{variable}_FILE"
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigurationError(
-                    f"{variable}_FILE={path!r}: cannot read it ({type(exc).__name__}:"
-                    f" {exc.strerror if isinstance(exc, OSError) else 'not UTF-8 text'})"
-                ) from None
-            break
-    return found
-
-
-def masked_url(url: str) -> str:
-    """A database URL with its password replaced by ``***``."""
-    parsed = make_url(url)
-    if parsed.password is None:
-        return url
-    return parsed.render_as_string(hide_password=True)
