@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from awe.ai.vectors import StoredVector, choose_index
 from awe.ai.vectors.qdrant import QdrantIndex
 from awe.core.clock import utcnow
+from awe.core.config import Settings
 from awe.core.ids import new_id
 from awe.engine.scheduler import Scheduler
 from awe.services import knowledge
@@ -60,17 +61,27 @@ def ingest(db: Database, drain: Drain, settings: object, path: Path, lines: int)
     return stored.id
 
 
-@BACKENDS
-def test_a_document_that_shrinks_keeps_only_its_points(
-    backend: str, database: Database, drain: Drain, tmp_path: Path
-) -> None:
-    """Twelve sentences, then re-ingested as three: Qdrant holds as many points for it as its
-    (fewer) chunk rows, and owes nothing."""
+Local = tuple[Settings, QdrantIndex]
+
+
+@pytest.fixture
+def qdrant(database: Database, tmp_path: Path) -> Local:
+    """Settings with local-mode Qdrant in the test's home (small chunks), and its index."""
     settings = make_settings(
         tmp_path, vector_backend="qdrant", rag_chunk_size=100, rag_chunk_overlap=0
     )
     index = choose_index(database, settings)
     assert isinstance(index, QdrantIndex)
+    return settings, index
+
+
+@BACKENDS
+def test_a_document_that_shrinks_keeps_only_its_points(
+    backend: str, database: Database, drain: Drain, tmp_path: Path, qdrant: Local
+) -> None:
+    """Twelve sentences, then re-ingested as three: Qdrant holds as many points for it as its
+    (fewer) chunk rows, and owes nothing."""
+    settings, index = qdrant
     doc = ingest(database, drain, settings, tmp_path / "notes.txt", 12)
     before = chunks_of(database, doc)
     assert index.count(doc) == before >= 12
@@ -83,17 +94,13 @@ def test_a_document_that_shrinks_keeps_only_its_points(
 
 @BACKENDS
 def test_a_delete_qdrant_missed_is_owed_then_done_and_gc_removes_orphans(
-    backend: str, database: Database, drain: Drain, tmp_path: Path
+    backend: str, database: Database, drain: Drain, tmp_path: Path, qdrant: Local
 ) -> None:
     """Removing a document while Qdrant is unreachable deletes its rows and owes Qdrant the
     delete (attempts 1, the error's type kept); the scheduler's chore does it once Qdrant
     answers, and owes nothing more. A point whose chunk never existed is an orphan that gc
     finds and removes (a dry run only counts it)."""
-    settings = make_settings(
-        tmp_path, vector_backend="qdrant", rag_chunk_size=100, rag_chunk_overlap=0
-    )
-    index = choose_index(database, settings)
-    assert isinstance(index, QdrantIndex)
+    settings, index = qdrant
     doc = ingest(database, drain, settings, tmp_path / "gone.txt", 6)
     points = chunks_of(database, doc)
     assert index.count(doc) == points > 0

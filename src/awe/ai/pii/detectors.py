@@ -269,10 +269,14 @@ _EXTRA_TOKENS = re.compile(
 # The secret word may have a prefix and a suffix only across a separator (AWS_SECRET_ACCESS_KEY,
 # db.password), so that "secretary" and "tokens_used" are not keys; both are bounded (no
 # backtracking over a long token).
+# "Password" in the five languages (the one list the key, prose and digits rules share).
+_LOGIN_WORDS = (
+    r"passw(?:or)?d|passwort|kennwort|pwd|mot[ _-]de[ _-]passe|mdp|contrase(?:ñ|n)a|clave"
+    r"|비밀번호|암호"
+)
 _KEY_NAMES = (
-    r"(?:[\w.-]{0,40}[_.-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwort|kennwort"
-    r"|pwd|mot[ _-]de[ _-]passe|mdp|contrase(?:ñ|n)a|clave|비밀번호|암호|access[_-]?key"
-    r"|private[_-]?key)(?:[_-][\w-]{0,40})?"
+    rf"(?:[\w.-]{{0,40}}[_.-])?(?:api[_-]?key|apikey|secret|token|{_LOGIN_WORDS}"
+    r"|access[_-]?key|private[_-]?key)(?:[_-][\w-]{0,40})?"
 )
 _ASSIGNED = re.compile(
     rf"(?i)(?<![\w.-])(?P<key>{_KEY_NAMES})[\"']?\s*[:=]\s*[\"']?"
@@ -283,13 +287,13 @@ _ABOUT_A_SECRET = re.compile(
     r"(?i)[_-](?:type|count|len|length|url|uri|endpoint|name|lifetime|ttl|expir\w*|min\w*"
     r"|max\w*|policy|reset\w*|file|path|hint|prompt|field|label|id)\b"
 )
-_PASSWORD_WORD = re.compile(r"(?i)passw|kennwort|mot[ _-]de|contrase|비밀번호|암호|pwd|mdp|clave")
+_PASSWORD_WORD = re.compile(rf"(?i){_LOGIN_WORDS}")
 # Prose and chat: "password is Xy7…", "Passwort … per Mail geschickt (!): …", "비밀번호를 보내
 # 주셨습니다: …": a few words after the key, then the value. Only a value that looks made up
 # (letters and digits, 8+ characters; no URL or address) counts, and not after words that say
 # the text is about the password ("reset", "changed", "for user"…).
 _SAID = re.compile(
-    r"(?i)(?<![\w-])(?:password|passwort|kennwort|mot de passe|contraseña|비밀번호|암호)"
+    rf"(?i)(?<![\w-])(?:{_LOGIN_WORDS})"
     r"(?P<bridge>[^\n:=]{0,45}?[:=]\s*|\s+(?:is|ist|est|es|lautet|은|는)\s+)[\"']?"
     r"(?P<value>[^\s&\"',;]{8,})"
 )
