@@ -13,7 +13,7 @@ from awe import __version__, web
 from awe.ai import pii
 from awe.api import problems
 from awe.api.observe import Metrics, Observe
-from awe.api.routes import auth, health, ops, projects, runs, status
+from awe.api.routes import auth, health, ops, privacy, projects, runs, status
 from awe.core import tracing
 from awe.core.config import Settings, load_settings
 from awe.core.logging import configure_for
@@ -68,7 +68,14 @@ def create_app(
     app.state.metrics = Metrics(database, settings)
     tracing.configure("api")
     problems.install(app, pages=web.error_page)
-    for router in (health.router, auth.router, projects.router, runs.router, ops.router):
+    for router in (
+        health.router,
+        auth.router,
+        projects.router,
+        runs.router,
+        ops.router,
+        privacy.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(status.router)
     web.install(app)

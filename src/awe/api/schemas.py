@@ -392,3 +392,18 @@ class ChunkPublic(BaseModel):
     chunk_index: int
     score: float
     text: str
+
+
+class SubjectIn(_In):
+    """A data subject: exactly one of an e-mail (and its account), a user id, or a value."""
+
+    email: str | None = Field(default=None, max_length=320)
+    user: str | None = Field(default=None, max_length=36)
+    value: str | None = Field(default=None, max_length=500)
+
+
+class ErasureIn(SubjectIn):
+    """An erasure request: how, and whether only to say what it would do."""
+
+    mode: str = Field(default="delete", pattern="^(delete|pseudonymize)$")
+    dry_run: bool = False

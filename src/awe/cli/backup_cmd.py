@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -178,9 +178,16 @@ def restore(
             with_secrets=not no_secrets, private_key=decrypt_with, encrypt_to=encrypt_to,
         )  # fmt: skip
     cli.report = result
+    erasures = result["erasures"]
     if as_json:
         print_json(result)
-        return
+    else:
+        _restored(path, result)
+    if erasures["failed"] or erasures["unreadable"]:
+        raise typer.Exit(1)  # restored, but an erasure it owes is not done: the operator acts
+
+
+def _restored(path: Path, result: dict[str, Any]) -> None:
     if result["backup_before"]:
         line("backup", "INFO", f"the data it replaced is in {result['backup_before']}")
     line("backup", "INFO", f"restored {path.name} at migration {result['revision']}")
@@ -188,6 +195,12 @@ def restore(
         line("backup", "INFO", f"upgraded the restored database to {result['upgraded_to']}")
     for warning in result["warnings"]:
         line("backup", "WARNING", warning, style="yellow")
+    erasures = result["erasures"]
+    if erasures["reapplied"]:
+        line("backup", "INFO", f"re-applied {len(erasures['reapplied'])} erasure(s) made after"
+             " the backup was taken")  # fmt: skip
+    for problem in erasures["failed"] + erasures["unreadable"]:
+        line("backup", "ERROR", f"erasure not re-applied: {problem}", style="red")
 
 
 @app.command("prune")
@@ -196,8 +209,11 @@ def prune(
     ctx: typer.Context,
     keep_last: Annotated[int, typer.Option("--keep-last", min=1, help="Keep the newest N.")] = 7,
     keep_days: Annotated[
-        int, typer.Option("--keep-days", min=0, help="Keep those younger than D days.")
-    ] = 30,
+        int | None,
+        typer.Option(
+            "--keep-days", min=0, help="Keep those younger than D days (AWE_BACKUP_KEEP_DAYS)."
+        ),
+    ] = None,
     dest: DestOption = None,
     dry_run_flag: DryRunOption = False,
     as_json: JsonOption = False,
@@ -205,8 +221,9 @@ def prune(
     """Delete old backups; the newest verified one is always kept."""
     cli = state(ctx)
     preview = dry_run(cli, dry_run_flag)
+    days = cli.settings.backup_keep_days if keep_days is None else keep_days
     deleted, kept = backups.prune(
-        cli.settings, keep_last=keep_last, keep_days=keep_days, dry_run=preview, dest=dest
+        cli.settings, keep_last=keep_last, keep_days=days, dry_run=preview, dest=dest
     )
     cli.report = {"deleted": [b.name for b in deleted], "kept": [b.name for b in kept]}
     if as_json:

@@ -16,6 +16,7 @@ from awe.cli import (
     config_cmd,
     db_cmd,
     doctor_cmd,
+    erase_cmd,
     errors_cmd,
     knowledge_cmd,
     models_cmd,
@@ -61,6 +62,7 @@ app.add_typer(admin_cmd.admin_app, name="admin")
 app.add_typer(admin_cmd.audit_app, name="audit")
 app.add_typer(admin_cmd.secrets_app, name="secrets")
 doctor_cmd.register(app)
+erase_cmd.register(app)
 setup_cmd.register(app)
 app.add_typer(ops_cmd.app, name="ops")
 app.add_typer(certs_cmd.app, name="certs")

@@ -534,6 +534,11 @@ class Settings(BaseSettings, RetentionSettings):
         return self.backup_dir or self.home / "backups"
 
     @property
+    def effective_erasure_ledger(self) -> Path:
+        """The erasure ledger: AWE_ERASURE_LEDGER or ``$AWE_HOME/erasures.jsonl``."""
+        return self.erasure_ledger or self.home / "erasures.jsonl"
+
+    @property
     def effective_log_format(self) -> LogFormat:
         """JSON in production unless told otherwise; console lines elsewhere."""
         if self.log_format is not None:

@@ -3,6 +3,8 @@ helper every field uses to name its environment variables."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, BaseModel, Field
 
 
@@ -12,7 +14,8 @@ def _env(name: str, *older: str) -> AliasChoices:
 
 
 class RetentionSettings(BaseModel):
-    """How long history is kept (awe.engine.retention), and how the clean-up runs."""
+    """How long history and backups are kept (awe.engine.retention, awe backup prune), how the
+    clean-up runs, and where erasures are remembered for restores (awe.ops.erasure_ledger)."""
 
     retention_days: int = Field(
         default=180,
@@ -50,4 +53,17 @@ class RetentionSettings(BaseModel):
         le=100_000,
         validation_alias=_env("RETENTION_BATCH_SIZE"),
         description="Rows one retention transaction deletes at most (short transactions).",
+    )
+    backup_keep_days: int = Field(
+        default=30,
+        ge=0,
+        validation_alias=_env("BACKUP_KEEP_DAYS"),
+        description="awe backup prune keeps backups younger than this many days (and the"
+        " newest few): what an erasure receipt counts on for when copies expire.",
+    )
+    erasure_ledger: Path | None = Field(
+        default=None,
+        validation_alias=_env("ERASURE_LEDGER"),
+        description="The erasure ledger (subjects sealed with the instance key), which awe"
+        " backup restore re-applies. Default: $AWE_HOME/erasures.jsonl; keep it with backups.",
     )

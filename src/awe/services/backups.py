@@ -12,7 +12,7 @@ from typing import Any
 from awe.core.config import Settings
 from awe.core.errors import AweError, Conflict, ValidationFailed
 from awe.engine.queue_stats import live_workers
-from awe.ops import backup
+from awe.ops import backup, erasure_ledger
 from awe.ops import restore as restoring
 from awe.ops.backup import Backup
 from awe.storage.database import Database
@@ -109,8 +109,13 @@ def restore(
     encrypt_to: Path | None = None,
 ) -> dict[str, Any]:
     """Back up the current data (unless told not to; sealed to ``encrypt_to`` when given),
-    then restore; once it succeeded, what it moved aside is deleted when that backup exists
-    (kept otherwise, and listed)."""
+    then restore, then re-apply the erasures made after the backup was taken (the erasure
+    ledger, read before the restore can put back another instance key); once it succeeded,
+    what it moved aside is deleted when that backup exists (kept otherwise, and listed)."""
+    from awe.services import erasure  # erasure reads backups for its receipts
+
+    taken = datetime.fromisoformat(plan.manifest["created_at"])
+    owed = erasure_ledger.read(settings, after=taken)
     before = backup.create(db, settings, encrypt_to=encrypt_to) if take_backup else None
     try:
         done = restoring.restore(
@@ -121,6 +126,7 @@ def restore(
             raise
         raise type(exc)(f"{exc.message} (the data before the restore is in {before.path})") from exc
     result = done.as_dict()
+    result["erasures"] = erasure.reapply_entries(db, settings, owed)
     result["backup_before"] = str(before.path) if before else None
     if before is not None:
         restoring.forget_aside(done)

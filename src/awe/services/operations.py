@@ -31,6 +31,9 @@ _SECRET_OPTION = re.compile(
     r"^--?[\w-]*(password|passwd|secret|token|api[-_]?key|private[-_]?key|credential)[\w-]*$",
     re.IGNORECASE,
 )
+#: Options whose value names a person (awe erase, awe pii find): masked too, so the record of
+#: an erasure does not keep the very value it erased.
+_PERSONAL_OPTION = re.compile(r"^--(email|value)$", re.IGNORECASE)
 #: How many executions ``history`` lists at most.
 HISTORY_LIMIT = 1000
 #: Exit codes that count as a success in ``script_execution_status`` (10: dry run completed).
@@ -45,8 +48,9 @@ def operator(*, run_id: str | None = None) -> str:
 
 
 def masked_arguments(arguments: Sequence[str], settings: Settings | None = None) -> list[str]:
-    """The command line with secret values hidden: values of secret-looking options (both
-    ``--token X`` and ``--token=X``) and any configured secret wherever it appears."""
+    """The command line with secret values hidden: values of secret-looking options and of
+    ``--email`` / ``--value`` (both ``--token X`` and ``--token=X``), and any configured secret
+    wherever it appears."""
     known = Masker(secret_values(settings) if settings is not None else [])
     shown: list[str] = []
     hide_next = False
@@ -56,7 +60,7 @@ def masked_arguments(arguments: Sequence[str], settings: Settings | None = None)
             hide_next = False
             continue
         name, equals, _ = argument.partition("=")
-        if _SECRET_OPTION.match(name):
+        if _SECRET_OPTION.match(name) or _PERSONAL_OPTION.match(name):
             if equals:
                 shown.append(f"{name}={MASK}")
             else:

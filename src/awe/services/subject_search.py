@@ -3,8 +3,8 @@ opened (their column types do that as rows are read), read in pages by primary k
 
 The tables are not listed by hand: whatever the schema holds (a table added later included) is
 searched, so a right-of-access answer, and the erasure that will build on it, cannot forget a
-table. A match is a case-insensitive occurrence of any of the subject's values in the column's
-text (JSON as its text, bytes decoded as UTF-8).
+table. A match is a case-insensitive occurrence of any of the subject's values (or their account's
+id) in the column's text (JSON as its text, bytes decoded as UTF-8).
 """
 
 from __future__ import annotations
@@ -36,9 +36,12 @@ SKIPPED = frozenset({"alembic_version", "leases", "instance_state", "queues", "w
 
 @dataclass(frozen=True)
 class Subject:
-    """What identifies a person: the values to look for (an e-mail, a user id, a name…)."""
+    """What identifies a person: the values to look for (an e-mail, a name…), and the id of
+    their account when they have one."""
 
     values: tuple[str, ...]
+    #: Their account's id: rows that name it (tokens, sessions, the audit's actor) are theirs.
+    user_id: str | None = None
 
     @classmethod
     def of(
@@ -49,9 +52,9 @@ class Subject:
         user: str | None = None,
         value: str | None = None,
     ) -> Subject:
-        """One of ``email``, ``user`` (its id: the account's e-mail is looked for too) or
-        ``value``; ValidationFailed unless exactly one is given, or it is too short to mean
-        one person."""
+        """One of ``email`` (its account, if any, is theirs), ``user`` (an account's id: its
+        e-mail is looked for too) or ``value``; ValidationFailed unless exactly one is given,
+        or it is too short to mean one person."""
         given = [x for x in (email, user, value) if x]
         if len(given) != 1:
             raise ValidationFailed("name exactly one of --email, --user or --value")
@@ -62,22 +65,33 @@ class Subject:
             )
         if email is not None and "@" not in needle:
             raise ValidationFailed(f"--email {needle!r} is not an e-mail address")
-        values = [needle]
         if user is not None:
             with db.read() as conn:
                 row = conn.execute(select(User.email).where(User.id == needle)).one_or_none()
             if row is None:
                 raise NotFound(f"no user {needle} (awe admin users, or GET /api/v1/users)")
-            values.insert(0, row.email)  # the person's name in receipts and audit: their e-mail
-        return cls(tuple(values))
+            # The person's name in receipts and audit: their e-mail.
+            return cls((row.email,), user_id=needle)
+        if email is not None:
+            with db.read() as conn:
+                account = conn.execute(
+                    select(User.id).where(User.email == needle.lower())
+                ).scalar_one_or_none()
+            return cls((needle,), user_id=account)
+        return cls((needle,))
+
+    @property
+    def needles(self) -> tuple[str, ...]:
+        """Everything a row may hold that makes it the subject's: the values and the id."""
+        return (*self.values, self.user_id) if self.user_id else self.values
 
     def matches(self, value: Any) -> bool:
-        """Whether ``value`` (text, JSON or bytes) holds one of the subject's values."""
+        """Whether ``value`` (text, JSON or bytes) holds one of the subject's needles."""
         text = _as_text(value)
         if not text:
             return False
         lowered = text.casefold()
-        return any(v.casefold() in lowered for v in self.values)
+        return any(v.casefold() in lowered for v in self.needles)
 
 
 @dataclass

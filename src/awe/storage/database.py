@@ -251,6 +251,9 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         # Durable at every checkpoint; with WAL, NORMAL cannot corrupt the database on a crash.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted and rewritten cells are zeroed, not left in free space: an erasure (or a
+        # retention pass) really removes the bytes from the file (the WAL is truncated after).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -160,6 +160,18 @@ class QdrantIndex:
             for name in self._names()
         )
 
+    def present(self, ids: list[str]) -> int:
+        """How many of these points exist, in every collection (looked up by id)."""
+        found = 0
+        for name in self._names():
+            for start in range(0, len(ids), 1000):
+                found += len(
+                    self.client.retrieve(
+                        name, ids=ids[start : start + 1000], with_payload=False, with_vectors=False
+                    )
+                )
+        return found
+
     def search(
         self,
         conn: Connection,

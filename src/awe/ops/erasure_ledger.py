@@ -1,0 +1,113 @@
+"""The erasure ledger: one line per erasure, kept outside the database so that a restore (which
+replaces the database) can re-apply the erasures made after its backup was taken.
+
+A line holds the request id, when, the mode, the subject's keyed hash, and the subject itself
+sealed with the instance key (re-applying needs the values to look for; nothing in the file is
+readable without the key). The file is 0600, appended under an exclusive lock, one JSON object
+per line; a torn last line (a crash mid-append) is skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from awe.core.config import Settings
+from awe.core.crypto import SealBroken, instance_key
+
+#: The purpose sealed subjects are bound to (a value sealed for another purpose does not open).
+PURPOSE = "erasure-ledger"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One erasure as the ledger remembers it."""
+
+    id: str
+    at: datetime
+    mode: str
+    subject: str
+    #: The values looked for, and the account's id (None when the subject had none).
+    values: tuple[str, ...]
+    user_id: str | None
+
+
+def append(settings: Settings, entry: Entry) -> Path:
+    """Add ``entry`` to the ledger (created 0600 in a 0700 folder when missing); its path."""
+    path = settings.effective_erasure_ledger
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sealed = instance_key(settings).seal(
+        json.dumps({"values": list(entry.values), "user_id": entry.user_id}).encode(),
+        purpose=PURPOSE,
+    )
+    line = json.dumps(
+        {
+            "id": entry.id,
+            "at": entry.at.isoformat(),
+            "mode": entry.mode,
+            "subject": entry.subject,
+            "sealed": sealed,
+        }
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.write(descriptor, (line + "\n").encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)  # closing releases the lock
+    return path
+
+
+@dataclass(frozen=True)
+class Read:
+    """The ledger's entries, and the lines that could not be used (with why)."""
+
+    entries: list[Entry]
+    unreadable: list[str]
+
+
+def read(settings: Settings, *, after: datetime | None = None) -> Read:
+    """The entries (those made after ``after`` when given), oldest first. A line that does not
+    parse or whose subject does not open with this instance key is reported, not raised."""
+    path = settings.effective_erasure_ledger
+    if not path.is_file():
+        return Read([], [])
+    key = instance_key(settings)
+    entries: list[Entry] = []
+    unreadable: list[str] = []
+    with path.open("r", encoding="utf-8") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        lines = handle.read().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw: dict[str, Any] = json.loads(line)
+            at = datetime.fromisoformat(raw["at"])
+            if after is not None and at <= after:
+                continue
+            opened = json.loads(key.open(raw["sealed"], purpose=PURPOSE))
+            entries.append(
+                Entry(
+                    id=str(raw["id"]),
+                    at=at,
+                    mode=str(raw["mode"]),
+                    subject=str(raw["subject"]),
+                    values=tuple(str(v) for v in opened["values"]),
+                    user_id=opened.get("user_id"),
+                )
+            )
+        except SealBroken:
+            unreadable.append(
+                f"{path}:{number}: sealed with another instance key (erasure"
+                f" {str(raw.get('id'))[:40]}): restore the key it was made with, or erase again"
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            unreadable.append(f"{path}:{number}: not a ledger line ({type(exc).__name__})")
+    return Read(entries, unreadable)
