@@ -64,6 +64,14 @@ class QdrantIndex:
         with cls._lock:
             return key in cls._shared
 
+    @classmethod
+    def close_all(cls) -> None:
+        """Close this process's clients (a local-mode folder is then free for another process)."""
+        with cls._lock:
+            for index in cls._shared.values():
+                index.client.close()
+            cls._shared.clear()
+
     def _collection(self, dim: int) -> str:
         name = f"awe_chunks_{dim}"
         if name not in self._collections:
