@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from awe.ai import pii
 from awe.core.config import Settings
@@ -23,7 +23,7 @@ from awe.services import audit, auth, backups, erasure, knowledge, subject_searc
 from awe.services.subject_search import Subject
 from awe.storage.auth_models import ApiToken, AuditEntry, AuthSession
 from awe.storage.database import Database
-from awe.storage.engine_models import Run, Workflow
+from awe.storage.engine_models import Run, Step, Workflow
 from awe.storage.knowledge_models import Chunk, Document
 from awe.storage.models import User
 from tests.conftest import make_settings
@@ -258,3 +258,19 @@ def test_chunks_without_their_document_matching_still_take_the_document(
     assert receipt.verified
     assert rows(database, Document) == 0
     assert rows(database, Chunk, Chunk.document_id == doc_id) == 0
+
+
+def test_a_cancelled_run_whose_step_still_runs_is_not_settled(
+    database: Database, settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """A cancelled run whose step is still running on a worker (it stops at its next
+    heartbeat) holds the subject: Conflict, and the run is still there to be cleaned up by
+    its worker."""
+    plant_all(database, settings, drain, tmp_path)
+    with database.write() as conn:
+        run_id = conn.execute(select(Run.id).where(Run.workflow_name == "mailer")).scalar_one()
+        conn.execute(update(Run).where(Run.id == run_id).values(status="cancelled"))
+        conn.execute(update(Step).where(Step.run_id == run_id).values(status="running"))
+    with pytest.raises(Conflict, match="not settled"):
+        erasure.erase(database, settings, email=EMAIL)
+    assert rows(database, Run, Run.id == run_id) == 1

@@ -79,9 +79,15 @@ class Cutoffs:
 
 
 def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
-    """Finished before ``cutoff``, with no step still open (a cancelled run's step runs until
-    its next heartbeat), no unfinished parent and no unfinished child. The subqueries select
-    the few open rows by index (states IN …), never every finished one."""
+    """Settled (see :func:`settled`) and finished before ``cutoff``."""
+    return and_(settled(), Run.finished_at < cutoff)
+
+
+def settled() -> ColumnElement[bool]:
+    """Runs that may be deleted: finished, with no step still open (a cancelled run's step
+    runs until its next heartbeat), no unfinished parent and no unfinished child (retention
+    and erasure alike). The subqueries select the few open rows by index (states IN …), never
+    every finished one."""
     # correlate(None): inside the DELETE of runs, "runs" in a subquery is its own table.
     open_runs = select(Run.id).where(Run.status.in_(_RUN_OPEN)).correlate(None)
     open_children_of = (
@@ -92,7 +98,6 @@ def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
     busy = select(Step.run_id).where(Step.status.in_(list(states.STEP_OPEN))).correlate(None)
     return and_(
         Run.status.in_(list(states.RUN_FINAL)),
-        Run.finished_at < cutoff,
         or_(Run.parent_run_id.is_(None), Run.parent_run_id.not_in(open_runs)),
         Run.id.not_in(open_children_of),
         Run.id.not_in(busy),

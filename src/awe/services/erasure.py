@@ -103,6 +103,12 @@ def erase(
         receipt.retained = _retained(the_plan, receipt.tables, settings, db)
         _audit(db, who, receipt)
         return receipt
+    if not reapplied:
+        # Before any change: a restore re-applies the erasure even if this one stops midway.
+        entry = erasure_ledger.Entry(
+            receipt.request_id, receipt.at, mode, tag, subject.values, subject.user_id
+        )
+        erasure_ledger.append(settings, entry)
     done = Done()
     pseudonymize = Pseudonymizer(subject, f"erased-{tag}")
     index = choose_index(db, settings)
@@ -115,11 +121,6 @@ def erase(
     receipt.storage = _storage(db)
     receipt.backups = _backups(settings, receipt.at)
     receipt.retained = _retained(the_plan, receipt.tables, settings, db, subject=subject)
-    if not reapplied:
-        entry = erasure_ledger.Entry(
-            receipt.request_id, receipt.at, mode, tag, subject.values, subject.user_id
-        )
-        erasure_ledger.append(settings, entry)
     receipt.problems = _problems(receipt)
     receipt.verified = not receipt.problems
     return receipt

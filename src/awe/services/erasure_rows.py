@@ -27,11 +27,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, false, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    delete,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 
 from awe.ai.vectors import VectorIndex, outbox
 from awe.core.errors import Conflict
-from awe.engine.states import RUN_FINAL
+from awe.engine.retention import settled
 from awe.services.subject_search import Found, Subject, searched_columns
 from awe.storage.auth_models import ApiToken, AuthSession
 from awe.storage.database import Database
@@ -170,13 +181,14 @@ def _refuse_open_runs(db: Database, result: Plan) -> None:
     for batch in _batches(sorted(runs)):
         with db.read() as conn:
             open_runs += conn.execute(
-                select(Run.id).where(Run.id.in_(batch), Run.status.not_in(RUN_FINAL))
+                select(Run.id).where(Run.id.in_(batch), not_(settled()))
             ).scalars()
     if open_runs:
         shown = ", ".join(sorted(open_runs)[:5])
         raise Conflict(
-            f"{len(open_runs)} run(s) holding the subject are still open ({shown}): cancel them"
-            " (awe runs cancel ID) or let them finish, then erase; nothing was changed"
+            f"{len(open_runs)} run(s) holding the subject are not settled ({shown}): still open,"
+            " with a step still running, or with an open parent or child run; cancel them (awe"
+            " runs cancel ID) or let them finish, then erase; nothing was changed"
         )
 
 
@@ -269,11 +281,11 @@ def _rewrite(
 
 def _delete_runs(db: Database, ids: list[Any], done: Done) -> None:
     with db.write() as conn:
-        # Locked in id order (the engine's lock order), and only runs that have ended.
+        # Locked in id order (the engine's lock order), and only runs that are settled.
         ended = list(
             conn.execute(
                 select(Run.id)
-                .where(Run.id.in_(ids), Run.status.in_(RUN_FINAL))
+                .where(Run.id.in_(ids), settled())
                 .order_by(Run.id)
                 .with_for_update()
             ).scalars()
