@@ -284,10 +284,7 @@ def _delete_runs(db: Database, ids: list[Any], done: Done) -> None:
         # Locked in id order (the engine's lock order), and only runs that are settled.
         ended = list(
             conn.execute(
-                select(Run.id)
-                .where(Run.id.in_(ids), settled())
-                .order_by(Run.id)
-                .with_for_update()
+                select(Run.id).where(Run.id.in_(ids), settled()).order_by(Run.id).with_for_update()
             ).scalars()
         )
         if not ended:
