@@ -16,19 +16,31 @@ from sqlalchemy import func, select, update
 
 from awe.ai import pii
 from awe.core.config import Settings
-from awe.core.errors import AuthenticationFailed, Conflict, ValidationFailed
+from awe.core.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from awe.engine.client import Engine
 from awe.ops import erasure_ledger
-from awe.services import audit, auth, backups, erasure, knowledge, subject_search, tokens
+from awe.services import (
+    audit,
+    auth,
+    backups,
+    erasure,
+    knowledge,
+    projects,
+    secrets,
+    subject_search,
+    tokens,
+)
 from awe.services.subject_search import Subject
-from awe.storage.auth_models import ApiToken, AuditEntry, AuthSession
+from awe.storage.auth_models import ApiToken, AuditEntry, AuthSession, SecurityEvent
 from awe.storage.database import Database
 from awe.storage.engine_models import Run, Step, Workflow
 from awe.storage.knowledge_models import Chunk, Document
-from awe.storage.models import User
+from awe.storage.models import Project, User
+from awe.storage.secret_models import ProjectSecret
 from tests.conftest import make_settings
 from tests.integration.conftest import Drain
 from tests.integration.test_subject_search import BYSTANDER, EMAIL, plant
+from tests.support.documents import pdf_with_text
 
 PASSWORD = "a long enough password"
 
@@ -196,12 +208,12 @@ def test_a_dry_run_counts_and_changes_nothing(
     plant_all(database, settings, drain, tmp_path)
     before = subject_search.find(database, Subject((EMAIL,))).counts()
     receipt = erasure.erase(database, settings, email=EMAIL, dry_run=True)
-    assert receipt.dry_run
-    assert not receipt.verified
     assert receipt.tables["runs"]["deleted"] == 1
     assert receipt.tables["users"]["deleted"] == 1
+    assert receipt.rows == sum(n for t in receipt.tables.values() for n in t.values())
     assert subject_search.find(database, Subject((EMAIL,))).counts() == before
     assert not settings.effective_erasure_ledger.exists()
+    assert '"dry_run": true' in audit_text(database)
 
 
 def test_the_ledger_is_private_and_opens_only_with_the_instance_key(
@@ -243,19 +255,23 @@ def test_a_restore_re_applies_erasures_made_after_its_backup(
     assert subject_search.find(database, Subject((BYSTANDER,))).counts().keys() >= {"runs"}
 
 
-def test_chunks_without_their_document_matching_still_take_the_document(
+def test_a_pdf_is_searched_by_its_text_not_its_compressed_bytes(
     database: Database, settings: Settings, drain: Drain, tmp_path: Path
 ) -> None:
-    """A chunk holding the subject belongs to its document: the document is deleted, and with
-    it every chunk (no chunk rows of it remain by document or by id)."""
-    letter = tmp_path / "letter.txt"
-    letter.write_text(f"Dear team,\nplease write to {EMAIL} about the invoice.\n")
-    knowledge.add(database, settings, [letter])
+    """A PDF whose text stream is compressed holds no address in its bytes; the search reads
+    its text, finds it, and the erasure deletes the document with every chunk."""
+    content = pdf_with_text("Invoice for", EMAIL, "due in 30 days", compressed=True)
+    assert EMAIL.encode() not in content
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(content)
+    knowledge.add(database, settings, [pdf])
     drain(settings=settings)
     with database.read() as conn:
         (doc_id,) = conn.execute(select(Document.id)).scalars()
-    receipt = erasure.erase(database, settings, value="write to")
-    assert receipt.verified
+    assert rows(database, Chunk, Chunk.document_id == doc_id) >= 1
+    assert subject_search.find(database, Subject((EMAIL,))).counts() == {"documents": 1}
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    assert receipt.verified, receipt.problems
     assert rows(database, Document) == 0
     assert rows(database, Chunk, Chunk.document_id == doc_id) == 0
 
@@ -274,3 +290,132 @@ def test_a_cancelled_run_whose_step_still_runs_is_not_settled(
     with pytest.raises(Conflict, match="not settled"):
         erasure.erase(database, settings, email=EMAIL)
     assert rows(database, Run, Run.id == run_id) == 1
+
+
+def test_a_project_owner_is_pseudonymized_and_what_names_them_by_id_stays(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """In delete mode an account that owns a project is kept pseudonymized and deactivated
+    (the receipt says why); the project, its secret last set by them and an audit entry naming
+    them as actor keep their rows and the id, untouched; the erasure is verified."""
+    user = auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    owner = tokens.Principal("user", user.id, "member")
+    project = projects.create(database, owner, name="analytics", actor=audit.SYSTEM)
+    secrets.set_secret(database, settings, project=project, name="API_KEY",
+                       value="a-secret-value-1234", actor=audit.Actor("user", user.id))  # fmt: skip
+    audit.record_now(database, audit.Actor("user", user.id), "test.by-id",
+                     details={"note": f"changed by {user.id}"})  # fmt: skip
+    receipt = erasure.erase(database, settings, email=EMAIL, mode="delete")
+    assert receipt.verified, receipt.problems
+    assert receipt.tables["users"] == {"deleted": 0, "pseudonymized": 1}
+    (kept,) = [k for k in receipt.retained if k["what"] == "users"]
+    assert "owns 1 project" in kept["why"]
+    with database.read() as conn:
+        assert conn.execute(select(Project.owner_id)).scalar_one() == user.id
+        assert conn.execute(select(func.count()).select_from(ProjectSecret)).scalar_one() == 1
+        note = conn.execute(
+            select(AuditEntry.details).where(AuditEntry.action == "test.by-id")
+        ).scalar_one()
+    assert note == {"note": f"changed by {user.id}"}
+    assert any(k["as"] == "the account's id" for k in receipt.retained)
+
+
+def test_an_address_inside_a_longer_one_is_another_person(
+    database: Database, settings: Settings
+) -> None:
+    """Erasing ann@example.org (no account) leaves joann@example.org's account and the text
+    naming her; with both accounts, --email ann@… erases exactly ann's."""
+    joann = auth.create_user(database, email="joann@example.org", password=PASSWORD)
+    audit.record_now(database, audit.SYSTEM, "test.note", details={"to": "joann@example.org"})
+    receipt = erasure.erase(database, settings, email="ann@example.org")
+    assert receipt.found == {}
+    assert rows(database, User, User.id == joann.id, User.is_active.is_(True)) == 1
+    ann = auth.create_user(database, email="ann@example.org", password=PASSWORD)
+    receipt = erasure.erase(database, settings, email="ann@example.org")
+    assert receipt.verified
+    assert rows(database, User, User.id == ann.id) == 0
+    assert rows(database, User, User.id == joann.id, User.is_active.is_(True)) == 1
+    assert subject_search.find(database, Subject(("joann@example.org",))).counts() == {
+        "audit_log": 2, "users": 1}  # fmt: skip
+
+
+def test_a_free_text_value_needs_the_dry_runs_count_and_never_an_id(
+    database: Database, settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """--value without --expect is refused with the count to pass; a wrong count is Conflict;
+    the right one erases. A value found in ids (a run id's first group) is refused, and
+    'erased' (part of every pseudonym) too; nothing changes on a refusal."""
+    plant_all(database, settings, drain, tmp_path)
+    with pytest.raises(ValidationFailed, match=r"--expect \d+"):
+        erasure.erase(database, settings, value="Ada.Lovelace")
+    planned = erasure.erase(database, settings, value="Ada.Lovelace", dry_run=True).rows
+    with pytest.raises(Conflict, match="not the 1 expected"):
+        erasure.erase(database, settings, value="Ada.Lovelace", expect=1)
+    with database.read() as conn:
+        run_id = conn.execute(select(Run.id).where(Run.workflow_name == "other")).scalar_one()
+    with pytest.raises(Conflict, match="ids or keys"):
+        erasure.erase(database, settings, value=run_id.split("-")[0], dry_run=True)
+    with pytest.raises(ValidationFailed, match="erased"):
+        erasure.erase(database, settings, value="erased", dry_run=True)
+    receipt = erasure.erase(database, settings, value="Ada.Lovelace", expect=planned)
+    assert receipt.verified, receipt.problems
+    assert subject_search.find(database, Subject((EMAIL,))).counts() == {}
+
+
+def test_pseudonymized_security_events_lose_their_address(
+    database: Database, settings: Settings
+) -> None:
+    """A failed log-in's security event is kept with the pseudonym and without its IP."""
+    auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    with pytest.raises(AuthenticationFailed):
+        auth.login(database, settings, email=EMAIL, password="wrong password!",
+                   actor=audit.Actor("user", ip="203.0.113.9"))  # fmt: skip
+    receipt = erasure.erase(database, settings, email=EMAIL, mode="pseudonymize")
+    assert receipt.verified
+    with database.read() as conn:
+        events = conn.execute(select(SecurityEvent.email, SecurityEvent.ip)).all()
+    assert events
+    assert all(e.ip is None and (e.email or "").startswith("erased-") for e in events)
+
+
+def test_a_ledger_erasure_runs_again_by_its_id(
+    database: Database, settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """The subject written again after their erasure (a new run) is erased again by
+    --from-ledger ID, with the same request id; an unknown id is NotFound."""
+    plant_all(database, settings, drain, tmp_path)
+    first = erasure.erase(database, settings, email=EMAIL)
+    Engine(database).submit({"name": "again", "inputs": {"to": {"type": "string"}},
+                             "steps": [{"id": "a", "kind": "noop"}]}, {"to": EMAIL})  # fmt: skip
+    drain(settings=settings)
+    again = erasure.from_ledger(database, settings, first.request_id)
+    assert again.request_id == first.request_id
+    assert again.tables["runs"]["deleted"] == 1
+    assert again.verified
+    with pytest.raises(NotFound):
+        erasure.from_ledger(database, settings, "no-such-request")
+
+
+def test_a_re_apply_that_cannot_run_is_reported_and_can_be_retried(
+    database: Database, settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """A backup taken while a run holding the subject was still queued: the restore puts
+    that open run back, so re-applying the erasure is refused and reported as failed (with
+    its request id), not skipped; once the run has finished, --from-ledger erases it."""
+    auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    Engine(database).submit({"name": "queued", "inputs": {"to": {"type": "string"}},
+                             "steps": [{"id": "a", "kind": "noop"}]}, {"to": EMAIL})  # fmt: skip
+    taken = backups.create(database, settings)
+    drain(settings=settings)
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    assert receipt.verified
+    plan = backups.plan_restore(database, settings, taken.path, force=False)
+    result = backups.restore(database, settings, plan, take_backup=False)
+    (failure,) = result["erasures"]["failed"]
+    assert failure.startswith(receipt.request_id)
+    assert "not settled" in failure
+    assert result["erasures"]["reapplied"] == []
+    drain(settings=settings)
+    retried = erasure.from_ledger(database, settings, receipt.request_id)
+    assert retried.verified
+    assert subject_search.find(database, Subject((EMAIL,))).counts() == {}

@@ -105,7 +105,7 @@ def test_a_subject_must_be_named_once_and_precisely(database: Database, settings
         subject_search.locate(database, settings)
     with pytest.raises(ValidationFailed, match="too short"):
         subject_search.locate(database, settings, value="ab")
-    with pytest.raises(ValidationFailed, match="not an e-mail"):
+    with pytest.raises(ValidationFailed, match="needs an e-mail address"):
         subject_search.locate(database, settings, email="ada-lovelace")
     with pytest.raises(NotFound, match="no user"):
         subject_search.locate(database, settings, user="no-such-user-id")

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import zlib
 
-def pdf_with_text(*lines: str) -> bytes:
-    """A one-page PDF whose text layer holds ``lines`` (Helvetica, one line each)."""
+
+def pdf_with_text(*lines: str, compressed: bool = False) -> bytes:
+    """A one-page PDF whose text layer holds ``lines`` (Helvetica, one line each); with
+    ``compressed``, its content stream is deflated (as most PDFs' are: no text in the bytes)."""
     commands = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
     for line in lines:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         commands.append(f"({escaped}) Tj T*")
     commands.append("ET")
     stream = "\n".join(commands).encode("latin-1")
+    length = b"<< /Length %d >>" % len(stream)
+    if compressed:
+        stream = zlib.compress(stream)
+        length = b"<< /Length %d /Filter /FlateDecode >>" % len(stream)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
         b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        length + b"\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")

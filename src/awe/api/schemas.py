@@ -407,3 +407,5 @@ class ErasureIn(SubjectIn):
 
     mode: str = Field(default="delete", pattern="^(delete|pseudonymize)$")
     dry_run: bool = False
+    #: The rows the dry run counted; required with ``value`` (see awe erase --expect).
+    expect: int | None = Field(default=None, ge=0)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from awe.cli.context import console, print_json, state
 from awe.cli.operation import DryRunOption, JsonOption, YesOption, confirm, dry_run, line, operation
+from awe.core.errors import ValidationFailed
 from awe.services import erasure
 from awe.services.erasure import Receipt
 
@@ -39,6 +40,23 @@ def erase(
             " pseudonymize: their values become a keyed hash, rows stay.",
         ),
     ] = "delete",
+    expect: Annotated[
+        int | None,
+        typer.Option(
+            "--expect",
+            min=0,
+            help="The rows the dry run counted: refused if the erasure would change another"
+            " number (needed with --value).",
+        ),
+    ] = None,
+    from_ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--from-ledger",
+            help="Run an earlier erasure again by its request id (one a restore could not"
+            " re-apply): its subject and mode come from the erasure ledger.",
+        ),
+    ] = None,
     dry_run_flag: DryRunOption = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
@@ -48,13 +66,19 @@ def erase(
     when something could not be verified, 10 for a dry run."""
     cli = state(ctx)
     preview = dry_run(cli, dry_run_flag)
+    if from_ledger and (email or user or value):
+        raise ValidationFailed("--from-ledger takes the subject from the ledger: drop the others")
     if not preview:
         confirm(f"Erase this person ({mode}) from the whole database?", yes=yes)
     status = console.status("erasing: searching every table, then again to verify")
     with nullcontext() if as_json else status:
-        receipt = erasure.erase(
-            cli.db, cli.settings, email=email, user=user, value=value, mode=mode, dry_run=preview
-        )
+        if from_ledger:
+            receipt = erasure.from_ledger(cli.db, cli.settings, from_ledger, dry_run=preview)
+        else:
+            receipt = erasure.erase(
+                cli.db, cli.settings, email=email, user=user, value=value, mode=mode,
+                dry_run=preview, expect=expect,
+            )  # fmt: skip
     cli.report = receipt.as_dict()
     if as_json:
         print_json(cli.report)
@@ -79,7 +103,8 @@ def _show(receipt: Receipt) -> None:
         rows = f"{kept['rows']} row(s) " if kept["rows"] else ""
         line("erase", "INFO", f"kept: {kept['what']}: {rows}{kept['as']} ({kept['why']})")
     if receipt.dry_run:
-        line("erase", "INFO", "dry run: nothing was changed")
+        line("erase", "INFO", f"dry run: nothing was changed; it would change {receipt.rows}"
+             f" row(s) (--expect {receipt.rows})")  # fmt: skip
         return
     vectors = receipt.vectors
     line("erase", "INFO", f"vectors ({vectors['backend']}): {vectors['documents']} document(s),"

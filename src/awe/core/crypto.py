@@ -124,6 +124,13 @@ def read_private(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def forget_cached() -> None:
+    """Drop the keys read so far: the next call reads the file again (after a restore put
+    back another key file)."""
+    with _lock:
+        _cache.clear()
+
+
 def instance_key(settings: Settings) -> InstanceKey:
     """The instance key of these settings (the file is created, 0600, when there is none)."""
     if settings.secret_key is not None:

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,13 @@ def append(settings: Settings, entry: Entry) -> Path:
             "sealed": sealed,
         }
     )
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        os.write(descriptor, (line + "\n").encode())
+        size = os.fstat(descriptor).st_size
+        # A torn last line (a crash mid-append) must not swallow this one.
+        torn = size > 0 and os.pread(descriptor, 1, size - 1) != b"\n"
+        os.write(descriptor, (("\n" if torn else "") + line + "\n").encode())
         os.fsync(descriptor)
     finally:
         os.close(descriptor)  # closing releases the lock
@@ -72,9 +75,15 @@ class Read:
     unreadable: list[str]
 
 
+#: How long before a backup an erasure may have started and still owe it a re-apply (one that
+#: ran while the backup was taken; re-applying one that finished before is harmless).
+MARGIN = timedelta(days=1)
+
+
 def read(settings: Settings, *, after: datetime | None = None) -> Read:
-    """The entries (those made after ``after`` when given), oldest first. A line that does not
-    parse or whose subject does not open with this instance key is reported, not raised."""
+    """The entries (those started later than :data:`MARGIN` before ``after`` when given),
+    oldest first. A line that does not parse or whose subject does not open with this
+    instance key is reported, not raised."""
     path = settings.effective_erasure_ledger
     if not path.is_file():
         return Read([], [])
@@ -90,7 +99,7 @@ def read(settings: Settings, *, after: datetime | None = None) -> Read:
         try:
             raw: dict[str, Any] = json.loads(line)
             at = datetime.fromisoformat(raw["at"])
-            if after is not None and at <= after:
+            if after is not None and at <= after - MARGIN:
                 continue
             opened = json.loads(key.open(raw["sealed"], purpose=PURPOSE))
             entries.append(

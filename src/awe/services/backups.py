@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from awe.core import crypto
 from awe.core.config import Settings
 from awe.core.errors import AweError, Conflict, ValidationFailed
 from awe.engine.queue_stats import live_workers
@@ -125,6 +126,7 @@ def restore(
         if before is None:
             raise
         raise type(exc)(f"{exc.message} (the data before the restore is in {before.path})") from exc
+    crypto.forget_cached()  # the restore may have put back another instance key file
     result = done.as_dict()
     result["erasures"] = erasure.reapply_entries(db, settings, owed)
     result["backup_before"] = str(before.path) if before else None

@@ -1,10 +1,11 @@
 """Erasure of one data subject (``awe erase``, ``POST /api/v1/admin/erasures``): find them
 everywhere (awe.services.subject_search), delete or pseudonymize each row by its table's rule
-(awe.services.erasure_rows), then prove it: a second search finds nothing, the vectors of the
-deleted documents are gone from the SQL rows and from Qdrant (by filter count and by id), and on
-SQLite the file and its WAL no longer hold the deleted bytes. A receipt says what was done, what
-was kept and why, and when the last backup holding a copy expires; the audit entry and the
-receipt hold the subject's keyed hash only; the erasure ledger lets a restore re-apply it.
+(awe.services.erasure_plan, carried out by awe.services.erasure_rows), then prove it: a second
+search finds nothing, the vectors of the deleted documents are gone from the SQL rows and from
+Qdrant (by filter count and by id), and on SQLite the file and its WAL no longer hold the
+deleted bytes. A receipt says what was done, what was kept and why, and when the last backup
+holding a copy expires; the audit entry and the receipt hold the subject's keyed hash only; the
+erasure ledger lets a restore re-apply it.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from awe.ai.vectors import VectorIndex, choose_index, outbox
 from awe.core.clock import utcnow
 from awe.core.config import Settings
 from awe.core.crypto import instance_key
-from awe.core.errors import AweError, ValidationFailed
+from awe.core.errors import AweError, Conflict, NotFound, ValidationFailed
 from awe.core.ids import new_id
 from awe.ops import backup, erasure_ledger
-from awe.services import audit, erasure_rows
+from awe.services import audit, erasure_plan, erasure_rows
 from awe.services.audit import Actor
-from awe.services.erasure_rows import KEPT, Done, Plan, Pseudonymizer
-from awe.services.subject_search import Subject, find
+from awe.services.erasure_plan import KEPT, Plan
+from awe.services.erasure_rows import Done, Pseudonymizer
+from awe.services.subject_search import Found, Subject, find
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.knowledge_models import Chunk
+from awe.storage.models import User
 
 MODES = ("delete", "pseudonymize")
 #: Find-and-erase rounds at most (a worker may write the subject again meanwhile).
@@ -47,6 +50,8 @@ class Receipt:
     at: datetime
     #: Rows holding the subject before, per table.
     found: dict[str, int]
+    #: Rows the plan changes in all (what --expect names for a --value erasure).
+    rows: int = 0
     #: Rows deleted and pseudonymized, per table (for a dry run: what would be).
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Rows the second search still found, per table (empty when verified).
@@ -75,20 +80,34 @@ def erase(
     value: str | None = None,
     mode: str = "delete",
     dry_run: bool = False,
+    expect: int | None = None,
     actor: Actor | None = None,
     subject: Subject | None = None,
     request_id: str | None = None,
 ) -> Receipt:
     """Erase the subject (named by one of ``email``, ``user``, ``value``, or given as
-    ``subject`` when a restore re-applies the ledger) and verify it. ValidationFailed for a
-    bad request, Conflict (nothing changed) when a run holding them is still open."""
+    ``subject`` when the ledger is re-applied) and verify it. A ``value`` erasure needs
+    ``expect``: the rows its dry run counts (free text may match more than one person).
+    ValidationFailed for a bad request; Conflict, with nothing changed, for what
+    awe.services.erasure_plan refuses and for an ``expect`` that is not the plan's count."""
     if mode not in MODES:
         raise ValidationFailed(f"--mode {mode!r} is not one of: {', '.join(MODES)}")
     reapplied = subject is not None
     subject = subject or Subject.of(db, email=email, user=user, value=value)
+    subject, found = _with_account(db, subject)
+    account = erasure_plan.account_of(found, subject.user_id)
+    the_plan = erasure_plan.plan(db, account, found, mode=mode)
+    if value and not reapplied and not dry_run and expect is None:
+        raise ValidationFailed(
+            f"--value needs --expect {the_plan.rows}: the rows its dry run counts (free text"
+            " may match more than one person: check the dry run first)"
+        )
+    if expect is not None and expect != the_plan.rows:
+        raise Conflict(
+            f"the erasure would change {the_plan.rows} row(s), not the {expect} expected: run"
+            " the dry run again and check what it finds; nothing was changed"
+        )
     tag = instance_key(settings).tag(subject.values[0].casefold())
-    found = find(db, subject)
-    the_plan = erasure_rows.plan(db, subject, found, mode=mode)
     receipt = Receipt(
         request_id=request_id or new_id(),
         subject=tag,
@@ -96,12 +115,13 @@ def erase(
         dry_run=dry_run,
         at=utcnow(),
         found=found.counts(),
+        rows=the_plan.rows,
     )
     who = actor or operator_actor()
     if dry_run:
-        receipt.tables = _planned(the_plan)
+        receipt.tables = the_plan.counts()
         receipt.retained = _retained(the_plan, receipt.tables, settings, db)
-        _audit(db, who, receipt)
+        _audit(db, who, receipt, completed=True)
         return receipt
     if not reapplied:
         # Before any change: a restore re-applies the erasure even if this one stops midway.
@@ -112,11 +132,13 @@ def erase(
     done = Done()
     pseudonymize = Pseudonymizer(subject, f"erased-{tag}")
     index = choose_index(db, settings)
+    completed = False
     try:
-        _erase_all(db, index, subject, the_plan, mode, pseudonymize, done, receipt)
+        _erase_all(db, index, subject, account, the_plan, mode, pseudonymize, done, receipt)
+        completed = True
     finally:
         receipt.tables = done.tables
-        _audit(db, who, receipt)
+        _audit(db, who, receipt, completed=completed)
     receipt.vectors = _vectors(db, index, done)
     receipt.storage = _storage(db)
     receipt.backups = _backups(settings, receipt.at)
@@ -130,25 +152,41 @@ def _erase_all(
     db: Database,
     index: VectorIndex,
     subject: Subject,
+    account: str | None,
     the_plan: Plan,
     mode: str,
     pseudonymize: Pseudonymizer,
     done: Done,
     receipt: Receipt,
 ) -> None:
-    """Apply the plan, search again, and erase what a worker wrote meanwhile (a few rounds)."""
-    personal = Subject(subject.values)
+    """Apply the plan, search again, and erase what a worker wrote meanwhile (a few rounds;
+    those leave out what is not settled rather than refuse: changes were made already)."""
     for round_number in range(PASSES):
         erasure_rows.apply(db, index, the_plan, pseudonymize, done)
-        remaining = find(db, personal)
+        remaining = find(db, subject)
         receipt.remaining = remaining.counts()
         if not receipt.remaining or round_number == PASSES - 1:
             return
-        again = find(db, subject)
-        the_plan = erasure_rows.plan(db, subject, again, mode=mode)
+        # The account was erased in the first round: a users row found now is another's.
+        the_plan = erasure_plan.plan(db, None, remaining, mode=mode, strict=False)
 
 
-def _audit(db: Database, who: Actor, receipt: Receipt) -> None:
+def _with_account(db: Database, subject: Subject) -> tuple[Subject, Found]:
+    """The subject and the rows holding them; a value that only one account holds names that
+    account, whose address is then looked for too."""
+    found = find(db, subject)
+    if subject.user_id is not None:
+        return subject, found
+    account = erasure_plan.account_of(found, None)
+    if account is None:
+        return subject, found
+    with db.read() as conn:
+        email = conn.execute(select(User.email).where(User.id == account)).scalar_one()
+    subject = subject.with_account(email, account)
+    return subject, find(db, subject)
+
+
+def _audit(db: Database, who: Actor, receipt: Receipt, *, completed: bool) -> None:
     audit.record_now(
         db,
         who,
@@ -159,22 +197,11 @@ def _audit(db: Database, who: Actor, receipt: Receipt) -> None:
             "request_id": receipt.request_id,
             "mode": receipt.mode,
             "dry_run": receipt.dry_run,
+            "completed": completed,
             "found": receipt.found,
             "tables": receipt.tables,
         },
     )
-
-
-def _planned(the_plan: Plan) -> dict[str, dict[str, int]]:
-    tables: dict[str, dict[str, int]] = {}
-    for table, keys in the_plan.deletes.items():
-        tables.setdefault(table, {"deleted": 0, "pseudonymized": 0})["deleted"] += len(keys)
-    for table, rows in the_plan.rewrites.items():
-        tables.setdefault(table, {"deleted": 0, "pseudonymized": 0})["pseudonymized"] += len(rows)
-    if the_plan.account is not None:
-        entry = tables.setdefault("users", {"deleted": 0, "pseudonymized": 0})
-        entry["deleted" if the_plan.account[1] else "pseudonymized"] += 1
-    return dict(sorted(tables.items()))
 
 
 def _vectors(db: Database, index: VectorIndex, done: Done) -> dict[str, Any]:
@@ -292,6 +319,27 @@ def _problems(receipt: Receipt) -> list[str]:
     return problems
 
 
+def from_ledger(
+    db: Database,
+    settings: Settings,
+    request_id: str,
+    *,
+    dry_run: bool = False,
+    actor: Actor | None = None,
+) -> Receipt:
+    """Run a ledger entry's erasure again (one a restore could not re-apply), by its id."""
+    read = erasure_ledger.read(settings)
+    entry = next((e for e in read.entries if e.id == request_id), None)
+    if entry is None:
+        raise NotFound(
+            f"no erasure {request_id[:40]} in {settings.effective_erasure_ledger}"
+            + (f" ({len(read.unreadable)} line(s) there could not be read)" if read.unreadable
+               else "")
+        )  # fmt: skip
+    return erase(db, settings, subject=Subject(entry.values, entry.user_id), mode=entry.mode,
+                 request_id=entry.id, dry_run=dry_run, actor=actor)  # fmt: skip
+
+
 def reapply_entries(db: Database, settings: Settings, read: erasure_ledger.Read) -> dict[str, Any]:
     """Re-apply ledger entries (read before a restore, which may put back another instance
     key): the ids re-applied, those that failed and why, and the lines that could not be read."""
@@ -304,6 +352,9 @@ def reapply_entries(db: Database, settings: Settings, read: erasure_ledger.Read)
                             request_id=entry.id, actor=audit.SYSTEM)  # fmt: skip
         except AweError as exc:
             failed.append(f"{entry.id}: {exc.message}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - the restore is done: report, go on
+            failed.append(f"{entry.id}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         (reapplied if receipt.verified else failed).append(
             entry.id if receipt.verified else f"{entry.id}: {'; '.join(receipt.problems)}"

@@ -1,217 +1,59 @@
-"""What an erasure does to each row that holds the subject, and doing it.
+"""Carrying out an erasure's plan (awe.services.erasure_plan), in short transactions.
 
-Every table is covered by one rule, the default included (so a table added later is erased
-too):
+Order: the account first (under a lock on the admins, so the last-admin refusal comes before
+any other change), then rewrites, then deletes. Run rows (a run, its steps and events) are
+rewritten and deleted only under their run's lock, taken in id order like the engine's, and
+only while the run is still settled: one that a resume reopened meanwhile is left, and the
+second search reports it.
 
-- **deleted in either mode**: documents (their bytes cannot be rewritten in place, and their
-  vectors were computed from the subject's text; chunks go with them, and vectors through the
-  outbox), credentials (sessions, API tokens) and failed-login throttles;
-- **kept, pseudonymized in either mode** (:data:`KEPT`, each with why): the audit trail, security
-  events, the record of operational commands, projects and stored workflows;
-- **the account**: deleted in delete mode unless projects name it as owner, otherwise its e-mail
-  becomes a pseudonym, its name and password go, and it is deactivated;
-- **a run's steps and events** belong to their run: delete mode deletes the run (and with it
-  every step and event), pseudonymize rewrites them in place;
-- **everything else** is deleted in delete mode and rewritten in pseudonymize mode.
-
-Pseudonymizing replaces each occurrence of the subject's values (in any case) by
-``erased-<keyed hash>``, in text, inside JSON (keys too) and in bytes; a string in which the
-value still matches after that (a case rule ``re`` and ``casefold`` disagree on) is replaced
-whole. A row whose primary key holds the subject is deleted (a key cannot be rewritten).
+Pseudonymizing replaces each occurrence of the subject's values, where they stand on their own
+and in any case (the search's own pattern), by ``erased-<keyed hash>``: in text, in JSON keys
+and strings, and in bytes. A kept row of the audit log or security events loses its IP address
+too (it is the person's). A row whose key holds the subject (a throttle's) is deleted instead.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Table,
-    and_,
-    delete,
-    false,
-    func,
-    not_,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Table, and_, delete, false, func, or_, select, update
 
 from awe.ai.vectors import VectorIndex, outbox
-from awe.core.errors import Conflict
 from awe.engine.retention import settled
-from awe.services.subject_search import Found, Subject, searched_columns
+from awe.services.erasure_plan import RUN_TABLES, Plan, batches, refuse_last_admin
+from awe.services.subject_search import Subject, pattern_text
 from awe.storage.auth_models import ApiToken, AuthSession
 from awe.storage.database import Database
 from awe.storage.engine_models import Run, RunEvent, Step
 from awe.storage.knowledge_models import Chunk, Document
-from awe.storage.models import Project, User
+from awe.storage.models import User
 from awe.storage.schema import metadata
 
-#: Rows changed per transaction (short transactions: workers keep going meanwhile).
-BATCH = 200
-#: Tables whose rows are kept in either mode, the subject replaced by its pseudonym; and why.
-KEPT = {
-    "audit_log": "the audit trail is kept for accountability",
-    "security_events": "security events are kept to investigate attacks",
-    "script_executions": "the record of operational commands is kept for accountability",
-    "projects": "deleting a project would delete everything in it",
-    "workflows": "runs and schedules pin workflow versions; the workflow keeps working",
-}
-ALWAYS_DELETED = frozenset({"documents", "auth_sessions", "api_tokens", "auth_throttle"})
-#: Rows that belong to a row of another table: (owner table, the column naming it).
-OWNED = {
-    "steps": ("runs", "run_id"),
-    "run_events": ("runs", "run_id"),
-    "chunks": ("documents", "document_id"),
-}
 #: Tables deleted by their owner's delete (foreign keys cascade), never one by one.
 _CASCADED = frozenset({"steps", "run_events", "chunks"})
-
-
-@dataclass
-class Plan:
-    """Rows to delete and rows to rewrite (with the columns to rewrite), per table."""
-
-    deletes: dict[str, set[Any]] = field(default_factory=dict)
-    rewrites: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
-    #: The account: (id, whether its row is deleted), when the subject has one.
-    account: tuple[str, bool] | None = None
-    #: Why an account that delete mode would delete is kept.
-    account_kept: str | None = None
-
-    def delete(self, table: str, keys: Iterable[Any]) -> None:
-        """Add rows to delete."""
-        self.deletes.setdefault(table, set()).update(keys)
-
-    def rewrite(self, table: str, key: Any, columns: Iterable[str]) -> None:
-        """Add a row's columns to rewrite."""
-        self.rewrites.setdefault(table, {}).setdefault(key, set()).update(columns)
-
-
-def plan(db: Database, subject: Subject, found: Found, *, mode: str) -> Plan:
-    """What to do with each row ``found``; Conflict (nothing changed) when more than one
-    account holds the subject or a run it touches is still open."""
-    result = Plan()
-    keys_of = {t.name: [c.name for c in keys] for t, keys, _ in searched_columns()}
-    account = _account(db, subject, found)
-    for table, columns in found.rows.items():
-        if table == "users":
-            continue
-        keys = {key for matched in columns.values() for key in matched}
-        if table in OWNED and (mode == "delete" or table == "chunks"):
-            owner, column = OWNED[table]
-            result.delete(owner, _owners(db, table, column, keys))
-            continue
-        key_columns = set(keys_of[table])
-        if table in ALWAYS_DELETED or (mode == "delete" and table not in KEPT):
-            result.delete(table, keys)
-            continue
-        for column, matched in columns.items():
-            for key in matched:
-                if column in key_columns:
-                    result.delete(table, [key])  # a key cannot be rewritten
-                else:
-                    result.rewrite(table, key, [column])
-    for table, deleted in result.deletes.items():
-        for key in deleted:
-            result.rewrites.get(table, {}).pop(key, None)
-    if account is not None:
-        with db.read() as conn:
-            _refuse_last_admin(conn, account, lock=False)
-        owns = _owned_projects(db, account)
-        if mode == "delete" and owns:
-            result.account_kept = f"it owns {owns} project(s), which name it as their owner"
-        result.account = (account, mode == "delete" and not owns)
-    _refuse_open_runs(db, result)
-    return result
-
-
-def _account(db: Database, subject: Subject, found: Found) -> str | None:
-    ids = {str(key) for matched in found.rows.get("users", {}).values() for key in matched}
-    if subject.user_id:
-        ids.add(subject.user_id)
-    if len(ids) > 1:
-        raise Conflict(
-            f"{len(ids)} accounts hold this value: an erasure is of one person; name them"
-            " by --email or --user"
-        )
-    return next(iter(ids), None)
-
-
-def _refuse_last_admin(conn: Connection, user_id: str, *, lock: bool) -> None:
-    """Conflict when the account is the only active admin (erasing it would lock everyone
-    out); with ``lock``, the admins' rows are locked, so two erasures cannot both pass."""
-    admins = select(User.id).where(User.role == "admin", User.is_active.is_(True))
-    if set(conn.execute(admins.with_for_update() if lock else admins).scalars()) == {user_id}:
-        raise Conflict(
-            "the subject is the last active admin: make another admin first (awe admin users),"
-            " then erase again"
-        )
-
-
-def _owned_projects(db: Database, user_id: str) -> int:
-    with db.read() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(Project).where(Project.owner_id == user_id)
-            ).scalar_one()
-        )
-
-
-def _owners(db: Database, table: str, column: str, keys: set[Any]) -> set[Any]:
-    source = metadata.tables[table]
-    owners: set[Any] = set()
-    for batch in _batches(sorted(keys)):
-        with db.read() as conn:
-            owners.update(
-                conn.execute(select(source.c[column]).where(_keyed(source, batch))).scalars()
-            )
-    return owners
-
-
-def _refuse_open_runs(db: Database, result: Plan) -> None:
-    runs = set(result.deletes.get("runs", set())) | set(result.rewrites.get("runs", {}))
-    for table in ("steps", "run_events"):
-        runs |= _owners(db, table, "run_id", set(result.rewrites.get(table, {})))
-    open_runs: list[str] = []
-    for batch in _batches(sorted(runs)):
-        with db.read() as conn:
-            open_runs += conn.execute(
-                select(Run.id).where(Run.id.in_(batch), not_(settled()))
-            ).scalars()
-    if open_runs:
-        shown = ", ".join(sorted(open_runs)[:5])
-        raise Conflict(
-            f"{len(open_runs)} run(s) holding the subject are not settled ({shown}): still open,"
-            " with a step still running, or with an open parent or child run; cancel them (awe"
-            " runs cancel ID) or let them finish, then erase; nothing was changed"
-        )
+#: Kept tables whose rows also hold where the person was: cleared with the rewrite.
+_IP_TABLES = frozenset({"audit_log", "security_events"})
 
 
 class Pseudonymizer:
     """Replaces the subject's values by a pseudonym in text, JSON and bytes."""
 
     def __init__(self, subject: Subject, pseudonym: str) -> None:
-        self.subject = subject
         self.pseudonym = pseudonym
+        self._text = subject.pattern
         ordered = sorted(subject.values, key=len, reverse=True)
-        self._text = re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE)
-        self._bytes = re.compile(b"|".join(re.escape(v.encode()) for v in ordered), re.IGNORECASE)
+        self._bytes = re.compile(
+            b"|".join(pattern_text(v).encode() for v in ordered), re.IGNORECASE
+        )
 
     def __call__(self, value: Any) -> Any:
         """``value`` with every occurrence replaced."""
         if isinstance(value, str):
-            replaced = self._text.sub(self.pseudonym, value)
-            return self.pseudonym if self.subject.matches(replaced) else replaced
+            return self._text.sub(self.pseudonym, value)
         if isinstance(value, bytes | memoryview):
-            replaced_bytes = self._bytes.sub(self.pseudonym.encode(), bytes(value))
-            return (
-                self.pseudonym.encode() if self.subject.matches(replaced_bytes) else replaced_bytes
-            )
+            return self._bytes.sub(self.pseudonym.encode(), bytes(value))
         if isinstance(value, dict):
             return {self(k): self(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -238,27 +80,61 @@ class Done:
 def apply(
     db: Database, index: VectorIndex, the_plan: Plan, pseudonymize: Pseudonymizer, done: Done
 ) -> None:
-    """Carry out ``the_plan`` in short transactions, counting into ``done`` as each commits."""
-    for table, rows in sorted(the_plan.rewrites.items()):
-        for batch in _batches(sorted(rows, key=repr)):
-            with db.write() as conn:
-                n = _rewrite(
-                    conn, metadata.tables[table], {k: rows[k] for k in batch}, pseudonymize
-                )
-            done.add(table, "pseudonymized", n)
-    for table, keys in sorted(the_plan.deletes.items()):
-        for batch in _batches(sorted(keys, key=repr)):
-            if table == "runs":
-                _delete_runs(db, batch, done)
-            elif table == "documents":
-                _delete_documents(db, index, batch, done)
-            elif table not in _CASCADED:
-                with db.write() as conn:
-                    n = conn.execute(delete(metadata.tables[table]).where(
-                        _keyed(metadata.tables[table], batch))).rowcount  # fmt: skip
-                done.add(table, "deleted", n)
+    """Carry out ``the_plan``, counting into ``done`` as each transaction commits."""
     if the_plan.account is not None:
         _erase_account(db, the_plan.account, pseudonymize, done)
+    by_run: dict[str, dict[str, dict[Any, set[str]]]] = {}
+    for (table, key), run in the_plan.run_of.items():
+        columns = the_plan.rewrites.get(table, {}).get(key)
+        if columns:
+            by_run.setdefault(run, {}).setdefault(table, {})[key] = columns
+    for batch in batches(sorted(by_run)):
+        _rewrite_runs(db, {run: by_run[run] for run in batch}, pseudonymize, done)
+    for table, rows in sorted(the_plan.rewrites.items()):
+        if table in RUN_TABLES:
+            continue
+        for part in batches(sorted(rows, key=repr)):
+            with db.write() as conn:
+                n = _rewrite(conn, metadata.tables[table], {k: rows[k] for k in part},
+                             pseudonymize)  # fmt: skip
+            done.add(table, "pseudonymized", n)
+    for table, keys in sorted(the_plan.deletes.items()):
+        for part in batches(sorted(keys, key=repr)):
+            if table == "runs":
+                _delete_runs(db, part, done)
+            elif table == "documents":
+                _delete_documents(db, index, part, done)
+            elif table not in _CASCADED:
+                source = metadata.tables[table]
+                with db.write() as conn:
+                    n = conn.execute(delete(source).where(keyed(source, part))).rowcount
+                done.add(table, "deleted", n)
+
+
+def _rewrite_runs(
+    db: Database,
+    runs: dict[str, dict[str, dict[Any, set[str]]]],
+    pseudonymize: Pseudonymizer,
+    done: Done,
+) -> None:
+    """Rewrite run rows under their runs' locks (id order), for the runs still settled."""
+    with db.write() as conn:
+        still = set(_lock_settled(conn, list(runs)))
+        counts = dict.fromkeys(RUN_TABLES, 0)
+        for run in sorted(still):
+            for table, rows in runs[run].items():
+                counts[table] += _rewrite(conn, metadata.tables[table], rows, pseudonymize)
+    for table, n in counts.items():
+        done.add(table, "pseudonymized", n)
+
+
+def _lock_settled(conn: Connection, ids: list[str]) -> list[str]:
+    """Lock these runs in id order (the engine's lock order), and say which are settled."""
+    return list(
+        conn.execute(
+            select(Run.id).where(Run.id.in_(ids), settled()).order_by(Run.id).with_for_update()
+        ).scalars()
+    )
 
 
 def _rewrite(
@@ -266,27 +142,24 @@ def _rewrite(
 ) -> int:
     keys = list(table.primary_key.columns)
     columns = sorted({c for cs in rows.values() for c in cs})
-    read = select(*keys, *(table.c[c] for c in columns)).where(_keyed(table, list(rows)))
+    read = select(*keys, *(table.c[c] for c in columns)).where(keyed(table, list(rows)))
     changed = 0
     for row in conn.execute(read).all():
         key = row[0] if len(keys) == 1 else tuple(row[: len(keys)])
         values = dict(zip(columns, row[len(keys) :], strict=True))
         new = {c: pseudonymize(values[c]) for c in rows.get(key, ()) if values[c] is not None}
         new = {c: v for c, v in new.items() if v != values[c]}
+        if new and table.name in _IP_TABLES:
+            new["ip"] = None
         if new:
-            conn.execute(update(table).where(_keyed(table, [key])).values(**new))
+            conn.execute(update(table).where(keyed(table, [key])).values(**new))
             changed += 1
     return changed
 
 
 def _delete_runs(db: Database, ids: list[Any], done: Done) -> None:
     with db.write() as conn:
-        # Locked in id order (the engine's lock order), and only runs that are settled.
-        ended = list(
-            conn.execute(
-                select(Run.id).where(Run.id.in_(ids), settled()).order_by(Run.id).with_for_update()
-            ).scalars()
-        )
+        ended = _lock_settled(conn, ids)
         if not ended:
             return
         steps = _count(conn, Step, Step.run_id.in_(ended))
@@ -313,7 +186,7 @@ def _erase_account(
 ) -> None:
     user_id, deleted = account
     with db.write() as conn:
-        _refuse_last_admin(conn, user_id, lock=True)
+        refuse_last_admin(conn, user_id, lock=True)
         sessions = conn.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
         tokens = conn.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
         if deleted:
@@ -338,7 +211,7 @@ def _count(conn: Connection, model: Any, condition: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(model).where(condition)).scalar_one())
 
 
-def _keyed(table: Table, keys: list[Any]) -> Any:
+def keyed(table: Table, keys: list[Any]) -> Any:
     """Rows of ``table`` whose primary key is one of ``keys`` (tuples for composite keys)."""
     columns = list(table.primary_key.columns)
     if len(columns) == 1:
@@ -346,8 +219,3 @@ def _keyed(table: Table, keys: list[Any]) -> Any:
     if not keys:
         return false()
     return or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in keys))
-
-
-def _batches(items: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(items), BATCH):
-        yield items[start : start + BATCH]

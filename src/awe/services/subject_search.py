@@ -9,9 +9,10 @@ id) in the column's text (JSON as its text, bytes decoded as UTF-8).
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, LargeBinary, String, Table, Text, and_, or_, select
@@ -19,7 +20,7 @@ from sqlalchemy.types import JSON, TypeDecorator
 
 from awe.core.config import Settings
 from awe.core.crypto import instance_key
-from awe.core.errors import NotFound, ValidationFailed
+from awe.core.errors import AweError, NotFound, ValidationFailed
 from awe.services import audit
 from awe.services.audit import Actor
 from awe.services.tokens import operator_actor
@@ -34,13 +35,35 @@ BYTES_PAGE = 8
 SKIPPED = frozenset({"alembic_version", "leases", "instance_state", "queues", "workers"})
 
 
+#: ASCII word characters: a value is found only where none of these touches it, so an address
+#: is not found inside a longer one (ann@… in joann@…) while a Korean particle after a name
+#: (김민수님) still lets the name be found.
+_WORD = "A-Za-z0-9_"
+#: What awe writes in place of an erased value; a value found in it could never be verified.
+PSEUDONYM_SAMPLE = "erased-0123456789abcdef erased-0123456789abcdef@erased.invalid"
+
+
+def pattern_text(value: str) -> str:
+    """The regular expression that finds ``value`` (any case) where it stands on its own: not
+    glued to letters or digits, and an e-mail address not inside a longer address or host."""
+    body = re.escape(value)
+    address = "@" in value
+    before = f"(?<![{_WORD}.+%-])" if address else f"(?<![{_WORD}])"
+    after = f"(?![{_WORD}-]|\\.[{_WORD}])" if address else f"(?![{_WORD}])"
+    return (
+        (before if re.match(f"[{_WORD}]", value) else "")
+        + body
+        + (after if re.search(f"[{_WORD}]$", value) else "")
+    )
+
+
 @dataclass(frozen=True)
 class Subject:
     """What identifies a person: the values to look for (an e-mail, a name…), and the id of
     their account when they have one."""
 
     values: tuple[str, ...]
-    #: Their account's id: rows that name it (tokens, sessions, the audit's actor) are theirs.
+    #: Their account's id: the rows that name it by id (sessions, tokens, the audit's actor).
     user_id: str | None = None
 
     @classmethod
@@ -52,27 +75,33 @@ class Subject:
         user: str | None = None,
         value: str | None = None,
     ) -> Subject:
-        """One of ``email`` (its account, if any, is theirs), ``user`` (an account's id: its
-        e-mail is looked for too) or ``value``; ValidationFailed unless exactly one is given,
-        or it is too short to mean one person."""
+        """One of ``email`` (the account with exactly that address, if any, is theirs),
+        ``user`` (an account's id: its address is looked for) or ``value``; ValidationFailed
+        unless exactly one is given, or it cannot mean one person. Messages never repeat the
+        value (they end up in the record of the command)."""
         given = [x for x in (email, user, value) if x]
         if len(given) != 1:
             raise ValidationFailed("name exactly one of --email, --user or --value")
         needle = given[0].strip()
         if len(needle) < 4:
             raise ValidationFailed(
-                f"{needle!r} is too short to identify one person: give 4 characters or more"
+                "the value is too short to identify one person: give 4 characters or more"
             )
-        if email is not None and "@" not in needle:
-            raise ValidationFailed(f"--email {needle!r} is not an e-mail address")
-        if user is not None:
+        if email and "@" not in needle:
+            raise ValidationFailed("--email needs an e-mail address (it has no @)")
+        if re.search(pattern_text(needle), PSEUDONYM_SAMPLE, re.IGNORECASE):
+            raise ValidationFailed(
+                "the value is part of what awe writes for erased values (erased-…): name the"
+                " person by more than that"
+            )
+        if user:
             with db.read() as conn:
                 row = conn.execute(select(User.email).where(User.id == needle)).one_or_none()
             if row is None:
-                raise NotFound(f"no user {needle} (awe admin users, or GET /api/v1/users)")
+                raise NotFound("no user with that id (awe admin users, or GET /api/v1/users)")
             # The person's name in receipts and audit: their e-mail.
             return cls((row.email,), user_id=needle)
-        if email is not None:
+        if email:
             with db.read() as conn:
                 account = conn.execute(
                     select(User.id).where(User.email == needle.lower())
@@ -80,18 +109,53 @@ class Subject:
             return cls((needle,), user_id=account)
         return cls((needle,))
 
-    @property
-    def needles(self) -> tuple[str, ...]:
-        """Everything a row may hold that makes it the subject's: the values and the id."""
-        return (*self.values, self.user_id) if self.user_id else self.values
+    def with_account(self, email: str, user_id: str) -> Subject:
+        """The subject with the account found for them (its address looked for too)."""
+        values = self.values if email.casefold() in (v.casefold() for v in self.values) else (
+            *self.values, email)  # fmt: skip
+        return Subject(values, user_id=user_id)
 
-    def matches(self, value: Any) -> bool:
-        """Whether ``value`` (text, JSON or bytes) holds one of the subject's needles."""
-        text = _as_text(value)
-        if not text:
-            return False
-        lowered = text.casefold()
-        return any(v.casefold() in lowered for v in self.needles)
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """Finds any of the values (see :func:`pattern_text`), longest first."""
+        return _compiled(self.values)
+
+    def matches(self, value: Any, *, by_id: bool = False) -> bool:
+        """Whether ``value`` (text, bytes, or JSON: its keys and strings) holds one of the
+        values; with ``by_id``, or the account's id."""
+        found = self.pattern.search
+        if by_id and self.user_id:
+            with_id = _compiled((*self.values, self.user_id))
+            found = with_id.search
+        return any(found(text) for text in _texts(value))
+
+
+@lru_cache(maxsize=64)
+def _compiled(values: tuple[str, ...]) -> re.Pattern[str]:
+    ordered = sorted(values, key=len, reverse=True)
+    return re.compile("|".join(pattern_text(v) for v in ordered), re.IGNORECASE)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """The strings of ``value``: itself, bytes decoded, JSON keys and strings (numbers as
+    text, booleans and nulls not: they are JSON's words, not anyone's data)."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bytes | memoryview):
+        yield bytes(value).decode("utf-8", errors="ignore")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, int | float):
+        yield str(value)
+    else:
+        yield str(value)
 
 
 @dataclass
@@ -124,16 +188,6 @@ class Found:
         }
 
 
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).decode("utf-8", errors="ignore")
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
 def _searched(column: Column[Any]) -> bool:
     kind = column.type
     if type(kind).__name__ == "Embedding":
@@ -161,8 +215,10 @@ def searched_columns() -> Iterator[tuple[Table, list[Column[Any]], list[Column[A
             yield table, list(table.primary_key.columns), columns
 
 
-def find(db: Database, subject: Subject) -> Found:
-    """Every row of every table with a column that holds the subject."""
+def find(db: Database, subject: Subject, *, by_id: bool = False) -> Found:
+    """Every row of every table with a column that holds the subject (with ``by_id``, or
+    their account's id). A document's bytes are read as the text its extractor gets from them
+    (a PDF's text is compressed inside the file)."""
     found = Found()
     for table, keys, columns in searched_columns():
         after: tuple[Any, ...] | None = None
@@ -175,13 +231,29 @@ def find(db: Database, subject: Subject) -> Found:
                 rows = conn.execute(statement).all()
             for row in rows:
                 key = tuple(row[: len(keys)])
-                for column, value in zip(columns, row[len(keys) :], strict=True):
-                    if subject.matches(value):
+                values = dict(zip((c.name for c in columns), row[len(keys) :], strict=True))
+                for column in columns:
+                    value = values[column.name]
+                    if table.name == "documents" and column.name == "content" and value:
+                        value = document_text(str(values["name"]), bytes(value))
+                    if subject.matches(value, by_id=by_id):
                         found.add(table.name, column.name, key[0] if len(key) == 1 else key)
             if len(rows) < page:
                 break
             after = tuple(rows[-1][: len(keys)])
     return found
+
+
+def document_text(name: str, content: bytes) -> str:
+    """What a document says: its extracted text, or its bytes decoded when that fails (a
+    damaged PDF still has whatever text lies in it in clear)."""
+    from awe.ai.knowledge.extract import decode, extract
+    from awe.ai.knowledge.ingest import kind_of
+
+    try:
+        return extract(kind_of(name), content, name)
+    except AweError:
+        return decode(content)
 
 
 def _after(keys: list[Column[Any]], last: tuple[Any, ...]) -> Any:
@@ -205,7 +277,7 @@ def locate(
     """Where the subject appears (right of access), and the keyed hash the audit entry names
     it by: the audit log never holds the subject itself."""
     subject = Subject.of(db, email=email, user=user, value=value)
-    found = find(db, subject)
+    found = find(db, subject, by_id=True)
     tag = instance_key(settings).tag(subject.values[0].casefold())
     audit.record_now(
         db,

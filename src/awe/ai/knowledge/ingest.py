@@ -97,7 +97,8 @@ def store_files(
     return result
 
 
-def _kind(name: str) -> str:
+def kind_of(name: str) -> str:
+    """How a document's text is extracted, by its name: pdf, html or text."""
     for extension, kind in KIND_OF.items():
         if name.lower().endswith(extension):
             return kind
@@ -106,7 +107,7 @@ def _kind(name: str) -> str:
 
 def document_chunks(name: str, data: bytes, settings: Settings) -> list[str]:
     """The document's text, PII scrubbed (placeholders stable across it), cut into chunks."""
-    text = extract(_kind(name), data, name)
+    text = extract(kind_of(name), data, name)
     scrubbed = scrub(text, phone_regions=tuple(settings.pii_phone_regions.split(","))).text
     return chunk(scrubbed, size=settings.rag_chunk_size, overlap=settings.rag_chunk_overlap)
 

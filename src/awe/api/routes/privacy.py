@@ -36,6 +36,6 @@ def erase_subject(
     409 when a run holding them is still open (nothing changed)."""
     receipt = erasure.erase(
         db, settings, email=body.email, user=body.user, value=body.value, mode=body.mode,
-        dry_run=body.dry_run, actor=actor_of(principal, meta),
+        dry_run=body.dry_run, expect=body.expect, actor=actor_of(principal, meta),
     )  # fmt: skip
     return receipt.as_dict()
