@@ -135,12 +135,12 @@ def test_pseudonymize_mode_keeps_rows_and_ends_the_account(
     assert receipt.tables["runs"]["pseudonymized"] == 1
     assert receipt.tables["documents"]["deleted"] == 1
     found = subject_search.find(database, Subject((f"erased-{receipt.subject}",))).counts()
-    assert {"runs", "steps", "users"} <= set(found)
+    assert {"runs", "steps"} <= set(found)
     with database.read() as conn:
         account = conn.execute(
             select(User.email, User.is_active, User.password_hash).where(User.id == user_id)
         ).one()
-    assert account.email == f"erased-{receipt.subject}@erased.invalid"
+    assert account.email == f"erased-{user_id}@erased.invalid"
     assert account.is_active is False
     assert account.password_hash is None
     assert rows(database, AuthSession, AuthSession.user_id == user_id) == 0
@@ -203,17 +203,19 @@ def test_a_value_two_accounts_share_and_the_last_admin_are_refused(
 def test_a_dry_run_counts_and_changes_nothing(
     database: Database, settings: Settings, drain: Drain, tmp_path: Path
 ) -> None:
-    """The dry run's receipt says what would be deleted and kept; every row stays, and no
-    ledger line is written."""
+    """The dry run's receipt says what would be deleted (cascades included) and kept; every
+    row stays, no ledger line is written; the real erasure then does exactly that."""
     plant_all(database, settings, drain, tmp_path)
     before = subject_search.find(database, Subject((EMAIL,))).counts()
-    receipt = erasure.erase(database, settings, email=EMAIL, dry_run=True)
-    assert receipt.tables["runs"]["deleted"] == 1
-    assert receipt.tables["users"]["deleted"] == 1
-    assert receipt.rows == sum(n for t in receipt.tables.values() for n in t.values())
+    preview = erasure.erase(database, settings, email=EMAIL, dry_run=True)
+    assert preview.tables["runs"]["deleted"] == 1
+    assert preview.tables["users"]["deleted"] == 1
+    assert preview.tables["steps"]["deleted"] >= 1  # what goes with the run is counted too
     assert subject_search.find(database, Subject((EMAIL,))).counts() == before
     assert not settings.effective_erasure_ledger.exists()
     assert '"dry_run": true' in audit_text(database)
+    done = erasure.erase(database, settings, email=EMAIL)
+    assert done.tables == preview.tables
 
 
 def test_the_ledger_is_private_and_opens_only_with_the_instance_key(
@@ -419,3 +421,53 @@ def test_a_re_apply_that_cannot_run_is_reported_and_can_be_retried(
     retried = erasure.from_ledger(database, settings, receipt.request_id)
     assert retried.verified
     assert subject_search.find(database, Subject((EMAIL,))).counts() == {}
+
+
+def test_an_address_with_no_account_never_takes_another_account(
+    database: Database, settings: Settings
+) -> None:
+    """--email of someone without an account, mentioned in another user's display name: that
+    user keeps their account (active, same address); only the mention is replaced."""
+    other = auth.create_user(database, email="grace@example.org", password=PASSWORD,
+                             display_name=f"Grace (assistant to {EMAIL})")  # fmt: skip
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    assert receipt.verified
+    assert receipt.tables["users"] == {"deleted": 0, "pseudonymized": 1}
+    with database.read() as conn:
+        row = conn.execute(select(User.email, User.is_active, User.display_name)
+                           .where(User.id == other.id)).one()  # fmt: skip
+    assert row.email == "grace@example.org"
+    assert row.is_active is True
+    assert row.display_name == f"Grace (assistant to erased-{receipt.subject})"
+
+
+def test_an_html_link_the_extractor_drops_is_still_found(
+    database: Database, settings: Settings, drain: Drain, tmp_path: Path
+) -> None:
+    """An address only in a mailto link and a comment of an HTML document (not in its text)
+    is found in the bytes, and the document is erased."""
+    page = tmp_path / "contact.html"
+    page.write_text(f'<html><!-- owner {EMAIL} --><body><p>Write to'
+                    f' <a href="mailto:{EMAIL}">our team</a>.</p></body></html>')  # fmt: skip
+    knowledge.add(database, settings, [page])
+    drain(settings=settings)
+    assert subject_search.find(database, Subject((EMAIL,))).counts() == {"documents": 1}
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    assert receipt.verified
+    assert rows(database, Document) == 0
+
+
+def test_a_person_who_came_back_is_erased_again(database: Database, settings: Settings) -> None:
+    """A project owner is erased (kept pseudonymized), signs up again with the same address,
+    and is erased again: no clash on the pseudonymized address, both accounts end erased."""
+    first = auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    projects.create(database, tokens.Principal("user", first.id, "member"), name="first",
+                    actor=audit.SYSTEM)  # fmt: skip
+    assert erasure.erase(database, settings, email=EMAIL).verified
+    second = auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    projects.create(database, tokens.Principal("user", second.id, "member"), name="second",
+                    actor=audit.SYSTEM)  # fmt: skip
+    assert erasure.erase(database, settings, email=EMAIL).verified
+    with database.read() as conn:
+        emails = set(conn.execute(select(User.email)).scalars())
+    assert emails == {f"erased-{first.id}@erased.invalid", f"erased-{second.id}@erased.invalid"}

@@ -39,3 +39,31 @@ def test_what_a_restore_re_applies_by_time(tmp_path: Path) -> None:
         erasure_ledger.append(settings, entry)
     assert [e.id for e in erasure_ledger.read(settings, after=taken).entries] == [
         "during", "after"]  # fmt: skip
+
+
+def test_an_erasure_run_again_counts_from_its_latest_line(tmp_path: Path) -> None:
+    """Two lines of one request id: the later one is the entry (a restore of a backup taken
+    between them re-applies it)."""
+    settings = make_settings(tmp_path)
+    taken = utcnow()
+    erasure_ledger.append(settings, Entry("r", taken - timedelta(days=5), "delete", "t",
+                                          ("a@b.io",), None))  # fmt: skip
+    assert erasure_ledger.read(settings, after=taken).entries == []
+    erasure_ledger.append(settings, Entry("r", taken + timedelta(hours=1), "delete", "t",
+                                          ("a@b.io",), None))  # fmt: skip
+    (entry,) = erasure_ledger.read(settings, after=taken).entries
+    assert entry.at > taken
+
+
+def test_resealing_keeps_the_lines_it_cannot_open(tmp_path: Path) -> None:
+    """A ledger sealed anew keeps what opened (now under this key) and, as they were, the
+    lines that did not."""
+    settings = make_settings(tmp_path)
+    erasure_ledger.append(settings, Entry("ok", utcnow(), "delete", "t", ("a@b.io",), None))
+    path = settings.effective_erasure_ledger
+    with path.open("a") as handle:
+        handle.write("not json at all\n")
+    erasure_ledger.reseal(settings, erasure_ledger.read(settings))
+    read = erasure_ledger.read(settings)
+    assert [e.id for e in read.entries] == ["ok"]
+    assert "not json at all" in path.read_text()

@@ -47,3 +47,36 @@ def test_replacement_keeps_the_rest() -> None:
         "from erased-1 to joann@example.org")  # fmt: skip
     assert swap({"ann@example.org": ["cc ann@example.org", 3]}) == {"erased-1": ["cc erased-1", 3]}
     assert swap(b"x ann@example.org y") == b"x erased-1 y"
+
+
+def test_names_do_not_match_inside_other_names_in_any_script() -> None:
+    """Иван is not in Иванов, José not in Joséphine, Ann Smith not in Mary-Ann Smith nor in
+    Ann Smith-Jones; each is found on its own."""
+    for value, other, own in (("Иван", "Иванов", "Иван пришёл"),
+                              ("José", "Joséphine", "José, hola"),
+                              ("Ann Smith", "Mary-Ann Smith", "dear Ann Smith,"),
+                              ("Ann Smith", "Ann Smith-Jones", "(Ann Smith)")):  # fmt: skip
+        assert not Subject((value,)).matches(other), other
+        assert Subject((value,)).matches(own), own
+
+
+def test_written_forms_of_a_value_are_found_and_replaced() -> None:
+    """After a written-out escape (hello\\nann@…), percent-encoded (ann%40…), with other
+    spaces (a line break or a no-break space between the names), decomposed accents: all
+    found, and all replaced."""
+    ann = Subject(("ann@example.org",))
+    swap = Pseudonymizer(ann, "erased-1")
+    for text in ("hello\\nann@example.org", "q=%22ann%40example.org%22", "to=ann%40example.org"):
+        assert ann.matches(text), text
+        assert not ann.matches(swap(text)), swap(text)
+    name = Subject(("José Núñez",))
+    for text in ("José\nNúñez", "José\u00a0Núñez", "Jose\u0301 Nu\u0301n\u0303ez"):
+        assert name.matches(text), repr(text)
+        assert Pseudonymizer(name, "erased-2")(text) == "erased-2"
+
+
+def test_a_number_that_is_the_value_is_replaced() -> None:
+    """A phone number stored as a JSON number is found and becomes the pseudonym; other
+    numbers stay."""
+    swap = Pseudonymizer(Subject(("4155550123",)), "erased-3")
+    assert swap({"phone": 4155550123, "count": 7}) == {"phone": "erased-3", "count": 7}

@@ -12,13 +12,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from awe.core.config import Settings
-from awe.core.crypto import SealBroken, instance_key
+from awe.core.crypto import SealBroken, instance_key, write_private
 
 #: The purpose sealed subjects are bound to (a value sealed for another purpose does not open).
 PURPOSE = "erasure-ledger"
@@ -35,17 +35,18 @@ class Entry:
     #: The values looked for, and the account's id (None when the subject had none).
     values: tuple[str, ...]
     user_id: str | None
+    #: How the subject was named: "email", "user" or "value".
+    kind: str = "value"
 
 
-def append(settings: Settings, entry: Entry) -> Path:
-    """Add ``entry`` to the ledger (created 0600 in a 0700 folder when missing); its path."""
-    path = settings.effective_erasure_ledger
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _line(settings: Settings, entry: Entry) -> str:
     sealed = instance_key(settings).seal(
-        json.dumps({"values": list(entry.values), "user_id": entry.user_id}).encode(),
+        json.dumps(
+            {"values": list(entry.values), "user_id": entry.user_id, "kind": entry.kind}
+        ).encode(),
         purpose=PURPOSE,
     )
-    line = json.dumps(
+    return json.dumps(
         {
             "id": entry.id,
             "at": entry.at.isoformat(),
@@ -54,6 +55,14 @@ def append(settings: Settings, entry: Entry) -> Path:
             "sealed": sealed,
         }
     )
+
+
+def append(settings: Settings, entry: Entry) -> Path:
+    """Add ``entry`` to the ledger (created 0600 in a 0700 folder when missing); its path. An
+    erasure run again appends its entry again, with the later time (the later one counts)."""
+    path = settings.effective_erasure_ledger
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = _line(settings, entry)
     descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -73,6 +82,8 @@ class Read:
 
     entries: list[Entry]
     unreadable: list[str]
+    #: The unreadable lines themselves (kept as they are when the ledger is sealed anew).
+    unread_lines: list[str] = field(default_factory=list)
 
 
 #: How long before a backup an erasure may have started and still owe it a re-apply (one that
@@ -90,6 +101,7 @@ def read(settings: Settings, *, after: datetime | None = None) -> Read:
     key = instance_key(settings)
     entries: list[Entry] = []
     unreadable: list[str] = []
+    unread: list[str] = []
     with path.open("r", encoding="utf-8") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         lines = handle.read().splitlines()
@@ -110,13 +122,28 @@ def read(settings: Settings, *, after: datetime | None = None) -> Read:
                     subject=str(raw["subject"]),
                     values=tuple(str(v) for v in opened["values"]),
                     user_id=opened.get("user_id"),
+                    kind=str(opened.get("kind", "value")),
                 )
             )
         except SealBroken:
+            unread.append(line)
             unreadable.append(
                 f"{path}:{number}: sealed with another instance key (erasure"
                 f" {str(raw.get('id'))[:40]}): restore the key it was made with, or erase again"
             )
         except (ValueError, KeyError, TypeError) as exc:
+            unread.append(line)
             unreadable.append(f"{path}:{number}: not a ledger line ({type(exc).__name__})")
-    return Read(entries, unreadable)
+    latest: dict[str, Entry] = {}
+    for entry in entries:  # an erasure run again: its latest line
+        if entry.id not in latest or entry.at >= latest[entry.id].at:
+            latest[entry.id] = entry
+    return Read(sorted(latest.values(), key=lambda e: e.at), unreadable, unread)
+
+
+def reseal(settings: Settings, read: Read) -> None:
+    """Write the ledger anew with what ``read`` opened sealed with the current instance key
+    (after a restore put back another key, lines sealed with the old one would no longer
+    open); lines it could not open are kept as they were."""
+    text = "\n".join([*read.unread_lines, *(_line(settings, e) for e in read.entries)])
+    write_private(settings.effective_erasure_ledger, text)

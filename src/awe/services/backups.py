@@ -116,7 +116,9 @@ def restore(
     from awe.services import erasure  # erasure reads backups for its receipts
 
     taken = datetime.fromisoformat(plan.manifest["created_at"])
+    ledger = erasure_ledger.read(settings)  # every line, opened with the key in use now
     owed = erasure_ledger.read(settings, after=taken)
+    key_before = crypto.instance_key(settings).fingerprint
     before = backup.create(db, settings, encrypt_to=encrypt_to) if take_backup else None
     try:
         done = restoring.restore(
@@ -127,6 +129,8 @@ def restore(
             raise
         raise type(exc)(f"{exc.message} (the data before the restore is in {before.path})") from exc
     crypto.forget_cached()  # the restore may have put back another instance key file
+    if ledger.entries and crypto.instance_key(settings).fingerprint != key_before:
+        erasure_ledger.reseal(settings, ledger)
     result = done.as_dict()
     result["erasures"] = erasure.reapply_entries(db, settings, owed)
     result["backup_before"] = str(before.path) if before else None

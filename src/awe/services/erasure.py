@@ -10,8 +10,7 @@ erasure ledger lets a restore re-apply it.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,15 +19,14 @@ from sqlalchemy import func, select
 from awe.ai.vectors import VectorIndex, choose_index, outbox
 from awe.core.clock import utcnow
 from awe.core.config import Settings
-from awe.core.crypto import instance_key
 from awe.core.errors import AweError, Conflict, NotFound, ValidationFailed
 from awe.core.ids import new_id
-from awe.ops import backup, erasure_ledger
+from awe.ops import backup, erasure_ledger, erasure_storage
 from awe.services import audit, erasure_plan, erasure_rows
 from awe.services.audit import Actor
 from awe.services.erasure_plan import KEPT, Plan
 from awe.services.erasure_rows import Done, Pseudonymizer
-from awe.services.subject_search import Found, Subject, find
+from awe.services.subject_search import Subject, find, with_placeholders
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.knowledge_models import Chunk
@@ -63,6 +61,12 @@ class Receipt:
     verified: bool = False
     #: Why it is not verified, when it is not.
     problems: list[str] = field(default_factory=list)
+    #: The account a ``value`` found (so its dry run says whose it is), else None.
+    account: str | None = None
+    #: Runs and documents left out because they became unsettled during the erasure.
+    skipped: list[str] = field(default_factory=list)
+    #: Things worth knowing that are not failures.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -93,9 +97,11 @@ def erase(
     if mode not in MODES:
         raise ValidationFailed(f"--mode {mode!r} is not one of: {', '.join(MODES)}")
     reapplied = subject is not None
-    subject = subject or Subject.of(db, email=email, user=user, value=value)
-    subject, found = _with_account(db, subject)
-    account = erasure_plan.account_of(found, subject.user_id)
+    subject = _with_account(db, settings, subject or Subject.of(db, email=email, user=user,
+                                                               value=value))  # fmt: skip
+    searched = with_placeholders(subject, settings)
+    found = find(db, searched)
+    account = subject.user_id
     the_plan = erasure_plan.plan(db, account, found, mode=mode)
     if value and not reapplied and not dry_run and expect is None:
         raise ValidationFailed(
@@ -107,7 +113,7 @@ def erase(
             f"the erasure would change {the_plan.rows} row(s), not the {expect} expected: run"
             " the dry run again and check what it finds; nothing was changed"
         )
-    tag = instance_key(settings).tag(subject.values[0].casefold())
+    tag = subject.tag(settings)
     receipt = Receipt(
         request_id=request_id or new_id(),
         subject=tag,
@@ -116,7 +122,11 @@ def erase(
         at=utcnow(),
         found=found.counts(),
         rows=the_plan.rows,
+        # An account a value found: shown, so a dry run says whose it would erase.
+        account=account if subject.kind == "value" else None,
     )
+    if not receipt.found:
+        receipt.notes.append("nothing holds this subject: check how it is spelled")
     who = actor or operator_actor()
     if dry_run:
         receipt.tables = the_plan.counts()
@@ -125,22 +135,21 @@ def erase(
         return receipt
     if not reapplied:
         # Before any change: a restore re-applies the erasure even if this one stops midway.
-        entry = erasure_ledger.Entry(
-            receipt.request_id, receipt.at, mode, tag, subject.values, subject.user_id
-        )
+        entry = erasure_ledger.Entry(receipt.request_id, receipt.at, mode, tag,
+                                     subject.values, subject.user_id, subject.kind)  # fmt: skip
         erasure_ledger.append(settings, entry)
     done = Done()
-    pseudonymize = Pseudonymizer(subject, f"erased-{tag}")
+    pseudonymize = Pseudonymizer(searched, f"erased-{tag}")
     index = choose_index(db, settings)
     completed = False
     try:
-        _erase_all(db, index, subject, account, the_plan, mode, pseudonymize, done, receipt)
+        _erase_all(db, index, searched, the_plan, mode, pseudonymize, done, receipt)
         completed = True
     finally:
         receipt.tables = done.tables
         _audit(db, who, receipt, completed=completed)
     receipt.vectors = _vectors(db, index, done)
-    receipt.storage = _storage(db)
+    receipt.storage = erasure_storage.settle_sqlite(db, searched.values)
     receipt.backups = _backups(settings, receipt.at)
     receipt.retained = _retained(the_plan, receipt.tables, settings, db, subject=subject)
     receipt.problems = _problems(receipt)
@@ -152,7 +161,6 @@ def _erase_all(
     db: Database,
     index: VectorIndex,
     subject: Subject,
-    account: str | None,
     the_plan: Plan,
     mode: str,
     pseudonymize: Pseudonymizer,
@@ -163,6 +171,7 @@ def _erase_all(
     those leave out what is not settled rather than refuse: changes were made already)."""
     for round_number in range(PASSES):
         erasure_rows.apply(db, index, the_plan, pseudonymize, done)
+        receipt.skipped += the_plan.skipped
         remaining = find(db, subject)
         receipt.remaining = remaining.counts()
         if not receipt.remaining or round_number == PASSES - 1:
@@ -171,19 +180,19 @@ def _erase_all(
         the_plan = erasure_plan.plan(db, None, remaining, mode=mode, strict=False)
 
 
-def _with_account(db: Database, subject: Subject) -> tuple[Subject, Found]:
-    """The subject and the rows holding them; a value that only one account holds names that
-    account, whose address is then looked for too."""
-    found = find(db, subject)
-    if subject.user_id is not None:
-        return subject, found
+def _with_account(db: Database, settings: Settings, subject: Subject) -> Subject:
+    """A value that exactly one account holds names that account, whose address is then
+    looked for too (Conflict when two hold it). An e-mail or id names its account, or none:
+    another account merely mentioning the address is not theirs."""
+    if subject.kind != "value" or subject.user_id is not None:
+        return subject
+    found = find(db, with_placeholders(subject, settings))
     account = erasure_plan.account_of(found, None)
     if account is None:
-        return subject, found
+        return subject
     with db.read() as conn:
         email = conn.execute(select(User.email).where(User.id == account)).scalar_one()
-    subject = subject.with_account(email, account)
-    return subject, find(db, subject)
+    return subject.with_account(email, account)
 
 
 def _audit(db: Database, who: Actor, receipt: Receipt, *, completed: bool) -> None:
@@ -232,25 +241,6 @@ def _in(conn: Any, column: Any, values: list[str]) -> int:
         part = values[start : start + 500]
         total += int(conn.execute(select(func.count()).where(column.in_(part))).scalar_one())
     return total
-
-
-def _storage(db: Database) -> dict[str, Any]:
-    """SQLite: deleted cells are zeroed (secure_delete, on for every connection), and the WAL,
-    which still holds the pages as they were, is checkpointed and truncated to nothing."""
-    if not db.is_sqlite:
-        return {"backend": "postgresql"}
-    raw = db.engine.raw_connection()
-    try:
-        handle = raw.driver_connection
-        secure = handle.execute("PRAGMA secure_delete").fetchone()[0]  # type: ignore[union-attr]
-        for _ in range(20):  # a reader's snapshot holds the WAL: wait for it a little
-            busy, _log, _moved = handle.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # type: ignore[union-attr]
-            if not busy:
-                break
-            time.sleep(0.25)
-    finally:
-        raw.close()
-    return {"backend": "sqlite", "secure_delete": bool(secure), "wal_truncated": not busy}
 
 
 def _backups(settings: Settings, at: datetime) -> dict[str, Any]:
@@ -309,13 +299,25 @@ def _problems(receipt: Receipt) -> list[str]:
     problems = [
         f"{table}: {n} row(s) still hold the subject" for table, n in receipt.remaining.items()
     ]
+    if receipt.skipped:
+        problems.append(
+            f"{len(receipt.skipped)} run(s) or document(s) became unsettled during the erasure"
+            f" and were left ({', '.join(receipt.skipped[:5])}): erase again once they settle"
+            " (awe erase --from-ledger ID)"
+        )
     if not receipt.vectors.get("absent", True):
         problems.append(
             receipt.vectors.get("error")
             or "vectors of erased documents remain (awe knowledge gc retries owed deletes)"
         )
-    if receipt.storage.get("backend") == "sqlite" and not receipt.storage.get("wal_truncated"):
-        problems.append("the WAL could not be truncated (a reader held it): run awe db vacuum")
+    if receipt.storage.get("backend") == "sqlite":
+        if not receipt.storage.get("wal_truncated"):
+            problems.append("the WAL could not be truncated (a reader held it): run awe db vacuum")
+        if receipt.storage.get("file_holds_value"):
+            problems.append(
+                "the database file still holds the value in its free space after a VACUUM:"
+                " stop the other processes and run awe db vacuum"
+            )
     return problems
 
 
@@ -336,8 +338,11 @@ def from_ledger(
             + (f" ({len(read.unreadable)} line(s) there could not be read)" if read.unreadable
                else "")
         )  # fmt: skip
-    return erase(db, settings, subject=Subject(entry.values, entry.user_id), mode=entry.mode,
-                 request_id=entry.id, dry_run=dry_run, actor=actor)  # fmt: skip
+    subject = Subject(entry.values, entry.user_id, kind=entry.kind)
+    if not dry_run:  # a restore of a backup taken before this run must re-apply it again
+        erasure_ledger.append(settings, replace(entry, at=utcnow()))
+    return erase(db, settings, subject=subject, mode=entry.mode, request_id=entry.id,
+                 dry_run=dry_run, actor=actor)  # fmt: skip
 
 
 def reapply_entries(db: Database, settings: Settings, read: erasure_ledger.Read) -> dict[str, Any]:
@@ -346,7 +351,7 @@ def reapply_entries(db: Database, settings: Settings, read: erasure_ledger.Read)
     reapplied: list[str] = []
     failed: list[str] = []
     for entry in read.entries:
-        subject = Subject(entry.values, entry.user_id)
+        subject = Subject(entry.values, entry.user_id, kind=entry.kind)
         try:
             receipt = erase(db, settings, subject=subject, mode=entry.mode,
                             request_id=entry.id, actor=audit.SYSTEM)  # fmt: skip

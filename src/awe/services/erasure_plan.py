@@ -36,9 +36,10 @@ from sqlalchemy import Connection, func, not_, select
 from awe.core.errors import Conflict
 from awe.engine.retention import settled
 from awe.services.subject_search import Found
+from awe.storage.auth_models import ApiToken, AuthSession
 from awe.storage.database import Database
-from awe.storage.engine_models import Run
-from awe.storage.knowledge_models import Document
+from awe.storage.engine_models import Run, RunEvent, Step
+from awe.storage.knowledge_models import Chunk, Document
 from awe.storage.models import Project, User
 from awe.storage.schema import metadata
 
@@ -63,7 +64,11 @@ OWNED = {
 RUN_TABLES = ("runs", "steps", "run_events")
 #: Key columns where the subject may legitimately be: a throttle's key is "account:<email>".
 _PERSONAL_KEYS = frozenset({("auth_throttle", "key")})
-_UNSETTLED_DOCUMENT = ("pending", "ingesting")
+#: Document states an ingest is still writing in.
+UNSETTLED_DOCUMENT = ("pending", "ingesting")
+#: Columns named like ids that hold names (an audit entry's target: a workflow@version, a
+#: schedule or secret name): a value found there is data, not a key.
+_NAMES = frozenset({("audit_log", "target_id")})
 
 
 @dataclass
@@ -80,6 +85,8 @@ class Plan:
     account_kept: str | None = None
     #: Runs and documents left for a later erasure (not settled), when not strict.
     skipped: list[str] = field(default_factory=list)
+    #: Rows that go with the deleted ones (steps, events, chunks, sessions, tokens).
+    cascaded: dict[str, int] = field(default_factory=dict)
 
     def delete(self, table: str, keys: Iterable[Any]) -> None:
         """Add rows to delete."""
@@ -100,6 +107,9 @@ class Plan:
         if self.account is not None:
             entry = tables.setdefault("users", {"deleted": 0, "pseudonymized": 0})
             entry["deleted" if self.account[1] else "pseudonymized"] += 1
+        for table, n in self.cascaded.items():
+            if n:
+                tables.setdefault(table, {"deleted": 0, "pseudonymized": 0})["deleted"] += n
         return dict(sorted(tables.items()))
 
     @property
@@ -115,7 +125,8 @@ def plan(
     Conflict for the refusals above; with ``strict`` False (a later round, after changes were
     made), rows of runs and documents that are not settled are left out instead."""
     result = Plan()
-    _refuse_keys(found)
+    if strict:
+        _refuse_keys(found)
     for table, columns in found.rows.items():
         keys = {key for matched in columns.values() for key in matched}
         if table == "users":
@@ -140,12 +151,34 @@ def plan(
     if account is not None:
         with db.read() as conn:
             refuse_last_admin(conn, account, lock=False)
-        owns = _owned_projects(db, account)
+            owns = owned_projects(conn, account)
         if mode == "delete" and owns:
             result.account_kept = f"it owns {owns} project(s), which name it as their owner"
         result.account = (account, mode == "delete" and not owns)
     _unsettled(db, result, strict=strict)
+    result.cascaded = _cascades(db, result)
     return result
+
+
+def _cascades(db: Database, result: Plan) -> dict[str, int]:
+    """How many rows go with the planned deletes."""
+    owners = {
+        "steps": (Step.run_id, result.deletes.get("runs", set())),
+        "run_events": (RunEvent.run_id, result.deletes.get("runs", set())),
+        "chunks": (Chunk.document_id, result.deletes.get("documents", set())),
+    }
+    counts = dict.fromkeys(owners, 0)
+    with db.read() as conn:
+        for table, (column, ids) in owners.items():
+            for batch in batches(sorted(ids)):
+                counts[table] += int(conn.execute(
+                    select(func.count()).where(column.in_(batch))).scalar_one())  # fmt: skip
+        if result.account is not None:
+            user_id = result.account[0]
+            for model in (AuthSession, ApiToken):
+                counts[model.__tablename__] = int(conn.execute(select(func.count()).select_from(
+                    model).where(model.user_id == user_id)).scalar_one())  # fmt: skip
+    return counts
 
 
 def account_of(found: Found, known: str | None) -> str | None:
@@ -169,7 +202,7 @@ def _refuse_keys(found: Found) -> None:
         for name in matched:
             column = table.c[name]
             is_key = column.primary_key or column.foreign_keys or name.endswith("_id")
-            if is_key and (table.name, name) not in _PERSONAL_KEYS:
+            if is_key and (table.name, name) not in _PERSONAL_KEYS | _NAMES:
                 raise Conflict(
                     f"the value occurs in {table.name}.{name}, which holds ids or keys: it"
                     " names things, not one person; give a longer value, or --email/--user"
@@ -179,7 +212,7 @@ def _refuse_keys(found: Found) -> None:
 def refuse_last_admin(conn: Connection, user_id: str, *, lock: bool) -> None:
     """Conflict when the account is the only active admin (erasing it would lock everyone
     out); with ``lock``, the admins' rows are locked, so two erasures cannot both pass."""
-    admins = select(User.id).where(User.role == "admin", User.is_active.is_(True))
+    admins = select(User.id).where(User.role == "admin", User.is_active.is_(True)).order_by(User.id)
     if set(conn.execute(admins.with_for_update() if lock else admins).scalars()) == {user_id}:
         raise Conflict(
             "the subject is the last active admin: make another admin first (awe admin users),"
@@ -187,13 +220,10 @@ def refuse_last_admin(conn: Connection, user_id: str, *, lock: bool) -> None:
         )
 
 
-def _owned_projects(db: Database, user_id: str) -> int:
-    with db.read() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(Project).where(Project.owner_id == user_id)
-            ).scalar_one()
-        )
+def owned_projects(conn: Connection, user_id: str) -> int:
+    """How many projects name the account as their owner."""
+    statement = select(func.count()).select_from(Project).where(Project.owner_id == user_id)
+    return int(conn.execute(statement).scalar_one())
 
 
 def _owners(db: Database, table: str, column: str, keys: set[Any]) -> set[Any]:
@@ -236,7 +266,7 @@ def _unsettled(db: Database, result: Plan, *, strict: bool) -> None:
         with db.read() as conn:
             documents += conn.execute(
                 select(Document.id).where(
-                    Document.id.in_(batch), Document.status.in_(_UNSETTLED_DOCUMENT)
+                    Document.id.in_(batch), Document.status.in_(UNSETTLED_DOCUMENT)
                 )
             ).scalars()
     if not waiting and not documents:

@@ -14,7 +14,6 @@ too (it is the person's). A row whose key holds the subject (a throttle's) is de
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +21,16 @@ from sqlalchemy import Connection, Table, and_, delete, false, func, or_, select
 
 from awe.ai.vectors import VectorIndex, outbox
 from awe.engine.retention import settled
-from awe.services.erasure_plan import RUN_TABLES, Plan, batches, refuse_last_admin
-from awe.services.subject_search import Subject, pattern_text
-from awe.storage.auth_models import ApiToken, AuthSession
+from awe.services.erasure_plan import (
+    RUN_TABLES,
+    UNSETTLED_DOCUMENT,
+    Plan,
+    batches,
+    owned_projects,
+    refuse_last_admin,
+)
+from awe.services.subject_search import Subject
+from awe.storage.auth_models import ApiToken, AuditEntry, AuthSession, SecurityEvent
 from awe.storage.database import Database
 from awe.storage.engine_models import Run, RunEvent, Step
 from awe.storage.knowledge_models import Chunk, Document
@@ -43,21 +49,21 @@ class Pseudonymizer:
     def __init__(self, subject: Subject, pseudonym: str) -> None:
         self.pseudonym = pseudonym
         self._text = subject.pattern
-        ordered = sorted(subject.values, key=len, reverse=True)
-        self._bytes = re.compile(
-            b"|".join(pattern_text(v).encode() for v in ordered), re.IGNORECASE
-        )
 
     def __call__(self, value: Any) -> Any:
-        """``value`` with every occurrence replaced."""
+        """``value`` with every occurrence replaced (a JSON number that is the value becomes
+        the pseudonym, a string)."""
         if isinstance(value, str):
             return self._text.sub(self.pseudonym, value)
         if isinstance(value, bytes | memoryview):
-            return self._bytes.sub(self.pseudonym.encode(), bytes(value))
+            text = bytes(value).decode("utf-8", errors="surrogateescape")
+            return self._text.sub(self.pseudonym, text).encode("utf-8", errors="surrogateescape")
         if isinstance(value, dict):
             return {self(k): self(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.pseudonym if self._text.search(str(value)) else value
         return value
 
 
@@ -140,6 +146,17 @@ def _lock_settled(conn: Connection, ids: list[str]) -> list[str]:
 def _rewrite(
     conn: Connection, table: Table, rows: dict[Any, set[str]], pseudonymize: Pseudonymizer
 ) -> int:
+    """Rewrite these rows' columns, a batch of keys per statement (a run may have many)."""
+    changed = 0
+    ordered = sorted(rows, key=repr)
+    for part in batches(ordered):
+        changed += _rewrite_part(conn, table, {key: rows[key] for key in part}, pseudonymize)
+    return changed
+
+
+def _rewrite_part(
+    conn: Connection, table: Table, rows: dict[Any, set[str]], pseudonymize: Pseudonymizer
+) -> int:
     keys = list(table.primary_key.columns)
     columns = sorted({c for cs in rows.values() for c in cs})
     read = select(*keys, *(table.c[c] for c in columns)).where(keyed(table, list(rows)))
@@ -147,7 +164,8 @@ def _rewrite(
     for row in conn.execute(read).all():
         key = row[0] if len(keys) == 1 else tuple(row[: len(keys)])
         values = dict(zip(columns, row[len(keys) :], strict=True))
-        new = {c: pseudonymize(values[c]) for c in rows.get(key, ()) if values[c] is not None}
+        new = {c: _fitted(table, c, pseudonymize(values[c]))
+               for c in rows.get(key, ()) if values[c] is not None}  # fmt: skip
         new = {c: v for c, v in new.items() if v != values[c]}
         if new and table.name in _IP_TABLES:
             new["ip"] = None
@@ -155,6 +173,14 @@ def _rewrite(
             conn.execute(update(table).where(keyed(table, [key])).values(**new))
             changed += 1
     return changed
+
+
+def _fitted(table: Table, column: str, value: Any) -> Any:
+    """``value`` cut to its column's length (a pseudonym is longer than what it replaces)."""
+    length = getattr(table.c[column].type, "length", None)
+    if isinstance(value, str) and length and len(value) > length:
+        return value[:length]
+    return value
 
 
 def _delete_runs(db: Database, ids: list[Any], done: Done) -> None:
@@ -172,6 +198,11 @@ def _delete_runs(db: Database, ids: list[Any], done: Done) -> None:
 
 def _delete_documents(db: Database, index: VectorIndex, ids: list[Any], done: Done) -> None:
     with db.write() as conn:
+        # Not one an ingest started meanwhile: it would write chunks after the delete.
+        ready = Document.status.not_in(UNSETTLED_DOCUMENT)
+        ids = list(conn.execute(select(Document.id).where(Document.id.in_(ids), ready)).scalars())
+        if not ids:
+            return
         chunks = list(conn.execute(select(Chunk.id).where(Chunk.document_id.in_(ids))).scalars())
         n = conn.execute(delete(Document).where(Document.id.in_(ids))).rowcount
         outbox.enqueue(conn, index, document_ids=list(ids))
@@ -187,8 +218,12 @@ def _erase_account(
     user_id, deleted = account
     with db.write() as conn:
         refuse_last_admin(conn, user_id, lock=True)
+        deleted = deleted and not owned_projects(conn, user_id)  # one made since the plan
         sessions = conn.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
         tokens = conn.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+        # Where they were: the addresses of what they did and of what happened to them.
+        conn.execute(update(AuditEntry).where(AuditEntry.actor_id == user_id).values(ip=None))
+        conn.execute(update(SecurityEvent).where(SecurityEvent.user_id == user_id).values(ip=None))
         if deleted:
             n = conn.execute(delete(User).where(User.id == user_id)).rowcount
         else:
@@ -196,7 +231,8 @@ def _erase_account(
                 update(User)
                 .where(User.id == user_id)
                 .values(
-                    email=f"{pseudonymize.pseudonym}@erased.invalid",
+                    # From the id, not the subject: unique even if they come back and go again.
+                    email=f"erased-{user_id}@erased.invalid",
                     display_name="",
                     password_hash=None,
                     is_active=False,

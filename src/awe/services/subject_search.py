@@ -10,17 +10,19 @@ id) in the column's text (JSON as its text, bytes decoded as UTF-8).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Column, LargeBinary, String, Table, Text, and_, or_, select
 from sqlalchemy.types import JSON, TypeDecorator
 
 from awe.core.config import Settings
 from awe.core.crypto import instance_key
-from awe.core.errors import AweError, NotFound, ValidationFailed
+from awe.core.errors import NotFound, ValidationFailed
 from awe.services import audit
 from awe.services.audit import Actor
 from awe.services.tokens import operator_actor
@@ -35,26 +37,37 @@ BYTES_PAGE = 8
 SKIPPED = frozenset({"alembic_version", "leases", "instance_state", "queues", "workers"})
 
 
-#: ASCII word characters: a value is found only where none of these touches it, so an address
-#: is not found inside a longer one (ann@… in joann@…) while a Korean particle after a name
-#: (김민수님) still lets the name be found.
-_WORD = "A-Za-z0-9_"
+#: Letters and digits that glue to a value: it is found only where none touches it, so an
+#: address is not found inside a longer one (ann@… in joann@…) nor a name inside a longer name
+#: (Иван in Иванов, Ann in Mary-Ann). Hangul, kana and CJK do not glue: a particle after a name
+#: (김민수님) is not part of it.
+_GLUE = (
+    r"[^\W\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    r"\uac00-\ud7af\uf900-\ufaff]"
+)
+#: Where a value may start although a letter comes before it: after an escape (``\n`` written
+#: out in a JSON string) or a percent-encoded character (``%22ann%40x.com%22``).
+_ESCAPED = r"(?<=\\[ntr])|(?<=%[0-9A-Fa-f]{2})"
 #: What awe writes in place of an erased value; a value found in it could never be verified.
 PSEUDONYM_SAMPLE = "erased-0123456789abcdef erased-0123456789abcdef@erased.invalid"
 
 
 def pattern_text(value: str) -> str:
-    """The regular expression that finds ``value`` (any case) where it stands on its own: not
-    glued to letters or digits, and an e-mail address not inside a longer address or host."""
-    body = re.escape(value)
-    address = "@" in value
-    before = f"(?<![{_WORD}.+%-])" if address else f"(?<![{_WORD}])"
-    after = f"(?![{_WORD}-]|\\.[{_WORD}])" if address else f"(?![{_WORD}])"
-    return (
-        (before if re.match(f"[{_WORD}]", value) else "")
-        + body
-        + (after if re.search(f"[{_WORD}]$", value) else "")
+    """The regular expression that finds ``value`` (any case, any run of spaces where it has
+    one, composed or decomposed accents, percent-encoded) where it stands on its own: not glued
+    to letters, digits or a hyphen, and an e-mail address not inside a longer address or host."""
+    forms = {value, unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value)}
+    forms |= {quote(v, safe="") for v in list(forms)} | {quote_plus(v) for v in list(forms)}
+    bodies = "|".join(
+        re.escape(v).replace("\\ ", r"\s+") for v in sorted(forms, key=len, reverse=True)
     )
+    address = "@" in value
+    glued = rf"(?<!{_GLUE})(?<![-.+%])" if address else rf"(?<!{_GLUE})(?<!-)"
+    before = f"(?:{_ESCAPED}|{glued})"
+    after = rf"(?!{_GLUE}|-|\.\w)" if address else rf"(?!{_GLUE}|-\w)"
+    starts = bool(re.match(r"\w", value))
+    ends = bool(re.search(r"\w$", value))
+    return (before if starts else "") + f"(?:{bodies})" + (after if ends else "")
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ class Subject:
     values: tuple[str, ...]
     #: Their account's id: the rows that name it by id (sessions, tokens, the audit's actor).
     user_id: str | None = None
+    #: How they were named: "email", "user" or "value" (only a value may find their account).
+    kind: str = "value"
 
     @classmethod
     def of(
@@ -100,20 +115,29 @@ class Subject:
             if row is None:
                 raise NotFound("no user with that id (awe admin users, or GET /api/v1/users)")
             # The person's name in receipts and audit: their e-mail.
-            return cls((row.email,), user_id=needle)
+            return cls((row.email,), user_id=needle, kind="user")
         if email:
             with db.read() as conn:
                 account = conn.execute(
                     select(User.id).where(User.email == needle.lower())
                 ).scalar_one_or_none()
-            return cls((needle,), user_id=account)
+            return cls((needle,), user_id=account, kind="email")
         return cls((needle,))
 
     def with_account(self, email: str, user_id: str) -> Subject:
         """The subject with the account found for them (its address looked for too)."""
         values = self.values if email.casefold() in (v.casefold() for v in self.values) else (
             *self.values, email)  # fmt: skip
-        return Subject(values, user_id=user_id)
+        return Subject(values, user_id=user_id, kind=self.kind)
+
+    def also(self, extra: list[str]) -> Subject:
+        """The subject with more values to look for (privacy mode's placeholders of them)."""
+        more = tuple(v for v in extra if v not in self.values)
+        return Subject((*self.values, *more), user_id=self.user_id, kind=self.kind)
+
+    def tag(self, settings: Settings) -> str:
+        """The keyed hash that names them in receipts and the audit log."""
+        return instance_key(settings).tag(f"subject:{self.values[0].casefold()}")
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -245,15 +269,19 @@ def find(db: Database, subject: Subject, *, by_id: bool = False) -> Found:
 
 
 def document_text(name: str, content: bytes) -> str:
-    """What a document says: its extracted text, or its bytes decoded when that fails (a
-    damaged PDF still has whatever text lies in it in clear)."""
+    """What a document says: its extracted text (a PDF's is compressed inside the file) and
+    its bytes decoded (an HTML link, a title or a comment the extractor drops)."""
     from awe.ai.knowledge.extract import decode, extract
     from awe.ai.knowledge.ingest import kind_of
 
+    raw = decode(content)
+    kind = kind_of(name)
+    if kind == "text":
+        return raw
     try:
-        return extract(kind_of(name), content, name)
-    except AweError:
-        return decode(content)
+        return extract(kind, content, name) + "\n" + raw
+    except Exception:  # noqa: BLE001 - a damaged file: its bytes are what can be read
+        return raw
 
 
 def _after(keys: list[Column[Any]], last: tuple[Any, ...]) -> Any:
@@ -263,6 +291,14 @@ def _after(keys: list[Column[Any]], last: tuple[Any, ...]) -> Any:
         equal = [keys[i] == last[i] for i in range(n)]
         terms.append(and_(*equal, column > last[n]))
     return or_(*terms)
+
+
+def with_placeholders(subject: Subject, settings: Settings) -> Subject:
+    """The subject with the placeholders privacy mode writes for its values (a scrubbed log
+    line holds the placeholder, not the value)."""
+    from awe.ai.pii import placeholders_of
+
+    return subject.also([p for v in subject.values for p in placeholders_of(settings, v)])
 
 
 def locate(
@@ -276,9 +312,9 @@ def locate(
 ) -> tuple[Found, str]:
     """Where the subject appears (right of access), and the keyed hash the audit entry names
     it by: the audit log never holds the subject itself."""
-    subject = Subject.of(db, email=email, user=user, value=value)
+    subject = with_placeholders(Subject.of(db, email=email, user=user, value=value), settings)
     found = find(db, subject, by_id=True)
-    tag = instance_key(settings).tag(subject.values[0].casefold())
+    tag = subject.tag(settings)
     audit.record_now(
         db,
         actor or operator_actor(),

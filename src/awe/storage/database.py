@@ -232,6 +232,9 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     engine = create_engine(
         url.set(drivername="sqlite+pysqlite"),
         module=module,
+        # An error's text never carries the statement's values (a person's address, a step's
+        # input): errors end up in logs and in the record of operational commands.
+        hide_parameters=True,
         connect_args={
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
             "check_same_thread": False,
@@ -302,6 +305,7 @@ def _postgres_engine(url: URL, settings: Settings) -> Engine:
         ) from None
     return create_engine(
         url.set(drivername="postgresql+psycopg"),
+        hide_parameters=True,  # as for SQLite: no values in error texts
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,

@@ -163,6 +163,20 @@ def scrub_value(
     return walk(value)
 
 
+def keyed_placeholder(key: InstanceKey, kind: str, normal: str) -> str:
+    """Privacy mode's placeholder of a value (its type and normalised text): a keyed tag."""
+    return f"<{kind.upper()}_{key.tag(f'pii:{kind}:{normal}', length=8)}>"
+
+
+def placeholders_of(settings: Settings, value: str) -> list[str]:
+    """The placeholders privacy mode writes for what ``value`` holds (an erasure looks for
+    them too: with the instance key they still point at the person)."""
+    regions = tuple(settings.pii_phone_regions.split(","))
+    key = instance_key(settings)
+    return sorted({keyed_placeholder(key, f.type, _normal(f.text))
+                   for f in scan(value, phone_regions=regions)})  # fmt: skip
+
+
 def configure(settings: Settings) -> None:
     """Set this process's privacy mode from AWE_PII_SCRUBBING (see storage/privacy.py).
 
@@ -181,7 +195,7 @@ def configure(settings: Settings) -> None:
     regions = tuple(settings.pii_phone_regions.split(","))
 
     def tagged(kind: str, value: str) -> str:
-        return f"<{kind.upper()}_{key().tag(f'pii:{kind}:{value}', length=8)}>"
+        return keyed_placeholder(key(), kind, value)
 
     privacy.install(
         scrubber=lambda value: scrub_value(value, phone_regions=regions, placeholder=tagged),
