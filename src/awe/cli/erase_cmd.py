@@ -99,6 +99,10 @@ def _show(receipt: Receipt) -> None:
         table.add_row(name, str(receipt.found.get(name, 0)), str(done.get("deleted", 0)),
                       str(done.get("pseudonymized", 0)))  # fmt: skip
     console.print(table)
+    if receipt.account:
+        line("erase", "INFO", f"the value names account {receipt.account}: it is erased too")
+    for note in receipt.notes:
+        line("erase", "WARNING", note, style="yellow")
     for kept in receipt.retained:
         rows = f"{kept['rows']} row(s) " if kept["rows"] else ""
         line("erase", "INFO", f"kept: {kept['what']}: {rows}{kept['as']} ({kept['why']})")
