@@ -345,7 +345,7 @@ def test_a_free_text_value_needs_the_dry_runs_count_and_never_an_id(
     database: Database, settings: Settings, drain: Drain, tmp_path: Path
 ) -> None:
     """--value without --expect is refused with the count to pass; a wrong count is Conflict;
-    the right one erases. A value found in ids (a run id's first group) is refused, and
+    the right one erases. A value found in ids (a run's id) is refused, and
     'erased' (part of every pseudonym) too; nothing changes on a refusal."""
     plant_all(database, settings, drain, tmp_path)
     with pytest.raises(ValidationFailed, match=r"--expect \d+"):
@@ -356,7 +356,7 @@ def test_a_free_text_value_needs_the_dry_runs_count_and_never_an_id(
     with database.read() as conn:
         run_id = conn.execute(select(Run.id).where(Run.workflow_name == "other")).scalar_one()
     with pytest.raises(Conflict, match="ids or keys"):
-        erasure.erase(database, settings, value=run_id.split("-")[0], dry_run=True)
+        erasure.erase(database, settings, value=run_id, dry_run=True)
     with pytest.raises(ValidationFailed, match="erased"):
         erasure.erase(database, settings, value="erased", dry_run=True)
     receipt = erasure.erase(database, settings, value="Ada.Lovelace", expect=planned)

@@ -45,8 +45,9 @@ def test_erased_bytes_leave_the_sqlite_file_and_its_wal(
     backend: str, database: Database, drain: Drain, tmp_path: Path, scrubbing: bool
 ) -> None:
     """Before: the address is in the file or WAL (the account's e-mail is always clear). After
-    a delete-mode erasure: not in either, in any case; the bystander's account still is (the
-    test reads the right file); the receipt says secure_delete was on and the WAL truncated."""
+        a delete-mode erasure: not in either, in any case; the bystander's account still is (the
+        test reads the right file); the receipt says secure_delete was on, the WAL truncated, and
+    the file needed no VACUUM: zeroed cells were enough."""
     settings = make_settings(tmp_path, pii_scrubbing=scrubbing)
     pii.configure(settings)
     plant_all(database, settings, drain, tmp_path)
@@ -54,7 +55,8 @@ def test_erased_bytes_leave_the_sqlite_file_and_its_wal(
     assert holds(file_bytes(database), EMAIL)
     receipt = erasure.erase(database, settings, email=EMAIL, mode="delete")
     assert receipt.verified, receipt.problems
-    assert receipt.storage == {"backend": "sqlite", "secure_delete": True, "wal_truncated": True}
+    assert receipt.storage == {"backend": "sqlite", "secure_delete": True, "wal_truncated": True,
+                               "vacuumed": False, "file_holds_value": False}  # fmt: skip
     data = file_bytes(database)
     assert not holds(data, EMAIL)
     assert holds(data, BYSTANDER)
@@ -116,3 +118,31 @@ def test_an_unreachable_qdrant_leaves_the_erasure_unverified_and_the_delete_owed
     assert any("Qdrant did not answer" in p for p in receipt.problems)
     with database.read() as conn:
         assert conn.execute(select(Document.id)).first() is None
+
+
+@SQLITE
+def test_old_free_space_holding_the_value_is_rebuilt_away(
+    backend: str, database: Database, settings: object, tmp_path: Path
+) -> None:
+    """A database used before secure_delete was on: a row deleted then left its bytes in free
+    space. The erasure finds no row, reads the file, finds the bytes, rebuilds the file
+    (VACUUM), and after that the file holds them no more."""
+    from awe.storage.database import sqlite_driver
+
+    path = Path(str(database.engine.url.database))
+    database.dispose()
+    module, _ = sqlite_driver()
+    old = module.connect(str(path), isolation_level=None)
+    old.execute("PRAGMA secure_delete=OFF")
+    old.execute("CREATE TABLE scratch (t TEXT)")
+    old.execute("INSERT INTO scratch VALUES (?)", (f"note about {EMAIL} " * 50,))
+    old.execute("DROP TABLE scratch")
+    old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    old.close()
+    assert holds(file_bytes(database), EMAIL)
+    receipt = erasure.erase(database, settings, email=EMAIL)  # type: ignore[arg-type]
+    assert receipt.found == {}
+    assert receipt.storage["vacuumed"] is True
+    assert receipt.storage["file_holds_value"] is False
+    assert receipt.verified, receipt.problems
+    assert not holds(file_bytes(database), EMAIL)
