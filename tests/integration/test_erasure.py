@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from awe.ai import pii
 from awe.core.config import Settings
@@ -471,3 +471,22 @@ def test_a_person_who_came_back_is_erased_again(database: Database, settings: Se
     with database.read() as conn:
         emails = set(conn.execute(select(User.email)).scalars())
     assert emails == {f"erased-{first.id}@erased.invalid", f"erased-{second.id}@erased.invalid"}
+
+
+def test_a_re_applied_address_erasure_finds_the_account_a_restore_brought_back(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The account was gone when they were erased by address (so the ledger names no
+    account); a restore of a backup from before brings the account back, and re-applying the
+    erasure looks the address up again and erases that account, not only its e-mail."""
+    user = auth.create_user(database, email=EMAIL.lower(), password=PASSWORD)
+    taken = backups.create(database, settings)
+    with database.write() as conn:
+        conn.execute(delete(User).where(User.id == user.id))
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    (entry,) = erasure_ledger.read(settings).entries
+    assert entry.user_id is None
+    plan = backups.plan_restore(database, settings, taken.path, force=False)
+    result = backups.restore(database, settings, plan, take_backup=False)
+    assert result["erasures"]["reapplied"] == [receipt.request_id]
+    assert rows(database, User, User.id == user.id) == 0

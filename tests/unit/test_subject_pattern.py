@@ -80,3 +80,20 @@ def test_a_number_that_is_the_value_is_replaced() -> None:
     numbers stay."""
     swap = Pseudonymizer(Subject(("4155550123",)), "erased-3")
     assert swap({"phone": 4155550123, "count": 7}) == {"phone": "erased-3", "count": 7}
+
+
+def test_edges_in_marks_encodings_unspaced_scripts_and_numbers() -> None:
+    """A decomposed accent glues (Jose is not José written decomposed); an encoded letter or
+    + before an address glues (bob%2Bann%40…), an encoded quote does not; Thai is written
+    without spaces, so a name is found inside its sentence; a hyphen after digits does not
+    glue (+49-1701234567), one between letters does (Mary-Ann)."""
+    import unicodedata
+
+    assert not Subject(("Jose",)).matches(unicodedata.normalize("NFD", "José Garcia"))
+    ann = Subject(("ann@example.org",))
+    assert not ann.matches("bob%2Bann%40example.org")
+    assert not ann.matches("jo%2Eann@example.org")
+    assert ann.matches("q=%22ann%40example.org%22")
+    assert Subject(("สมชาย",)).matches("คุณสมชายใจดี")
+    assert Subject(("1701234567",)).matches("+49-1701234567")
+    assert not Subject(("Ann",)).matches("Mary-Ann")

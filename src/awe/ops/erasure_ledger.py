@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from awe.core.config import Settings
-from awe.core.crypto import SealBroken, instance_key, write_private
+from awe.core.crypto import SealBroken, instance_key
 
 #: The purpose sealed subjects are bound to (a value sealed for another purpose does not open).
 PURPOSE = "erasure-ledger"
@@ -145,5 +145,15 @@ def reseal(settings: Settings, read: Read) -> None:
     """Write the ledger anew with what ``read`` opened sealed with the current instance key
     (after a restore put back another key, lines sealed with the old one would no longer
     open); lines it could not open are kept as they were."""
-    text = "\n".join([*read.unread_lines, *(_line(settings, e) for e in read.entries)])
-    write_private(settings.effective_erasure_ledger, text)
+    text = "\n".join([*read.unread_lines, *(_line(settings, e) for e in read.entries)]) + "\n"
+    # In place, under the appenders' lock (a rename would let an append waiting on the old
+    # file's lock write into a file nobody reads again).
+    descriptor = os.open(settings.effective_erasure_ledger, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        data = text.encode()
+        os.pwrite(descriptor, data, 0)  # then cut: a crash between leaves old lines, not none
+        os.ftruncate(descriptor, len(data))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

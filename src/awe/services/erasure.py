@@ -171,7 +171,7 @@ def _erase_all(
     those leave out what is not settled rather than refuse: changes were made already)."""
     for round_number in range(PASSES):
         erasure_rows.apply(db, index, the_plan, pseudonymize, done)
-        receipt.skipped += the_plan.skipped
+        receipt.skipped += [k for k in the_plan.skipped if k not in receipt.skipped]
         remaining = find(db, subject)
         receipt.remaining = remaining.counts()
         if not receipt.remaining or round_number == PASSES - 1:
@@ -184,8 +184,14 @@ def _with_account(db: Database, settings: Settings, subject: Subject) -> Subject
     """A value that exactly one account holds names that account, whose address is then
     looked for too (Conflict when two hold it). An e-mail or id names its account, or none:
     another account merely mentioning the address is not theirs."""
-    if subject.kind != "value" or subject.user_id is not None:
+    if subject.user_id is not None or subject.kind == "user":
         return subject
+    if subject.kind == "email":  # looked up again: a restore may have brought the account back
+        with db.read() as conn:
+            again = conn.execute(
+                select(User.id).where(User.email == subject.values[0].lower())
+            ).scalar_one_or_none()
+        return subject if again is None else replace(subject, user_id=again)
     found = find(db, with_placeholders(subject, settings))
     account = erasure_plan.account_of(found, None)
     if account is None:
@@ -313,10 +319,15 @@ def _problems(receipt: Receipt) -> list[str]:
     if receipt.storage.get("backend") == "sqlite":
         if not receipt.storage.get("wal_truncated"):
             problems.append("the WAL could not be truncated (a reader held it): run awe db vacuum")
-        if receipt.storage.get("file_holds_value"):
+        if receipt.storage.get("vacuum_error"):
             problems.append(
-                "the database file still holds the value in its free space after a VACUUM:"
-                " stop the other processes and run awe db vacuum"
+                f"the file holds the value in free space and could not be rebuilt"
+                f" ({receipt.storage['vacuum_error']}): run awe db vacuum when it is quiet"
+            )
+        elif receipt.storage.get("file_holds_value"):
+            problems.append(
+                "the database file still holds the value after it was rebuilt: a row the"
+                " search reads differently holds it; look with awe pii find --value"
             )
     return problems
 

@@ -39,15 +39,22 @@ SKIPPED = frozenset({"alembic_version", "leases", "instance_state", "queues", "w
 
 #: Letters and digits that glue to a value: it is found only where none touches it, so an
 #: address is not found inside a longer one (ann@… in joann@…) nor a name inside a longer name
-#: (Иван in Иванов, Ann in Mary-Ann). Hangul, kana and CJK do not glue: a particle after a name
-#: (김민수님) is not part of it.
-_GLUE = (
-    r"[^\W\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
-    r"\uac00-\ud7af\uf900-\ufaff]"
+#: (Иван in Иванов). Scripts written without spaces between words do not glue: a particle after
+#: a name (김민수님) or the words around it (คุณสมชายใจดี) are not part of it.
+_UNSPACED = (
+    r"\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
+    r"\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 )
+_GLUE = rf"[^\W{_UNSPACED}]"
+#: Combining marks glue too (José written decomposed is not Jose).
+_MARK = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+#: A letter, for the hyphen rule: a hyphen between letters joins a name (Mary-Ann), one after
+#: digits does not (+49-1701234567).
+_LETTER = rf"[^\W\d_{_UNSPACED}]"
 #: Where a value may start although a letter comes before it: after an escape (``\n`` written
-#: out in a JSON string) or a percent-encoded character (``%22ann%40x.com%22``).
-_ESCAPED = r"(?<=\\[ntr])|(?<=%[0-9A-Fa-f]{2})"
+#: out in a JSON string) or a percent-encoded separator (``%22ann%40x.com%22``; not an encoded
+#: letter, ``.`` or ``+``, which would join it to what comes before).
+_ESCAPED = r"(?<=\\[ntr])|(?<=%(?:2[0-9ACFacf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e]|0[9ADad]))"
 #: What awe writes in place of an erased value; a value found in it could never be verified.
 PSEUDONYM_SAMPLE = "erased-0123456789abcdef erased-0123456789abcdef@erased.invalid"
 
@@ -62,9 +69,10 @@ def pattern_text(value: str) -> str:
         re.escape(v).replace("\\ ", r"\s+") for v in sorted(forms, key=len, reverse=True)
     )
     address = "@" in value
-    glued = rf"(?<!{_GLUE})(?<![-.+%])" if address else rf"(?<!{_GLUE})(?<!-)"
+    free = rf"(?<!{_GLUE})(?<!{_MARK})"
+    glued = rf"{free}(?<![-.+%])" if address else rf"{free}(?<!{_LETTER}-)"
     before = f"(?:{_ESCAPED}|{glued})"
-    after = rf"(?!{_GLUE}|-|\.\w)" if address else rf"(?!{_GLUE}|-\w)"
+    after = rf"(?!{_GLUE}|{_MARK}|-|\.\w)" if address else rf"(?!{_GLUE}|{_MARK}|-{_LETTER})"
     starts = bool(re.match(r"\w", value))
     ends = bool(re.search(r"\w$", value))
     return (before if starts else "") + f"(?:{bodies})" + (after if ends else "")
@@ -98,6 +106,10 @@ class Subject:
         if len(given) != 1:
             raise ValidationFailed("name exactly one of --email, --user or --value")
         needle = given[0].strip()
+        try:
+            needle.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationFailed("the value is not valid text (half a character in it)") from None
         if len(needle) < 4:
             raise ValidationFailed(
                 "the value is too short to identify one person: give 4 characters or more"
