@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from awe.ai import pii
-from awe.core.config import Settings, load_settings
-from awe.core.logging import configure_for
-from awe.storage.database import Database, create_database
+if TYPE_CHECKING:  # loaded when a command first needs them: `awe --version` needs neither
+    from awe.core.config import Settings
+    from awe.storage.database import Database
 
 # Markup off: what users and the validator write ("[a-z0-9]", "[steps]") is printed as it is.
 # Styling is given explicitly (rich.text.Text, style=…), never as markup in strings.
@@ -38,6 +37,10 @@ class CliState:
     def settings(self) -> Settings:
         """The settings, read (and logging configured) on first use."""
         if self._settings is None:
+            from awe.ai import pii
+            from awe.core.config import load_settings
+            from awe.core.logging import configure_for
+
             self._settings = load_settings()
             configure_for(self._settings, level="DEBUG" if self.debug else None)
             pii.configure(self._settings)  # AWE_PII_SCRUBBING: scrub what gets stored
@@ -47,6 +50,8 @@ class CliState:
     def db(self) -> Database:
         """The database handle, built on first use."""
         if self._db is None:
+            from awe.storage.database import create_database
+
             self._db = create_database(self.settings)
         return self._db
 

@@ -9,66 +9,19 @@ import typer
 from rich.text import Text
 
 from awe import __version__
-from awe.cli import (
-    admin_cmd,
-    backup_cmd,
-    certs_cmd,
-    config_cmd,
-    db_cmd,
-    doctor_cmd,
-    erase_cmd,
-    errors_cmd,
-    knowledge_cmd,
-    models_cmd,
-    ops_cmd,
-    pii_cmd,
-    retention_cmd,
-    run_cmd,
-    runs_cmd,
-    schedules_cmd,
-    security_cmd,
-    server_cmd,
-    setup_cmd,
-    validate_cmd,
-    worker_cmd,
-    workflows_cmd,
-)
 from awe.cli.context import CliState, err_console
+from awe.cli.lazy import LazyGroup
 from awe.core.errors import AweError
 
 app = typer.Typer(
     name="awe",
+    cls=LazyGroup,  # each command's module is imported only when it runs
     help="awe: the AI Workflow Engine. Durable AI workflows and runbooks on SQLite or PostgreSQL.",
     no_args_is_help=True,
     # Our own handler below decides what a user sees; never a traceback unless --debug.
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(db_cmd.app, name="db")
-server_cmd.register(app)
-worker_cmd.register(app)
-validate_cmd.register(app)
-run_cmd.register(app)
-app.add_typer(runs_cmd.runs_app, name="runs")
-app.add_typer(runs_cmd.dlq_app, name="dlq")
-app.add_typer(workflows_cmd.app, name="workflows")
-app.add_typer(schedules_cmd.app, name="schedules")
-app.add_typer(knowledge_cmd.app, name="knowledge")
-app.add_typer(pii_cmd.app, name="pii")
-app.add_typer(retention_cmd.app, name="retention")
-app.add_typer(models_cmd.app, name="models")
-app.add_typer(admin_cmd.admin_app, name="admin")
-app.add_typer(admin_cmd.audit_app, name="audit")
-app.add_typer(admin_cmd.secrets_app, name="secrets")
-doctor_cmd.register(app)
-erase_cmd.register(app)
-setup_cmd.register(app)
-app.add_typer(ops_cmd.app, name="ops")
-app.add_typer(certs_cmd.app, name="certs")
-app.add_typer(backup_cmd.app, name="backup")
-app.add_typer(security_cmd.app, name="security")
-app.add_typer(errors_cmd.app, name="errors")
 
 
 def _version(value: bool) -> None:
