@@ -146,3 +146,26 @@ def test_old_free_space_holding_the_value_is_rebuilt_away(
     assert receipt.storage["file_holds_value"] is False
     assert receipt.verified, receipt.problems
     assert not holds(file_bytes(database), EMAIL)
+
+
+@SQLITE
+def test_a_value_in_freed_overflow_pages_leaves_the_file(
+    backend: str, database: Database, drain: Drain, tmp_path: Path
+) -> None:
+    """A run input far larger than a page (its cells spill into overflow pages, which
+    secure_delete=FAST frees without zeroing): after a delete-mode erasure the file and WAL
+    hold no copy, whether the erasure needed its VACUUM or not."""
+    settings = make_settings(tmp_path)
+    from awe.engine.client import Engine
+
+    Engine(database).submit(
+        {"name": "big", "inputs": {"to": {"type": "string"}},
+         "steps": [{"id": "a", "kind": "noop"}]},
+        {"to": f"{EMAIL} " + "x" * 40_000 + f" {EMAIL}"},
+    )  # fmt: skip
+    drain(settings=settings)
+    assert holds(file_bytes(database), EMAIL)
+    receipt = erasure.erase(database, settings, email=EMAIL)
+    assert receipt.verified, receipt.problems
+    assert receipt.tables["runs"]["deleted"] == 1
+    assert not holds(file_bytes(database), EMAIL)

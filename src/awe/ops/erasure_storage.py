@@ -1,9 +1,10 @@
 """After an erasure on SQLite: the bytes must leave the file, not only the rows.
 
-Every connection has ``secure_delete`` on (deleted and rewritten cells are zeroed), and the WAL,
-which still holds pages as they were, is checkpointed and truncated. Free space written before
-``secure_delete`` was on may still hold old copies, so the file itself is read for the values
-afterwards; if one is there, the file is rebuilt (VACUUM) and read again.
+Every connection has ``secure_delete=FAST`` (deleted and rewritten cells are zeroed inside their
+page), and the WAL, which still holds pages as they were, is checkpointed and truncated. Freed
+pages (FAST does not zero them) and free space written before secure_delete was on may still
+hold old copies, so the file itself is read for the values afterwards; if one is there, the
+file is rebuilt (VACUUM) and read again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from awe.ops import dbstats
 from awe.storage.database import Database
 
 _CHUNK = 8 * 1024 * 1024
@@ -26,13 +28,14 @@ def settle_sqlite(db: Database, values: tuple[str, ...]) -> dict[str, Any]:
         return {"backend": db.dialect}
     path = Path(db.engine.url.database)
     needles, unchecked = _needles(values)
-    secure, truncated = _run(db, [])
+    secure, truncated = _checkpoint(db)
     held = _holds(path, needles)
     result: dict[str, Any] = {"backend": "sqlite", "secure_delete": secure, "vacuumed": False}
     if held:
         try:
-            _, truncated = _run(db, ["VACUUM"])
+            dbstats.vacuum(db)  # what awe db vacuum does: rebuild, then a checkpoint
             result["vacuumed"] = True
+            _, truncated = _checkpoint(db)
             held = _holds(path, needles)
         except Exception as exc:  # noqa: BLE001 - the erasure is done: report, never fail it
             result["vacuum_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -43,14 +46,12 @@ def settle_sqlite(db: Database, values: tuple[str, ...]) -> dict[str, Any]:
     return result
 
 
-def _run(db: Database, statements: list[str]) -> tuple[bool, bool]:
-    """Run ``statements`` outside any transaction, then truncate the WAL (waiting a little for
-    a reader's snapshot); whether secure_delete is on, and whether the WAL was truncated."""
+def _checkpoint(db: Database) -> tuple[bool, bool]:
+    """Truncate the WAL, outside any transaction, waiting a little for a reader's snapshot;
+    whether secure_delete is on, and whether the WAL was truncated."""
     raw = db.engine.raw_connection()
     try:
         handle: Any = raw.driver_connection
-        for statement in statements:
-            handle.execute(statement)
         secure = bool(handle.execute("PRAGMA secure_delete").fetchone()[0])
         busy = 1
         for _ in range(20):
