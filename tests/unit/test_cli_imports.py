@@ -47,3 +47,19 @@ def test_every_lazy_command_loads() -> None:
             assert hasattr(command, "list_commands")
             assert command.list_commands(click.Context(command))
     assert root.get_command(context, "no-such-command") is None
+
+
+def test_the_table_names_every_command_a_module_registers() -> None:
+    """A module that adds commands to the root adds exactly the ones the table maps to it: a
+    command added there but not to the table would never be reachable."""
+    import importlib
+
+    import typer
+
+    modules = {module for module, attribute in COMMANDS.values() if attribute is None}
+    for module in sorted(modules):
+        holder = typer.Typer()
+        importlib.import_module(module).register(holder)
+        registered = set(typer.main.get_group(holder).commands)
+        named = {name for name, (m, attribute) in COMMANDS.items() if m == module}
+        assert registered == named, module

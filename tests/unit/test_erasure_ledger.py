@@ -37,7 +37,7 @@ def test_what_a_restore_re_applies_by_time(tmp_path: Path) -> None:
     for name, shift in (("old", -48), ("during", -1), ("after", 1)):
         entry = Entry(name, taken + timedelta(hours=shift), "delete", name, ("x@y.io",), None)
         erasure_ledger.append(settings, entry)
-    assert [e.id for e in erasure_ledger.read(settings, after=taken).entries] == [
+    assert [e.id for e in erasure_ledger.due(erasure_ledger.read(settings), taken).entries] == [
         "during", "after"]  # fmt: skip
 
 
@@ -48,10 +48,10 @@ def test_an_erasure_run_again_counts_from_its_latest_line(tmp_path: Path) -> Non
     taken = utcnow()
     erasure_ledger.append(settings, Entry("r", taken - timedelta(days=5), "delete", "t",
                                           ("a@b.io",), None))  # fmt: skip
-    assert erasure_ledger.read(settings, after=taken).entries == []
+    assert erasure_ledger.due(erasure_ledger.read(settings), taken).entries == []
     erasure_ledger.append(settings, Entry("r", taken + timedelta(hours=1), "delete", "t",
                                           ("a@b.io",), None))  # fmt: skip
-    (entry,) = erasure_ledger.read(settings, after=taken).entries
+    (entry,) = erasure_ledger.due(erasure_ledger.read(settings), taken).entries
     assert entry.at > taken
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,10 +91,9 @@ class Read:
 MARGIN = timedelta(days=1)
 
 
-def read(settings: Settings, *, after: datetime | None = None) -> Read:
-    """The entries (those started later than :data:`MARGIN` before ``after`` when given),
-    oldest first. A line that does not parse or whose subject does not open with this
-    instance key is reported, not raised."""
+def read(settings: Settings) -> Read:
+    """The entries (each request's latest line), oldest first. A line that does not parse or
+    whose subject does not open with this instance key is reported, not raised."""
     path = settings.effective_erasure_ledger
     if not path.is_file():
         return Read([], [])
@@ -111,8 +110,6 @@ def read(settings: Settings, *, after: datetime | None = None) -> Read:
         try:
             raw: dict[str, Any] = json.loads(line)
             at = datetime.fromisoformat(raw["at"])
-            if after is not None and at <= after - MARGIN:
-                continue
             opened = json.loads(key.open(raw["sealed"], purpose=PURPOSE))
             entries.append(
                 Entry(
@@ -139,6 +136,12 @@ def read(settings: Settings, *, after: datetime | None = None) -> Read:
         if entry.id not in latest or entry.at >= latest[entry.id].at:
             latest[entry.id] = entry
     return Read(sorted(latest.values(), key=lambda e: e.at), unreadable, unread)
+
+
+def due(read: Read, taken: datetime) -> Read:
+    """What a restore of a backup taken at ``taken`` re-applies: the entries started later than
+    :data:`MARGIN` before it."""
+    return replace(read, entries=[e for e in read.entries if e.at > taken - MARGIN])
 
 
 def reseal(settings: Settings, read: Read) -> None:

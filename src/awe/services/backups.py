@@ -116,8 +116,8 @@ def restore(
     from awe.services import erasure  # erasure reads backups for its receipts
 
     taken = datetime.fromisoformat(plan.manifest["created_at"])
-    ledger = erasure_ledger.read(settings)  # every line, opened with the key in use now
-    owed = erasure_ledger.read(settings, after=taken)
+    ledger = erasure_ledger.read(settings)  # opened with the key in use now
+    owed = erasure_ledger.due(ledger, taken)
     key_before = crypto.instance_key(settings).fingerprint
     before = backup.create(db, settings, encrypt_to=encrypt_to) if take_backup else None
     try:

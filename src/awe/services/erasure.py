@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from awe.ai.vectors import VectorIndex, choose_index, outbox
+from awe.ai.vectors.qdrant import QdrantIndex
 from awe.core.clock import utcnow
 from awe.core.config import Settings
 from awe.core.errors import AweError, Conflict, NotFound, ValidationFailed
@@ -26,7 +27,7 @@ from awe.services import audit, erasure_plan, erasure_rows
 from awe.services.audit import Actor
 from awe.services.erasure_plan import KEPT, Plan
 from awe.services.erasure_rows import Done, Pseudonymizer
-from awe.services.subject_search import Subject, find, with_placeholders
+from awe.services.subject_search import Found, Subject, find, with_placeholders
 from awe.services.tokens import operator_actor
 from awe.storage.database import Database
 from awe.storage.knowledge_models import Chunk
@@ -97,10 +98,11 @@ def erase(
     if mode not in MODES:
         raise ValidationFailed(f"--mode {mode!r} is not one of: {', '.join(MODES)}")
     reapplied = subject is not None
-    subject = _with_account(db, settings, subject or Subject.of(db, email=email, user=user,
-                                                               value=value))  # fmt: skip
+    named = subject or Subject.of(db, email=email, user=user, value=value)
+    subject, found = _with_account(db, settings, named)
     searched = with_placeholders(subject, settings)
-    found = find(db, searched)
+    if found is None:  # the subject changed (an account joined it): search for all of it
+        found = find(db, searched)
     account = subject.user_id
     the_plan = erasure_plan.plan(db, account, found, mode=mode)
     if value and not reapplied and not dry_run and expect is None:
@@ -180,25 +182,28 @@ def _erase_all(
         the_plan = erasure_plan.plan(db, None, remaining, mode=mode, strict=False)
 
 
-def _with_account(db: Database, settings: Settings, subject: Subject) -> Subject:
-    """A value that exactly one account holds names that account, whose address is then
-    looked for too (Conflict when two hold it). An e-mail or id names its account, or none:
-    another account merely mentioning the address is not theirs."""
+def _with_account(
+    db: Database, settings: Settings, subject: Subject
+) -> tuple[Subject, Found | None]:
+    """The subject with their account: a value that exactly one account holds names that
+    account, whose address is then looked for too (Conflict when two hold it); an e-mail or id
+    names its account, or none (another account merely mentioning the address is not theirs).
+    With the rows holding the subject when that search was made and still stands, else None."""
     if subject.user_id is not None or subject.kind == "user":
-        return subject
+        return subject, None
     if subject.kind == "email":  # looked up again: a restore may have brought the account back
         with db.read() as conn:
             again = conn.execute(
                 select(User.id).where(User.email == subject.values[0].lower())
             ).scalar_one_or_none()
-        return subject if again is None else replace(subject, user_id=again)
+        return (subject if again is None else replace(subject, user_id=again)), None
     found = find(db, with_placeholders(subject, settings))
     account = erasure_plan.account_of(found, None)
     if account is None:
-        return subject
+        return subject, found
     with db.read() as conn:
         email = conn.execute(select(User.email).where(User.id == account)).scalar_one()
-    return subject.with_account(email, account)
+    return subject.with_account(email, account), None
 
 
 def _audit(db: Database, who: Actor, receipt: Receipt, *, completed: bool) -> None:
@@ -228,12 +233,12 @@ def _vectors(db: Database, index: VectorIndex, done: Done) -> dict[str, Any]:
     with db.read() as conn:
         result["rows_by_document"] = _in(conn, Chunk.document_id, documents)
         result["rows_by_id"] = _in(conn, Chunk.id, chunks)
-    if index.name == "qdrant" and documents:
+    if isinstance(index, QdrantIndex) and documents:
         outbox.drain(db, index, seconds=30.0)
         result["owed_deletes"] = outbox.owed(db)
         try:
-            result["points_by_filter"] = sum(index.count(d) for d in documents)  # type: ignore[attr-defined]
-            result["points_by_id"] = index.present(chunks)  # type: ignore[attr-defined]
+            result["points_by_filter"] = sum(index.count(d) for d in documents)
+            result["points_by_id"] = index.present(chunks)
         except Exception as exc:  # noqa: BLE001 - any client error: not verified, and why
             result["error"] = f"Qdrant did not answer: {type(exc).__name__}: {str(exc)[:200]}"
     counted = [v for k, v in result.items() if k.startswith(("rows_", "points_"))]
@@ -242,11 +247,10 @@ def _vectors(db: Database, index: VectorIndex, done: Done) -> dict[str, Any]:
 
 
 def _in(conn: Any, column: Any, values: list[str]) -> int:
-    total = 0
-    for start in range(0, len(values), 500):
-        part = values[start : start + 500]
-        total += int(conn.execute(select(func.count()).where(column.in_(part))).scalar_one())
-    return total
+    return sum(
+        int(conn.execute(select(func.count()).where(column.in_(part))).scalar_one())
+        for part in erasure_plan.batches(values)
+    )
 
 
 def _backups(settings: Settings, at: datetime) -> dict[str, Any]:
@@ -332,6 +336,10 @@ def _problems(receipt: Receipt) -> list[str]:
     return problems
 
 
+def _subject_of(entry: erasure_ledger.Entry) -> Subject:
+    return Subject(entry.values, entry.user_id, kind=entry.kind)
+
+
 def from_ledger(
     db: Database,
     settings: Settings,
@@ -349,7 +357,7 @@ def from_ledger(
             + (f" ({len(read.unreadable)} line(s) there could not be read)" if read.unreadable
                else "")
         )  # fmt: skip
-    subject = Subject(entry.values, entry.user_id, kind=entry.kind)
+    subject = _subject_of(entry)
     if not dry_run:  # a restore of a backup taken before this run must re-apply it again
         erasure_ledger.append(settings, replace(entry, at=utcnow()))
     return erase(db, settings, subject=subject, mode=entry.mode, request_id=entry.id,
@@ -362,17 +370,16 @@ def reapply_entries(db: Database, settings: Settings, read: erasure_ledger.Read)
     reapplied: list[str] = []
     failed: list[str] = []
     for entry in read.entries:
-        subject = Subject(entry.values, entry.user_id, kind=entry.kind)
         try:
-            receipt = erase(db, settings, subject=subject, mode=entry.mode,
+            receipt = erase(db, settings, subject=_subject_of(entry), mode=entry.mode,
                             request_id=entry.id, actor=audit.SYSTEM)  # fmt: skip
         except AweError as exc:
             failed.append(f"{entry.id}: {exc.message}")
-            continue
         except Exception as exc:  # noqa: BLE001 - the restore is done: report, go on
             failed.append(f"{entry.id}: {type(exc).__name__}: {str(exc)[:200]}")
-            continue
-        (reapplied if receipt.verified else failed).append(
-            entry.id if receipt.verified else f"{entry.id}: {'; '.join(receipt.problems)}"
-        )
+        else:
+            if receipt.verified:
+                reapplied.append(entry.id)
+            else:
+                failed.append(f"{entry.id}: {'; '.join(receipt.problems)}")
     return {"reapplied": reapplied, "failed": failed, "unreadable": read.unreadable}
