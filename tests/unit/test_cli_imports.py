@@ -63,3 +63,42 @@ def test_the_table_names_every_command_a_module_registers() -> None:
         registered = set(typer.main.get_group(holder).commands)
         named = {name for name, (m, attribute) in COMMANDS.items() if m == module}
         assert registered == named, module
+
+
+def test_validating_a_file_of_every_kind_loads_no_database_or_ai_stack(tmp_path) -> None:
+    """``awe validate`` on a file with a step of every built-in kind (each kind's module is
+    loaded to check its keys) imports neither SQLAlchemy, numpy, the LLM clients, the PII
+    detectors nor the web app; a bad key in one step is still reported (exit 3), so the kinds'
+    checks really ran."""
+    from awe.engine.registry import default_registry
+
+    kinds = sorted(default_registry.names())
+    assert {"llm", "ingest", "retrieve", "scrub", "http", "shell"} <= set(kinds)
+    steps = "".join(
+        f"  - id: s{i}\n    kind: {kind}\n"
+        + ("    with: {workflow: other}\n" if kind == "workflow" else "")
+        for i, kind in enumerate(kinds)
+    )
+    good = tmp_path / "all.yaml"
+    good.write_text(f"name: every-kind\nsteps:\n{steps}")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsteps:\n  - id: a\n    kind: scrub\n    with: {txt: hi}\n")
+    heavy = (*HEAVY, "detect_secrets", "jsonschema")
+    code = (
+        "import sys\n"
+        "from awe.cli.main import app\n"
+        f"for args in (['validate', {str(good)!r}], ['validate', {str(bad)!r}]):\n"
+        "    try:\n"
+        "        app(args=args, prog_name='awe')\n"
+        "    except SystemExit as exc:\n"
+        "        print('exit', exc.code)\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("exit")] == ["exit 0", "exit 3"], (
+        done.stdout + done.stderr
+    )
+    assert "txt" in done.stderr, done.stderr
+    assert lines[-1] == "[]", done.stdout

@@ -10,8 +10,6 @@ import typer
 from awe.cli.context import console, err_console, print_json, state
 from awe.engine.files import WorkflowFileInvalid, load_file
 from awe.engine.registry import default_registry
-from awe.services import secrets
-from awe.services.projects import project_key
 
 INVALID_EXIT = 3
 
@@ -38,6 +36,9 @@ def register(app: typer.Typer) -> None:
         """
         known = None
         if project is not None:
+            from awe.services import secrets  # the database only when --project asks for it
+            from awe.services.projects import project_key
+
             db = state(ctx).db
             known = secrets.known_names(db, project_key=project_key(db, project or None))
         report: dict[str, list[dict[str, object]]] = {}

@@ -6,11 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from awe.core.config import Settings
 from awe.engine.errors import StepCancelled
-from awe.storage.database import Database
+
+if TYPE_CHECKING:  # a kind's module (loaded to check a file) needs neither at run time
+    from awe.core.config import Settings
+    from awe.storage.database import Database
 
 EventSink = Callable[[str, str, str, dict[str, Any] | None], None]  # type, level, message, data
 

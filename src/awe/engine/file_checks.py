@@ -13,10 +13,10 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from awe.core.errors import ValidationFailed
+from awe.engine.cron import check_cron
 from awe.engine.files import Problem
 from awe.engine.inputs import INPUT_TYPES
 from awe.engine.registry import default_registry
-from awe.engine.scheduler import check_cron
 from awe.engine.spec import (
     CHILD_KIND,
     NAME_RE,

@@ -22,14 +22,16 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from awe.core.config import Settings
 from awe.engine.errors import StepError
+
+if TYPE_CHECKING:  # a step kind's module is loaded to check a file, without settings
+    from awe.core.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -13,9 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from sqlalchemy import bindparam, insert, select, text, update
 
 from awe.core import metrics
@@ -25,6 +23,7 @@ from awe.core.ids import new_id
 from awe.core.logging import get_logger
 from awe.engine import retention
 from awe.engine.client import Engine
+from awe.engine.cron import check_cron, next_fire
 from awe.engine.spec import normalise_spec
 from awe.storage.database import Database, is_outage
 from awe.storage.engine_models import Schedule
@@ -36,27 +35,6 @@ LEASE_NAME = "scheduler"
 #: schedules never wait long behind a big clean-up.
 RETENTION_SLICE = 5.0
 _TS = UTCDateTime()
-
-
-def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
-    """The first fire time of ``cron`` (in ``timezone``) strictly after ``after``, in UTC."""
-    local = after.astimezone(ZoneInfo(timezone))
-    fire: datetime = croniter(cron, local).get_next(datetime)
-    return fire.astimezone(ZoneInfo("UTC"))
-
-
-def check_cron(cron: str, timezone: str) -> None:
-    """Raise ValidationFailed for a cron expression or timezone croniter and zoneinfo refuse."""
-    if not croniter.is_valid(cron):
-        raise ValidationFailed(
-            f"schedule {cron!r} is not a cron expression (5 fields like '0 3 * * *', or @daily)"
-        )
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(
-            f"timezone {timezone!r} is not an IANA name like 'Europe/Paris'"
-        ) from None
 
 
 class Scheduler:

@@ -29,7 +29,6 @@ from awe.engine.secret_refs import REFERENCE, SecretRefs, render_tag
 from awe.engine.template_plain import is_plain
 from awe.engine.template_reads import Pruned, reads
 from awe.engine.template_sandbox import ENVIRONMENT, TemplateFailed, render_here, too_costly
-from awe.storage.privacy import readable
 
 __all__ = ["ENVIRONMENT", "has_template", "render", "shared_budget", "truthy"]
 
@@ -171,6 +170,8 @@ def _invalid(message: str) -> StepError:
     # The message may quote values (a template, what it raised): in privacy mode it is scrubbed
     # here, inside the transaction that renders; it is short (templates are cut at 300
     # characters) and this happens only when a template fails.
+    from awe.storage.privacy import readable  # SQLAlchemy-backed: only when a template fails
+
     return StepError(str(readable(message)), category="validation", retryable=False)
 
 

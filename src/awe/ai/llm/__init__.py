@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from awe.ai.llm.base import ChatProvider, ChatRequest, Completion, TokenSink, with_system
-from awe.core.config import Settings
 from awe.core.errors import ValidationFailed
 from awe.engine.spec import did_you_mean
+
+if TYPE_CHECKING:  # the llm kind's module is loaded to check files, without settings
+    from awe.core.config import Settings
 
 PROVIDERS = ("local", "ollama", "openai", "anthropic")
 _cache: dict[tuple[str, int], ChatProvider] = {}

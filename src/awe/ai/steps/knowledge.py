@@ -14,11 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from awe.ai.embeddings import get_embedder
-from awe.ai.knowledge import store
-from awe.ai.knowledge.ingest import ingest_document, store_files
-from awe.ai.knowledge.retrieval import joined_text, retrieve
-from awe.ai.vectors import SearchFilter, choose_index
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.registry import step_kind
@@ -36,6 +31,13 @@ def _strings(params: dict[str, Any], key: str) -> list[str]:
 @step_kind(keys={"documents", "paths"}, privileged_keys={"paths"})
 def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Ingest documents by id/name or by path; the output reports every document."""
+    # The knowledge stack (embedders, extractors, PII) loads when a step runs, not when a file
+    # naming this kind is checked (awe validate).
+    from awe.ai.embeddings import get_embedder
+    from awe.ai.knowledge import store
+    from awe.ai.knowledge.ingest import ingest_document, store_files
+    from awe.ai.vectors import choose_index
+
     if not isinstance(params, dict):
         raise ValidationFailed("ingest needs with: {documents: […]} or with: {paths: […]}")
     refs, paths = _strings(params, "documents"), _strings(params, "paths")
@@ -94,6 +96,11 @@ def run_ingest(ctx: StepContext, params: Any) -> dict[str, Any]:
 @step_kind(keys={"query", "top_k", "documents", "names", "mimes", "allow_mixed_versions"})
 def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Search the run's project's knowledge base."""
+    from awe.ai.embeddings import get_embedder
+    from awe.ai.knowledge import store
+    from awe.ai.knowledge.retrieval import joined_text, retrieve
+    from awe.ai.vectors import SearchFilter, choose_index
+
     if not isinstance(params, dict) or not isinstance(params.get("query"), str):
         raise ValidationFailed("retrieve needs with.query as text")
     top_k = params.get("top_k", 4)
@@ -125,6 +132,8 @@ def run_retrieve(ctx: StepContext, params: Any) -> dict[str, Any]:
 @step_kind(keys={"texts", "text", "query"})
 def run_embed(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Embed ``with.texts`` (or ``with.text``) as passages, or ``with.query`` as a query."""
+    from awe.ai.embeddings import get_embedder
+
     embedder = get_embedder(ctx.settings)
     if isinstance(params, dict) and isinstance(params.get("query"), str):
         vectors = [embedder.query(params["query"]).tolist()]

@@ -14,8 +14,6 @@ import json
 import time
 from typing import Any
 
-import jsonschema
-
 from awe.ai.llm import ChatRequest, Completion, get_provider, with_system
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
@@ -111,6 +109,8 @@ def parse(params: Any) -> dict[str, Any]:
         problems.append(f"with.stop must be a string or a list of strings, not {stop!r}")
     schema = params.get("json_schema")
     if schema is not None:
+        import jsonschema  # only for steps with a schema (awe validate need not load it)
+
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -163,6 +163,8 @@ def run_llm(ctx: StepContext, params: Any) -> dict[str, Any]:
 
 
 def _check_json(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    import jsonschema
+
     try:
         value = json.loads(_strip_fences(text))
     except ValueError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from awe.ai.pii import scrub
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.registry import step_kind
@@ -17,6 +16,8 @@ from awe.engine.registry import step_kind
 @step_kind(keys={"text", "types"})
 def run_scrub(ctx: StepContext, params: Any) -> dict[str, Any]:
     """Scrub ``with.text``."""
+    from awe.ai.pii import scrub  # the detectors load when a step runs, not for awe validate
+
     if not isinstance(params, dict) or not isinstance(params.get("text"), str):
         raise ValidationFailed("scrub needs with.text as text")
     types = params.get("types")

@@ -13,14 +13,16 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from awe.core.config import Settings
 from awe.core.errors import ValidationFailed
 from awe.engine.context import StepContext
 from awe.engine.errors import StepError
 from awe.engine.registry import step_kind
 from awe.engine.steps.http import parse_request, send
+
+if TYPE_CHECKING:  # a step kind's module is loaded to check a file, without settings
+    from awe.core.config import Settings
 
 KEYS = frozenset({"message", "to", "subject", "webhook", "payload", "headers", "from"})
 
