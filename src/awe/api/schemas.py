@@ -187,6 +187,22 @@ class RunCreate(_In):
     dry_run: bool = False
 
 
+class BatchRun(_In):
+    """One run of a batch: its inputs, and its own idempotency key."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+class RunBatchCreate(_In):
+    """Start many runs of one stored workflow at once (all or none)."""
+
+    workflow: str = Field(max_length=100)
+    version: int | None = Field(default=None, ge=1)
+    runs: list[BatchRun] = Field(min_length=1, max_length=1000)
+    dry_run: bool = False
+
+
 class RunFork(_In):
     """Fork a run from a step."""
 
@@ -343,6 +359,12 @@ class RunStarted(BaseModel):
     """The id of a run just started."""
 
     run_id: str
+
+
+class RunsStarted(BaseModel):
+    """The ids of the runs a batch started, in the order of its runs."""
+
+    run_ids: list[str]
 
 
 class DocumentPublic(BaseModel):

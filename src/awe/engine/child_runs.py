@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from awe.core.errors import ValidationFailed
-from awe.engine import children, permissions, reopen, states, transitions
+from awe.engine import children, creation, permissions, reopen, states, transitions
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, state_event
 from awe.engine.registry import default_registry
@@ -152,7 +152,7 @@ def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, no
                 category="permission",
                 retryable=False,
             )
-    return transitions.create_run(
+    return creation.create_run(
         conn,
         spec=as_dry_run(stored.spec) if step["definition"].get("dry_run") else stored.spec,
         inputs=inputs,

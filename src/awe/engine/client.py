@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
 from awe.core.errors import Conflict, NotFound, ValidationFailed
-from awe.engine import children, listing, permissions, reopen, results, states, transitions
+from awe.engine import (
+    children,
+    creation,
+    listing,
+    permissions,
+    reopen,
+    results,
+    states,
+    transitions,
+)
 from awe.engine.inputs import resolve_inputs
 from awe.engine.listing import DeadLetterFilter as DeadLetterFilter
 from awe.engine.listing import RunFilter
@@ -33,6 +42,8 @@ from awe.storage.database import Database
 from awe.storage.engine_models import Queue, Run, RunEvent, Step
 from awe.storage.engine_models import Worker as WorkerRow
 
+#: The most runs one :meth:`Engine.submit_many` creates.
+MAX_BATCH = 1000
 _wakeups: dict[int, threading.Event] = {}
 # Whole-table selects as plain columns (a Connection hands back rows, not ORM objects).
 _RUNS = Run.__table__
@@ -82,15 +93,98 @@ class Engine:
         ``trusted`` runs may use privileged kinds: this Python API is the operator's, so it is
         the default; the services pass False for what members start (engine/permissions.py).
         """
+        return self._submit(
+            spec,
+            [inputs],
+            [idempotency_key],
+            labelled=False,
+            priority=priority,
+            queue=queue,
+            trace_id=trace_id,
+            project_id=project_id,
+            workflow_version=workflow_version,
+            dry_run=dry_run,
+            trusted=trusted,
+        )[0]
+
+    def submit_many(
+        self,
+        spec: dict[str, Any],
+        inputs: Sequence[dict[str, Any] | None],
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        trace_id: str | None = None,
+        project_id: str | None = None,
+        workflow_version: int | None = None,
+        dry_run: bool = False,
+        trusted: bool = True,
+    ) -> list[str]:
+        """Create a run of ``spec`` for each of ``inputs`` in one transaction; their ids, in order.
+
+        As :meth:`submit`, each with its own idempotency key (None for none): a key used
+        before, or twice in the batch, gives that one run. Every run's inputs are checked
+        before any is written, and a bad one refuses the whole batch (ValidationFailed naming
+        ``runs[i]``). At most :data:`MAX_BATCH` runs.
+        """
+        keys: list[str | None] = (
+            list(idempotency_keys) if idempotency_keys is not None else [None] * len(inputs)
+        )
+        if len(keys) != len(inputs):
+            raise ValidationFailed(
+                f"{len(inputs)} runs but {len(keys)} idempotency keys: give one per run (or None)"
+            )
+        if len(inputs) > MAX_BATCH:
+            raise ValidationFailed(
+                f"a batch may start {MAX_BATCH:,} runs at most, not {len(inputs):,}: split it"
+            )
+        return self._submit(
+            spec,
+            list(inputs),
+            keys,
+            labelled=True,
+            priority=priority,
+            queue=queue,
+            trace_id=trace_id,
+            project_id=project_id,
+            workflow_version=workflow_version,
+            dry_run=dry_run,
+            trusted=trusted,
+        )
+
+    def _submit(
+        self,
+        spec: dict[str, Any],
+        inputs: list[dict[str, Any] | None],
+        keys: list[str | None],
+        *,
+        labelled: bool,
+        queue: str | None,
+        priority: int | None,
+        trace_id: str | None,
+        project_id: str | None,
+        workflow_version: int | None,
+        dry_run: bool,
+        trusted: bool,
+    ) -> list[str]:
         settings = self.db.settings
         normalised = normalise_spec(spec, known_kind=self.registry.knows)
         if not trusted:
             permissions.check_member_spec(normalised, settings=settings, registry=self.registry)
-        resolved = resolve_inputs(normalised, dict(inputs or {}))
+        resolved = []
+        for i, given in enumerate(inputs):
+            try:
+                resolved.append(resolve_inputs(normalised, dict(given or {})))
+            except ValidationFailed as exc:
+                if not labelled:
+                    raise
+                raise ValidationFailed(f"runs[{i}]: {exc.message}") from None
         if dry_run:
             normalised = as_dry_run(normalised)
-        if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
-            return existing
+        found = self._by_keys(keys)
+        if found is not None and all(k is not None and k in found for k in keys):
+            return [found[k] for k in keys if k is not None]  # every one was started before
         project_key = project_id or ""
         needed_secrets = spec_secrets(normalised)
         if needed_secrets or any(step["kind"] == CHILD_KIND for step in normalised["steps"]):
@@ -105,28 +199,47 @@ class Engine:
                     project_key=project_key,
                     max_depth=settings.max_workflow_depth,
                 )
-        try:
-            with self.db.write() as conn:
-                run_id = transitions.create_run(
-                    conn,
-                    spec=normalised,
-                    inputs=resolved,
-                    now=self.clock.now(),
-                    queue=queue,
-                    priority=priority,
-                    idempotency_key=idempotency_key,
-                    trace_id=trace_id,
-                    project_id=project_id,
-                    workflow_version=workflow_version,
-                    trusted=trusted,
+        for attempt in (1, 2):
+            known = found or {}
+            # One run per key: a key used before, or earlier in this batch, gives that run.
+            wanted: dict[str | None, int] = {}
+            new: list[creation.NewRun] = []
+            slots: list[int | str] = []
+            for key, values in zip(keys, resolved, strict=True):
+                if key is not None and key in known:
+                    slots.append(known[key])
+                    continue
+                if key is not None and key in wanted:
+                    slots.append(wanted[key])
+                    continue
+                if key is not None:
+                    wanted[key] = len(new)
+                slots.append(len(new))
+                new.append(
+                    creation.NewRun(
+                        spec=normalised,
+                        inputs=values,
+                        queue=queue,
+                        priority=priority,
+                        idempotency_key=key,
+                        trace_id=trace_id,
+                        project_id=project_id,
+                        workflow_version=workflow_version,
+                        trusted=trusted,
+                    )
                 )
-        except IntegrityError:
-            # A concurrent submit with the same key won the race: theirs is the run.
-            if idempotency_key is not None and (existing := self._by_key(idempotency_key)):
-                return existing
-            raise
+            try:
+                with self.db.write() as conn:
+                    created = creation.create_runs(conn, new, now=self.clock.now())
+            except IntegrityError:
+                # A concurrent submit with one of these keys won the race: theirs is the run.
+                found = self._by_keys(keys)
+                if attempt == 2 or not found:
+                    raise
+                continue
+            break
         local_wakeup(self.db).set()
-        return run_id
+        return [slot if isinstance(slot, str) else created[slot] for slot in slots]
 
     @staticmethod
     def _check_secrets(conn: Any, needed: dict[str, str], project_key: str) -> None:
@@ -145,10 +258,20 @@ class Engine:
                 "; ".join(missing) + f", which is not set in {where} (awe secrets set NAME)"
             )
 
-    def _by_key(self, key: str) -> str | None:
+    def _by_keys(self, keys: list[str | None]) -> dict[str, str] | None:
+        """The runs these idempotency keys were used for (None when no key was given)."""
+        wanted = sorted({key for key in keys if key is not None})
+        if not wanted:
+            return None
+        found: dict[str, str] = {}
         with self.db.read() as conn:
-            found = conn.execute(select(Run.id).where(Run.idempotency_key == key)).scalar()
-        return str(found) if found is not None else None
+            for start in range(0, len(wanted), 500):  # bound the IN list (SQLite's parameters)
+                part = wanted[start : start + 500]
+                rows = conn.execute(
+                    select(Run.idempotency_key, Run.id).where(Run.idempotency_key.in_(part))
+                )
+                found.update({str(key): str(run_id) for key, run_id in rows})
+        return found
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: waiting steps at once; running ones see it on their next heartbeat.
@@ -211,7 +334,7 @@ class Engine:
             k: s.output for k, s in keys.items() if k not in again and s.status == states.SUCCEEDED
         }
         with self.db.write() as conn:
-            new_id = transitions.create_run(
+            new_id = creation.create_run(
                 conn,
                 spec=run.spec,
                 inputs=run.inputs,

@@ -152,11 +152,27 @@ def short_message(message: Any) -> str:
     return text
 
 
+_NOTIFIED = "awe_notified_queues"
+
+
 def notify(conn: Connection, queue_names: set[str]) -> None:
-    """Wake idle workers (PostgreSQL LISTEN/NOTIFY; delivered when the transaction commits)."""
+    """Wake idle workers (PostgreSQL LISTEN/NOTIFY; delivered when the transaction commits).
+
+    A queue is notified once per transaction: PostgreSQL folds repeated notifications of one
+    transaction (same channel, same payload) into one anyway, and a batch (a thousand runs
+    submitted at once) would otherwise pay a round trip per run for it.
+    """
     if conn.dialect.name != "postgresql":
         return
-    for name in sorted(queue_names):
+    transaction = conn.get_transaction()
+    entry = conn.info.get(_NOTIFIED)
+    if entry is None or entry[0] is not transaction:
+        entry = (transaction, set())
+        conn.info[_NOTIFIED] = entry
+    # Inside a savepoint nothing is recorded: if it rolls back, so do its notifications.
+    done: set[str] = entry[1] if not conn.in_nested_transaction() else set()
+    for name in sorted(set(queue_names) - done):
+        done.add(name)
         conn.exec_driver_sql(
             "SELECT pg_notify(%(channel)s, %(queue)s)", {"channel": CHANNEL, "queue": name}
         )

@@ -15,15 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
-from awe.core.ids import new_id
 from awe.engine import child_runs, states, templating
 from awe.engine.errors import StepError
 from awe.engine.events import add_events, notify, state_event
-from awe.engine.retry import RetryPolicy
 from awe.engine.secret_refs import SecretRefs, nonce_of
 from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template, render, truthy
@@ -125,107 +123,39 @@ def _held(conn: Connection) -> set[str]:
     return held
 
 
-def create_run(
+def advance(
     conn: Connection,
+    run_id: str,
     *,
-    spec: dict[str, Any],
-    inputs: dict[str, Any],
     now: datetime,
-    queue: str | None = None,
-    priority: int | None = None,
-    idempotency_key: str | None = None,
-    trace_id: str | None = None,
-    project_id: str | None = None,
-    parent_run_id: str | None = None,
-    parent_step_id: str | None = None,
-    forked_from_step: str | None = None,
-    reused: dict[str, Any] | None = None,
-    workflow_version: int | None = None,
-    trusted: bool = True,
-    depth: int = 0,
-) -> str:
-    """Insert a run and its steps (``reused``: step key → output taken over as succeeded)."""
-    run_id = new_id()
-    run_queue = queue or spec["queue"]
-    run_priority = spec["priority"] if priority is None else priority
-    conn.execute(
-        insert(Run).values(
-            id=run_id,
-            project_id=project_id,
-            workflow_name=spec["name"],
-            workflow_version=workflow_version,
-            spec=spec,
-            inputs=inputs,
-            status=states.RUN_QUEUED,
-            idempotency_key=idempotency_key,
-            queue=run_queue,
-            priority=run_priority,
-            parent_run_id=parent_run_id,
-            parent_step_id=parent_step_id,
-            forked_from_step=forked_from_step,
-            trace_id=trace_id,
-            trusted=trusted,
-            depth=depth,
-            event_seq=0,
-            created_at=now,
-        )
-    )
-    reused = reused or {}
-    rows = []
-    for step in spec["steps"]:
-        policy = RetryPolicy.from_definition(step.get("retry"))
-        done = step["id"] in reused
-        rows.append(
-            {
-                "id": new_id(),
-                "run_id": run_id,
-                "step_key": step["id"],
-                "workflow_name": spec["name"],
-                "kind": step["kind"],
-                "needs": step["needs"],
-                "definition": step,
-                "status": states.SUCCEEDED if done else states.PENDING,
-                "output": reused.get(step["id"]),
-                "queue": step.get("queue") or run_queue,
-                "priority": step["priority"] if step.get("priority") is not None else run_priority,
-                "attempt": 0,
-                "tries": 0,
-                "max_attempts": policy.max_attempts,
-                "on_failure": step.get("on_failure", "fail"),
-                "errors": [],
-                "created_at": now,
-                "finished_at": now if done else None,
-            }
-        )
-    conn.execute(insert(Step), rows)
-    add_events(conn, [state_event(run_id, None, states.RUN_QUEUED, now, workflow=spec["name"])])
-    advance(conn, run_id, now=now)
-    return run_id
-
-
-def advance(conn: Connection, run_id: str, *, now: datetime, locked: Any = None) -> None:
+    locked: Any = None,
+    steps: dict[str, dict[str, Any]] | None = None,
+) -> None:
     """Move the run forward: ready pending steps whose needs are met, skip blocked ones, finish.
 
-    ``locked`` is the run's row when the caller has already locked it in this transaction.
+    ``locked`` is the run's row when the caller has already locked it in this transaction;
+    ``steps`` its step rows by key when the caller has them (a run created in this transaction:
+    no other one can have changed them).
     Templates always see the state after every change made so far in this pass (a step that
     went dead with ``on_failure: continue``, a child run settled at once).
     """
     run = locked if locked is not None else lock_run(conn, run_id)
     if run is None or run.status in states.RUN_FINAL:
         return
-    rows = conn.execute(
-        select(
-            Step.id,
-            Step.step_key,
-            Step.status,
-            Step.needs,
-            Step.definition,
-            Step.on_failure,
-            Step.output,
-            Step.queue,
-        ).where(Step.run_id == run_id)
-    ).all()
-    steps = {row.step_key: dict(row._mapping) for row in rows}
+    if steps is None:
+        rows = conn.execute(
+            select(
+                Step.id,
+                Step.step_key,
+                Step.status,
+                Step.needs,
+                Step.definition,
+                Step.on_failure,
+                Step.output,
+                Step.queue,
+            ).where(Step.run_id == run_id)
+        ).all()
+        steps = {row.step_key: dict(row._mapping) for row in rows}
     events: list[dict[str, Any]] = []
     woken: set[str] = set()
     with templating.shared_budget(ADVANCE_TEMPLATE_SECONDS), child_runs.one_pass():

@@ -64,6 +64,31 @@ def record(
     )
 
 
+def record_many(conn: Connection, actor: Actor, action: str, targets: list[dict[str, Any]]) -> None:
+    """Append one audit entry per target (dicts of :func:`record`'s keywords), in one insert."""
+    if not targets:
+        return
+    at = utcnow()
+    conn.execute(
+        insert(AuditEntry),
+        [
+            {
+                "at": at,
+                "actor_type": actor.type,
+                "actor_id": actor.id,
+                "action": action,
+                "target_type": target.get("target_type"),
+                "target_id": target.get("target_id"),
+                "project_id": target.get("project_id"),
+                "ip": actor.ip,
+                "trace_id": actor.trace_id,
+                "details": target.get("details"),
+            }
+            for target in targets
+        ],
+    )
+
+
 def record_now(db: Database, actor: Actor, action: str, **target: Any) -> None:
     """Append an audit entry in a transaction of its own (for changes that committed already)."""
     with db.write() as conn:

@@ -16,7 +16,9 @@ from awe.api.schemas import (
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
+    RunBatchCreate,
     RunCreate,
+    RunsStarted,
     RunStarted,
     SearchIn,
     SecretPublic,
@@ -194,6 +196,34 @@ def start_run(
         actor=actor_of(principal, meta),
     )
     return {"run_id": run_id}
+
+
+@router.post(
+    "/projects/{project}/runs:batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RunsStarted,
+    tags=["runs"],
+)
+def start_runs(
+    project: ProjectRef,
+    body: RunBatchCreate,
+    principal: CurrentPrincipal,
+    db: DbDep,
+    meta: MetaDep,
+) -> dict[str, object]:
+    """Start up to 1,000 runs of a stored workflow in one transaction, each with its inputs and
+    idempotency key; their ids in order. A bad run refuses the batch (422 naming ``runs[i]``)."""
+    found = projects.visible(db, principal, project)
+    run_ids = runs.start_many(
+        db,
+        found,
+        workflow=body.workflow,
+        version=body.version,
+        runs=[(r.inputs, r.idempotency_key) for r in body.runs],
+        dry_run=body.dry_run,
+        actor=actor_of(principal, meta),
+    )
+    return {"run_ids": run_ids}
 
 
 # ----------------------------------------------------------------------------------- secrets

@@ -1,0 +1,208 @@
+"""Starting many runs at once: ``Engine.submit_many`` and ``POST …/runs:batch``.
+
+A batch is one transaction: every run's inputs are checked before any is written, each run has
+its own idempotency key (a key used before, or twice in the batch, gives that one run), and the
+runs it starts are ordinary runs (events numbered from 1, steps readied, drained to the end).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from awe.api.app import create_app
+from awe.core.errors import ValidationFailed
+from awe.engine.client import MAX_BATCH, Engine
+from awe.storage.auth_models import AuditEntry
+from awe.storage.database import Database
+from awe.storage.engine_models import Run, RunEvent, Step
+from tests.conftest import make_settings
+from tests.integration.conftest import Drain
+
+ECHO = {
+    "name": "echo",
+    "inputs": {"n": {"type": "integer", "required": True}},
+    "steps": [
+        {"id": "first", "kind": "noop", "with": {"value": "{{ inputs.n * 2 }}"}},
+        {"id": "second", "kind": "noop", "needs": ["first"], "with": {"seen": "{{ inputs.n }}"}},
+    ],
+}
+
+
+def _count(db: Database, table: Any) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_batch_creates_ordinary_runs_in_order(database: Database, drain: Drain) -> None:
+    """Forty runs come back in the order given; each has its own inputs, one 'run queued' and
+    one 'step first queued' event numbered 1 and 2, its root step queued and the other
+    pending; drained, each run's outputs are its own."""
+    engine = Engine(database)
+    ids = engine.submit_many(ECHO, [{"n": i} for i in range(40)])
+    assert len(set(ids)) == 40
+    with database.read() as conn:
+        events = conn.execute(
+            select(RunEvent.run_id, RunEvent.seq, RunEvent.message).order_by(RunEvent.id)
+        ).all()
+        rows = conn.execute(
+            select(Step.step_key, Step.status, func.count()).group_by(Step.step_key, Step.status)
+        ).all()
+    states = {f"{key}:{status}": n for key, status, n in rows}
+    by_run: dict[str, list[tuple[int, str]]] = {}
+    for run_id, seq, message in events:
+        by_run.setdefault(run_id, []).append((seq, message))
+    assert by_run == {i: [(1, "run queued"), (2, "step first queued")] for i in ids}
+    assert states == {"first:queued": 40, "second:pending": 40}
+    drain()
+    for i, run_id in enumerate(ids):
+        run = engine.get_run(run_id)
+        assert run.status == "succeeded", run
+        assert run.inputs == {"n": i}
+        outputs = {s.step_key: s.output for s in run.steps}
+        assert outputs == {"first": {"value": i * 2}, "second": {"seen": i}}
+
+
+def test_keys_give_one_run_each_within_and_across_batches(database: Database) -> None:
+    """A key used by an earlier submit gives that run; a key given twice in one batch gives one
+    new run for both places; runs without a key are each new; nothing else is created."""
+    engine = Engine(database)
+    before = engine.submit(ECHO, {"n": 1}, idempotency_key="k-old")
+    ids = engine.submit_many(
+        ECHO,
+        [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}, {"n": 5}],
+        idempotency_keys=["k-old", "k-a", None, "k-a", None],
+    )
+    assert ids[0] == before
+    assert ids[1] == ids[3]
+    assert ids[1] != before
+    assert len({ids[1], ids[2], ids[4], before}) == 4
+    assert _count(database, Run) == 4
+    again = engine.submit_many(ECHO, [{"n": 9}, {"n": 9}], idempotency_keys=["k-a", "k-old"])
+    assert again == [ids[1], before]
+    assert _count(database, Run) == 4
+
+
+def test_one_bad_run_refuses_the_whole_batch(database: Database) -> None:
+    """A run whose input has the wrong type is named by its index and nothing is written; too
+    many runs, or keys that do not match the runs one for one, are refused before anything."""
+    engine = Engine(database)
+    with pytest.raises(
+        ValidationFailed, match=r"runs\[2\]: input n='three' is not a valid integer"
+    ):
+        engine.submit_many(ECHO, [{"n": 1}, {"n": 2}, {"n": "three"}, {"n": 4}])
+    with pytest.raises(ValidationFailed, match="1,000 runs at most"):
+        engine.submit_many(ECHO, [{"n": 1}] * (MAX_BATCH + 1))
+    with pytest.raises(ValidationFailed, match="one per run"):
+        engine.submit_many(ECHO, [{"n": 1}, {"n": 2}], idempotency_keys=["only-one"])
+    assert _count(database, Run) == 0
+    assert _count(database, Step) == 0
+    assert _count(database, RunEvent) == 0
+
+
+def test_racing_batches_with_the_same_keys_make_each_run_once(database: Database) -> None:
+    """Four threads submit the same 30 keyed runs at once: every thread gets the same 30 ids,
+    and the database holds exactly 30 runs (the losers of the insert race read the winners')."""
+    engine = Engine(database)
+    keys = [f"race-{i}" for i in range(30)]
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def submit() -> None:
+        try:
+            start.wait()
+            results.append(engine.submit_many(ECHO, [{"n": 1}] * 30, idempotency_keys=keys))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(results) == 4
+    assert all(r == results[0] for r in results)
+    assert len(set(results[0])) == 30
+    assert _count(database, Run) == 30
+
+
+@pytest.fixture
+def api(database: Database, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """A client and a member's header with a project 'mine' holding the workflow 'echo'."""
+    settings = make_settings(
+        tmp_path, admin_token="batch-admin-token-0123456789abcd", registration_open=True
+    )
+    with TestClient(create_app(settings, db=database)) as client:
+        body = {"email": "bea@example.com", "password": "a long password here"}
+        client.post("/api/v1/auth/register", json=body)
+        token = client.post("/api/v1/auth/login", json=body).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/projects", headers=headers, json={"name": "mine"}).is_success
+        pushed = client.post(
+            "/api/v1/projects/mine/workflows", headers=headers, json={"spec": ECHO}
+        )
+        assert pushed.status_code == 201, pushed.text
+        yield client, headers
+
+
+def test_the_api_starts_a_batch_and_audits_each_run(api: Any, database: Database) -> None:
+    """A member starts 25 runs in their project: 201 with the ids in order, each run in the
+    project with its inputs, one run.start audit entry per run; the same keys again give the
+    same ids and create nothing."""
+    client, headers = api
+    body = {
+        "workflow": "echo",
+        "runs": [{"inputs": {"n": i}, "idempotency_key": f"b-{i}"} for i in range(25)],
+    }
+    started = client.post("/api/v1/projects/mine/runs:batch", headers=headers, json=body)
+    assert started.status_code == 201, started.text
+    ids = started.json()["run_ids"]
+    assert len(set(ids)) == 25
+    shown = client.get(f"/api/v1/runs/{ids[7]}", headers=headers).json()
+    assert shown["inputs"] == {"n": 7}
+    with database.read() as conn:
+        audited = conn.execute(
+            select(AuditEntry.target_id).where(AuditEntry.action == "run.start")
+        ).scalars()
+        assert sorted(str(target) for target in audited) == sorted(ids)
+    replay = client.post("/api/v1/projects/mine/runs:batch", headers=headers, json=body)
+    assert replay.json()["run_ids"] == ids
+    assert _count(database, Run) == 25
+
+
+def test_the_api_refuses_bad_batches_and_other_projects(api: Any, database: Database) -> None:
+    """A bad input is a 422 naming the run and starts nothing; 1,001 runs and an empty list are
+    422; a member cannot start runs in a project that is not theirs (404), nor without a
+    token (401)."""
+    client, headers = api
+    url = "/api/v1/projects/mine/runs:batch"
+    bad = {"workflow": "echo", "runs": [{"inputs": {"n": 1}}, {"inputs": {}}]}
+    refused = client.post(url, headers=headers, json=bad)
+    assert refused.status_code == 422
+    assert "runs[1]" in refused.json()["detail"]
+    assert "'n' is required" in refused.json()["detail"]
+    too_many = {"workflow": "echo", "runs": [{"inputs": {"n": 1}}] * 1001}
+    assert client.post(url, headers=headers, json=too_many).status_code == 422
+    assert (
+        client.post(url, headers=headers, json={"workflow": "echo", "runs": []}).status_code == 422
+    )
+    other_user = {"email": "cy@example.com", "password": "another long password"}
+    client.post("/api/v1/auth/register", json=other_user)
+    theirs = client.post("/api/v1/auth/login", json=other_user).json()["access_token"]
+    made = client.post(
+        "/api/v1/projects", headers={"Authorization": f"Bearer {theirs}"}, json={"name": "theirs"}
+    )
+    assert made.is_success, made.text
+    other = {"workflow": "echo", "runs": [{"inputs": {"n": 1}}]}
+    denied = client.post("/api/v1/projects/theirs/runs:batch", headers=headers, json=other)
+    assert denied.status_code == 404
+    assert client.post(url, json=other).status_code == 401
+    assert _count(database, Run) == 0
