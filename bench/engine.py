@@ -1,9 +1,13 @@
-"""Engine benchmark: drain throughput, idle pickup latency, failover time, chain latency.
+"""Engine benchmark: drain throughput against the database's ceiling, submit rates, idle
+pickup latency, failover time, chain latency.
 
-    python bench/engine.py [--backend sqlite|postgres|both] [--quick] [--json]
+    python bench/engine.py [--backend sqlite|postgres|both] [--quick] [--sizes 5000,50000]
+                           [--json]
 
 Workers are real ``awe worker`` processes (2 of them); times come from the rows' own timestamps.
-This prints figures and compares them with the targets of issue [02]; it asserts nothing.
+The ceiling is bench/ceiling.py's raw claim-and-finish loop in 2 processes on the same database.
+This prints figures, and the ratios measured in the same run against the targets of issues [02]
+and [11]; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).parent))
+import ceiling  # bench/ is not a package
 
 from awe.core.config import load_settings
 from awe.engine.client import Engine
@@ -49,6 +56,14 @@ TARGETS = {
     "failover": ("seconds", "<=", {"postgresql": 10, "sqlite": 10}),
     "chain_3_levels": ("p50_ms", "<=", {"postgresql": 50, "sqlite": 50}),
 }
+# Ratios measured in the same run (issue [11]): (name, numerator, denominator, target).
+RATIOS = (
+    ("drain 5k / ceiling", ("drain", 5000), ("ceiling", 5000), 0.5),
+    ("drain 50k / drain 5k", ("drain", 50000), ("drain", 5000), 0.9),
+    ("drain 500k / drain 5k", ("drain", 500000), ("drain", 5000), 0.9),
+    ("batch submit / single", ("submit_batch", 5000), ("submit_single", 500), 10.0),
+)
+BATCH = 1000
 
 
 @contextmanager
@@ -141,8 +156,10 @@ def idle_workers(db: Database, home: Path, *args: str) -> Iterator[Engine]:
 def drain(db: Database, home: Path, runs: int) -> dict[str, Any]:
     """Submit ``runs`` single-step no-op runs, then drain them with 2 workers."""
     engine = Engine(db)
-    for i in range(runs):
-        engine.submit(NOOP, idempotency_key=f"drain-{runs}-{i}")
+    for start in range(0, runs, BATCH):
+        count = min(BATCH, runs - start)
+        keys = [f"drain-{runs}-{i}" for i in range(start, start + count)]
+        engine.submit_many(NOOP, [None] * count, idempotency_keys=keys)
     workers = Workers(db, home)
     workers.start("--burst", "--concurrency", "16")
     workers.wait()
@@ -163,6 +180,44 @@ def drain(db: Database, home: Path, runs: int) -> dict[str, Any]:
         "seconds": seconds,
         "p50_ms": _pct(latencies, 0.5),
         "p95_ms": _pct(latencies, 0.95),
+    }
+
+
+def submit_single(db: Database, home: Path, runs: int = 500) -> dict[str, Any]:
+    """Submit ``runs`` single-step runs one call each (each with an idempotency key)."""
+    engine = Engine(db)
+    started = time.perf_counter()
+    for i in range(runs):
+        engine.submit(NOOP, idempotency_key=f"single-{i}")
+    seconds = time.perf_counter() - started
+    return _rate("submit_single", runs, seconds)
+
+
+def submit_batch(db: Database, home: Path, runs: int = 5000) -> dict[str, Any]:
+    """Submit ``runs`` single-step runs with submit_many, 1,000 (each keyed) per call."""
+    engine = Engine(db)
+    started = time.perf_counter()
+    for start in range(0, runs, BATCH):
+        keys = [f"batch-{i}" for i in range(start, start + BATCH)]
+        engine.submit_many(NOOP, [None] * BATCH, idempotency_keys=keys)
+    seconds = time.perf_counter() - started
+    return _rate("submit_batch", runs, seconds)
+
+
+def db_ceiling(db: Database, home: Path, runs: int = 5000) -> dict[str, Any]:
+    """The raw claim-and-finish loop of bench/ceiling.py, 2 processes."""
+    return {"scenario": "ceiling", "p50_ms": float("nan"), "p95_ms": float("nan"),
+            **ceiling.measure(db, runs)}  # fmt: skip
+
+
+def _rate(scenario: str, runs: int, seconds: float) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "runs": runs,
+        "runs_per_s": runs / seconds,
+        "seconds": seconds,
+        "p50_ms": seconds / runs * 1000,
+        "p95_ms": float("nan"),
     }
 
 
@@ -262,6 +317,8 @@ def _wait_done(engine: Engine, ids: list[str]) -> None:
 
 def verdict(result: dict[str, Any]) -> str:
     """Met / missed against the issue's target for this scenario and backend."""
+    if result["scenario"] not in TARGETS:
+        return "(see the ratios)"
     field, op, targets = TARGETS[result["scenario"]]
     target = targets[result["backend"]]
     value = result[field]
@@ -274,13 +331,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="5,000-run drain, latencies")
+    parser.add_argument(
+        "--sizes", default="5000,50000", help="drain sizes (add 500000 for the long one)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     results = []
+    scenarios = {
+        "ceiling": db_ceiling,
+        "drain": drain,
+        "submit_single": lambda db, home, size: submit_single(db, home),
+        "submit_batch": lambda db, home, size: submit_batch(db, home),
+        "idle": lambda db, home, size: idle_latency(db, home),
+        "chain": lambda db, home, size: chain(db, home),
+        "failover": lambda db, home, size: failover(db, home),
+    }
     for backend in backends:
-        sizes = [5000] if args.quick else [5000, 50000]
-        plan = [("drain", size) for size in sizes] + [("idle", 0), ("chain", 0)]
+        sizes = [5000] if args.quick else [int(v) for v in args.sizes.split(",")]
+        plan = [("ceiling", 5000)] + [("drain", size) for size in sizes]
+        plan += [("submit_single", 0), ("submit_batch", 0), ("idle", 0), ("chain", 0)]
         if not args.quick:
             plan.append(("failover", 0))
         for name, size in plan:
@@ -288,35 +358,46 @@ def main() -> None:
                 tempfile.TemporaryDirectory(prefix="awe-bench-") as tmp,
                 database(backend, Path(tmp)) as db,
             ):
-                home = Path(tmp)
-                if name == "drain":
-                    result = drain(db, home, size)
-                elif name == "idle":
-                    result = idle_latency(db, home)
-                elif name == "chain":
-                    result = chain(db, home)
-                else:
-                    result = failover(db, home)
-                result = {"backend": db.dialect, **result}
+                result = {"backend": db.dialect, **scenarios[name](db, Path(tmp), size)}
                 results.append(result)
                 if args.json:
                     print(json.dumps({k: result[k] for k in FIELDS}), flush=True)
-    if not args.json:
-        table = Table(
-            "backend", "scenario", "runs", "runs/s", "p50 ms", "p95 ms", "seconds", "target"
+    if args.json:
+        for row in ratios(results):
+            print(json.dumps(row), flush=True)
+        return
+    table = Table("backend", "scenario", "runs", "runs/s", "p50 ms", "p95 ms", "seconds", "target")
+    for r in results:
+        table.add_row(
+            r["backend"],
+            r["scenario"],
+            str(r["runs"]),
+            f"{r['runs_per_s']:.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['seconds']:.2f}",
+            verdict(r),
         )
-        for r in results:
-            table.add_row(
-                r["backend"],
-                r["scenario"],
-                str(r["runs"]),
-                f"{r['runs_per_s']:.0f}",
-                f"{r['p50_ms']:.1f}",
-                f"{r['p95_ms']:.1f}",
-                f"{r['seconds']:.2f}",
-                verdict(r),
-            )
-        Console().print(table)
+    Console().print(table)
+    shown = Table("backend", "ratio (same run)", "value", "target")
+    for row in ratios(results):
+        met = "met" if row["ratio"] >= row["target"] else "MISSED"
+        shown.add_row(
+            row["backend"], row["name"], f"{row['ratio']:.2f}", f"{met} (>= {row['target']})"
+        )
+    Console().print(shown)
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's same-run ratios that these results allow."""
+    rate = {(r["backend"], r["scenario"], r["runs"]): r["runs_per_s"] for r in results}
+    rows = []
+    for backend in dict.fromkeys(r["backend"] for r in results):
+        for name, top, bottom, target in RATIOS:
+            a, b = rate.get((backend, *top)), rate.get((backend, *bottom))
+            if a is not None and b:
+                rows.append({"backend": backend, "name": name, "ratio": a / b, "target": target})
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Creating runs: their rows, their steps, and the first pass that readies the roots.
 
 One run or a thousand cost about the same statements: every run row in one insert, every step
-row in one, the events in one, then each run's first :func:`~awe.engine.transitions.advance`
-pass over the step rows it was just given (a run created in this transaction is seen by no
-other one, so it needs neither a lock nor a read back).
+row in one (a root step with nothing to render goes in queued already), the events in one, then
+the first :func:`~awe.engine.transitions.advance` pass of each run that has something left for
+it, over the step rows it was just given (a run created in this transaction is seen by no other
+one, so it needs neither a lock nor a read back).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from sqlalchemy import Connection, insert
 
 from awe.core.ids import new_id
 from awe.engine import states, transitions
-from awe.engine.events import add_events, state_event
+from awe.engine.events import add_events, buffered_events, notify, state_event
 from awe.engine.retry import RetryPolicy
+from awe.engine.spec import CHILD_KIND
+from awe.engine.templating import has_template
 from awe.storage.engine_models import Run, Step
 
 #: The columns of a step row that advance reads (what its own select would give it).
@@ -62,21 +65,54 @@ def create_runs(conn: Connection, new: list[NewRun], *, now: datetime) -> list[s
         return []
     conn.execute(insert(Run), run_rows)
     conn.execute(insert(Step), step_rows)
-    add_events(
-        conn,
-        [
-            state_event(row["id"], None, states.RUN_QUEUED, now, workflow=row["workflow_name"])
-            for row in run_rows
-        ],
-    )
     steps_of: dict[str, dict[str, dict[str, Any]]] = {row["id"]: {} for row in run_rows}
     for step in step_rows:
         steps_of[step["run_id"]][step["step_key"]] = {k: step[k] for k in _ADVANCE_KEYS}
-    for row in run_rows:
-        # The row as lock_run would read it: advance and what it calls use these fields.
-        locked = SimpleNamespace(**{k: row[k] for k in _LOCKED_KEYS})
-        transitions.advance(conn, row["id"], now=now, locked=locked, steps=steps_of[row["id"]])
+    with buffered_events(conn):  # every run's events in one numbering update and one insert
+        events = [
+            state_event(row["id"], None, states.RUN_QUEUED, now, workflow=row["workflow_name"])
+            for row in run_rows
+        ]
+        woken: set[str] = set()
+        for step in step_rows:
+            if step["status"] == states.QUEUED:  # a plain root, inserted ready
+                events.append(state_event(step["run_id"], step["step_key"], states.QUEUED, now))
+                woken.add(step["queue"])
+        add_events(conn, events)
+        notify(conn, woken)
+        for row in run_rows:
+            steps = steps_of[row["id"]]
+            if _nothing_to_advance(steps):
+                continue
+            # The row as lock_run would read it: advance and what it calls use these fields.
+            locked = SimpleNamespace(**{k: row[k] for k in _LOCKED_KEYS})
+            transitions.advance(conn, row["id"], now=now, locked=locked, steps=steps)
     return [row["id"] for row in run_rows]
+
+
+def _plain_root(step: dict[str, Any], reused: dict[str, Any]) -> bool:
+    """A step that advance would queue as it is: no needs, no condition, no templates, no
+    items, not a child workflow, not taken over from a fork. It is inserted queued, with its
+    parameters as they stand (advance's ``_ready`` would write exactly these)."""
+    return (
+        not step["needs"]
+        and step["id"] not in reused
+        and step["kind"] != CHILD_KIND
+        and "when" not in step
+        and "for_each" not in step
+        and not has_template(step.get("with", {}))
+    )
+
+
+def _nothing_to_advance(steps: dict[str, dict[str, Any]]) -> bool:
+    """Whether advance would change nothing: some step is still open, and every pending step
+    waits on an open one (so none can be readied, skipped, or the run finished)."""
+    open_keys = {k for k, s in steps.items() if s["status"] in states.STEP_OPEN}
+    return bool(open_keys) and all(
+        any(need in open_keys for need in s["needs"])
+        for s in steps.values()
+        if s["status"] == states.PENDING
+    )
 
 
 _LOCKED_KEYS = (
@@ -123,6 +159,7 @@ def _step_rows(item: NewRun, run: dict[str, Any], now: datetime) -> list[dict[st
     for step in item.spec["steps"]:
         policy = RetryPolicy.from_definition(step.get("retry"))
         done = step["id"] in item.reused
+        plain = _plain_root(step, item.reused)
         rows.append(
             {
                 "id": new_id(),
@@ -132,8 +169,12 @@ def _step_rows(item: NewRun, run: dict[str, Any], now: datetime) -> list[dict[st
                 "kind": step["kind"],
                 "needs": step["needs"],
                 "definition": step,
-                "status": states.SUCCEEDED if done else states.PENDING,
+                "status": states.SUCCEEDED
+                if done
+                else (states.QUEUED if plain else states.PENDING),
                 "output": item.reused.get(step["id"]),
+                "input": step.get("with", {}) if plain else None,
+                "run_after": now if plain else None,
                 "queue": step.get("queue") or run["queue"],
                 "priority": step["priority"]
                 if step.get("priority") is not None

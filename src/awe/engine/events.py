@@ -104,7 +104,14 @@ def insert_tolerant(conn: Connection, events: list[dict[str, Any]]) -> None:
 
 @contextmanager
 def buffered_events(conn: Connection) -> Iterator[None]:
-    """Collect the events added inside, and insert them all at once when the block ends."""
+    """Collect the events added inside, and insert them all at once when the block ends.
+
+    Inside another such block (a child run created while its parent's are), the outer one
+    holds them and writes them at its end.
+    """
+    if EVENT_BUFFER in conn.info:
+        yield
+        return
     conn.info[EVENT_BUFFER] = []
     try:
         yield

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
@@ -252,14 +252,24 @@ def _ready(
             conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
         )
         return
-    conn.execute(
-        update(Step)
-        .where(Step.id == step["id"])
-        .values(status=states.QUEUED, input=params, run_after=now, ref_nonce=nonce)
-    )
+    conn.execute(_QUEUE_STEP, {"step_id": step["id"], "params": params, "at": now, "nonce": nonce})
     step["status"] = states.QUEUED
     events.append(state_event(run_id, key, states.QUEUED, now))
     woken.add(step["queue"])
+
+
+# One statement object for every step readied: SQLAlchemy builds and keys it once, not per step
+# (that cost more than the UPDATE itself when a thousand runs are created at once).
+_QUEUE_STEP = (
+    update(Step.__table__)
+    .where(Step.__table__.c.id == bindparam("step_id"))
+    .values(
+        status=states.QUEUED,
+        input=bindparam("params", type_=Step.__table__.c.input.type),
+        run_after=bindparam("at", type_=Step.__table__.c.run_after.type),
+        ref_nonce=bindparam("nonce", type_=Step.__table__.c.ref_nonce.type),
+    )
+)
 
 
 def _params(
