@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
@@ -260,14 +260,15 @@ def _ready(
 
 # One statement object for every step readied: SQLAlchemy builds and keys it once, not per step
 # (that cost more than the UPDATE itself when a thousand runs are created at once).
+_STEPS: Table = Step.__table__  # type: ignore[assignment]
 _QUEUE_STEP = (
-    update(Step.__table__)
-    .where(Step.__table__.c.id == bindparam("step_id"))
+    update(_STEPS)
+    .where(_STEPS.c.id == bindparam("step_id"))
     .values(
         status=states.QUEUED,
-        input=bindparam("params", type_=Step.__table__.c.input.type),
-        run_after=bindparam("at", type_=Step.__table__.c.run_after.type),
-        ref_nonce=bindparam("nonce", type_=Step.__table__.c.ref_nonce.type),
+        input=bindparam("params", type_=_STEPS.c.input.type),
+        run_after=bindparam("at", type_=_STEPS.c.run_after.type),
+        ref_nonce=bindparam("nonce", type_=_STEPS.c.ref_nonce.type),
     )
 )
 
