@@ -25,6 +25,8 @@ class Listener:
         self.db = db
         self.event = event
         self._stop = threading.Event()
+        #: Set while LISTEN is in place: only then may an idle worker wait long for a wake-up.
+        self.listening = threading.Event()
         self._thread = threading.Thread(target=self._run, name="awe-listen", daemon=True)
 
     @classmethod
@@ -56,10 +58,13 @@ class Listener:
                 with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.5
+                    self.listening.set()
+                    self.event.set()  # what was notified while not listening: look once
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.event.set()
             except psycopg.Error as exc:
+                self.listening.clear()
                 log.warning(
                     f"listener disconnected; reconnecting in {delay:.1f} s", error=str(exc)[:200]
                 )

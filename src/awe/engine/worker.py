@@ -63,6 +63,12 @@ class WorkerOptions:
     dry_run: bool = False
 
 
+#: The longest an idle worker with a LISTEN connection waits between looks at its queues: what
+#: no notification announces (a retry's delay running out, a lease expiring) is late by at most
+#: this much.
+MAX_IDLE_WAIT = 0.5
+
+
 @dataclass
 class _InFlight:
     claimed: queue_sql.ClaimedStep
@@ -95,6 +101,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
         self._stopping = threading.Event()
         self._wake = local_wakeup(db)
+        self._listener: Listener | None = None
         self._inflight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._logs = StepLogs(db, self.clock)
@@ -126,6 +133,7 @@ class Worker:
             reporter = threading.Thread(target=self._report_loop, name="awe-report", daemon=True)
             reporter.start()
             listener = None if burst else Listener.start_for(self.db, self._wake)
+            self._listener = listener
             slots = self.options.concurrency
             metrics.WORKER_UP.inc()
             metrics.WORKER_SLOTS.labels("free").inc(slots)
@@ -154,6 +162,7 @@ class Worker:
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
         idle = False
+        wait = self.options.poll_seconds
         while not self._stopping.is_set():
             # Read before claiming: a step finishing during the claim may have readied others.
             busy_before = bool(self._inflight)
@@ -174,9 +183,20 @@ class Worker:
                 continue  # there may be more: claim again at once when a slot frees
             if burst and not claimed and not busy_before and not self._inflight:
                 return
-            if self._wake.wait(self.options.poll_seconds):
+            if self._wake.wait(wait):
                 idle = False  # told that work is ready: claim without probing
             self._wake.clear()
+            wait = self._next_wait(wait, idle)
+
+    def _next_wait(self, wait: float, idle: bool) -> float:
+        """How long to wait for work next: the poll interval, doubled on every idle round up
+        to MAX_IDLE_WAIT while a LISTEN connection is in place to wake this worker the moment
+        work is queued (PostgreSQL). Without one (SQLite, or the listener reconnecting) other
+        processes' work is found only by polling, so the interval stays short."""
+        listener = self._listener
+        if not idle or listener is None or not listener.listening.is_set():
+            return self.options.poll_seconds
+        return min(max(wait, self.options.poll_seconds) * 2, MAX_IDLE_WAIT)
 
     def _probe(self) -> bool:
         with self.db.read() as conn:
