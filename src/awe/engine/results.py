@@ -22,7 +22,7 @@ from awe.storage import queue as queue_sql
 from awe.storage.engine_models import Step
 
 
-def _lost(step_id: str, attempt: int) -> LeaseLost:
+def lost(step_id: str, attempt: int) -> LeaseLost:
     return LeaseLost(f"step {step_id}: attempt {attempt} no longer holds the step's lease")
 
 
@@ -40,7 +40,7 @@ def complete(
     run = lock_run(conn, run_id)
     key = queue_sql.complete_step(conn, step_id=step_id, token=token, output=output, now=now)
     if key is None:
-        raise _lost(step_id, attempt)
+        raise lost(step_id, attempt)
     add_events(conn, [state_event(run_id, key, states.SUCCEEDED, now, attempt=attempt)])
     advance(conn, run_id, now=now, locked=run)
 
@@ -62,7 +62,7 @@ def fail(
     """
     run = lock_run(conn, run_id)
     if token is not None and not queue_sql.guard_lease(conn, step_id=step_id, token=token):
-        raise _lost(step_id, attempt)
+        raise lost(step_id, attempt)
     row = conn.execute(
         select(
             Step.step_key,

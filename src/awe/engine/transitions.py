@@ -57,7 +57,7 @@ def lock_run(
         Run.created_at,
     ).where(Run.id == run_id)
     if conn.dialect.name == "postgresql":
-        if not lock_family(conn, [run_id], skip_locked=skip_locked, nowait=nowait):
+        if not lock_family(conn, [run_id], skip_locked=skip_locked, nowait=nowait, own=True):
             return None
         # NO KEY UPDATE: the run's key never changes, and inserting its steps and events
         # (which check their foreign key with KEY SHARE) need not wait for whoever holds it.
@@ -71,12 +71,18 @@ _LOCKED = "awe_locked_runs"
 
 
 def lock_family(
-    conn: Connection, run_ids: list[str], *, skip_locked: bool = False, nowait: bool = False
+    conn: Connection,
+    run_ids: list[str],
+    *,
+    skip_locked: bool = False,
+    nowait: bool = False,
+    own: bool = False,
 ) -> bool:
     """Lock these runs and all their ancestors, in id order, in one statement (PostgreSQL;
     SQLite's writers are serialised already). Runs this transaction locked so already are not
     asked for again. With ``skip_locked``, False (and nothing locked) when another transaction
-    holds any of them; with ``nowait``, a lock error then."""
+    holds any of them; with ``nowait``, a lock error then. ``own``: the caller locks a single
+    run without ancestors itself, in the statement that reads it (:func:`lock_run`)."""
     if conn.dialect.name != "postgresql":
         return True
     held = _held(conn)
@@ -90,7 +96,7 @@ def lock_family(
         ).scalars()
         frontier = set(parents) - family - held
         family |= frontier
-    if family == wanted and len(wanted) == 1:
+    if own and family == wanted and len(wanted) == 1:
         return True  # no ancestor: lock_run's own statement locks it (one round trip less)
     statement = (
         select(Run.id)
@@ -386,20 +392,7 @@ def _finish_run(
     now: datetime,
     events: list[dict[str, Any]],
 ) -> None:
-    failed = [
-        s for s in steps.values() if s["status"] == states.DEAD and s["on_failure"] != "continue"
-    ]
-    error = None
-    outputs: dict[str, Any] = {}
-    if failed:
-        status = states.RUN_FAILED
-        error = "step(s) failed: " + ", ".join(s["step_key"] for s in failed)
-    else:
-        status = states.RUN_SUCCEEDED
-        try:
-            outputs = _outputs(run.spec, run.inputs, steps)
-        except StepError as exc:
-            status, error = states.RUN_FAILED, exc.message
+    status, outputs, error = run_outcome(run.spec, run.inputs, steps)
     conn.execute(
         update(Run)
         .where(Run.id == run.id)
@@ -413,6 +406,21 @@ def _finish_run(
         child_runs.child_finished(
             conn, run=run, status=status, outputs=outputs, error=error, now=now
         )
+
+
+def run_outcome(
+    spec: dict[str, Any], inputs: dict[str, Any], steps: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any], str | None]:
+    """How a run whose steps are all closed ends: its status, outputs and error."""
+    failed = [
+        s for s in steps.values() if s["status"] == states.DEAD and s["on_failure"] != "continue"
+    ]
+    if failed:
+        return states.RUN_FAILED, {}, "step(s) failed: " + ", ".join(s["step_key"] for s in failed)
+    try:
+        return states.RUN_SUCCEEDED, _outputs(spec, inputs, steps), None
+    except StepError as exc:
+        return states.RUN_FAILED, {}, exc.message
 
 
 def _outputs(

@@ -26,7 +26,7 @@ from awe.core.clock import Clock, SystemClock
 from awe.core.config import Settings, load_settings
 from awe.core.ids import new_id
 from awe.core.logging import bind_context, get_logger
-from awe.engine import events, results, transitions
+from awe.engine import completion, events, results, states, transitions
 from awe.engine.client import local_wakeup
 from awe.engine.context import StepContext
 from awe.engine.errors import Failure, LeaseLost, classify
@@ -356,10 +356,11 @@ class Worker:
                 self._forget(step)
 
     def _record(self, batch: list[tuple[queue_sql.ClaimedStep, Outcome]]) -> None:
-        """Record a batch in transactions of about RECORD_SECONDS each (one result at least),
-        each result in a savepoint of its own: a result that cannot be applied fails its own
-        step, never the batch; and however much advancing their runs costs (templates, child
-        runs), the write lock is never held for much more than one result's advance."""
+        """Record a batch: its successes together (engine/completion.py), then what needs more
+        (failures, runs to ready or to end in full) one by one, each in a savepoint of its own,
+        in transactions of about RECORD_SECONDS each: a result that cannot be applied fails its
+        own step, never the batch; and however much advancing their runs costs (templates,
+        child runs), the write lock is never held for much more than one result's advance."""
         # Runs are locked in id order, so two workers' batches never deadlock on PostgreSQL.
         batch.sort(key=lambda item: (item[0].run_id, item[0].id))
         logs = self._logs.take([step.lease_token for step, _ in batch])
@@ -367,8 +368,8 @@ class Worker:
         remaining = batch
         while remaining:
             write = functools.partial(self._record_some, remaining, logs, refused)
-            applied = self._retrying(write, "record step results", forever=True)
-            remaining = remaining[applied or len(remaining) :]
+            left = self._retrying(write, "record step results", forever=True)
+            remaining = left if left is not None else []
         for step, exc in refused:
             log.warning("result refused: lease lost", step=step.step_key, detail=exc.message)
             metrics.STEP_ATTEMPTS.labels(step.queue, step.kind, "lease_lost").inc()
@@ -387,10 +388,10 @@ class Worker:
         batch: list[tuple[queue_sql.ClaimedStep, Outcome]],
         logs: dict[str, list[dict[str, Any]]],
         refused: list[tuple[queue_sql.ClaimedStep, LeaseLost]],
-    ) -> int:
-        """Record results from the start of ``batch`` in one transaction, until it has taken
-        RECORD_SECONDS; how many it recorded."""
-        count = 0
+    ) -> list[tuple[queue_sql.ClaimedStep, Outcome]]:
+        """Record results of ``batch`` in one transaction: every success that needs no more
+        than completing together, the rest one by one until RECORD_SECONDS have passed; what
+        is left for the next transaction."""
         lost: list[tuple[queue_sql.ClaimedStep, LeaseLost]] = []
         with self.db.write() as conn:
             started = time.monotonic()
@@ -401,21 +402,73 @@ class Worker:
             transitions.lock_family(conn, [step.run_id for step, _ in batch])
             conn.info[events.EVENT_BUFFER] = pending
             try:
-                for step, outcome in batch:
+                rest = self._complete_together(conn, batch, logs, now, pending, lost)
+                left = list(rest)
+                for step, outcome in rest:
                     # A step's logs go in with its result, before its final state.
                     pending.extend(logs[step.lease_token])
                     try:
                         self._apply_alone(conn, step, outcome, now, pending)
                     except LeaseLost as exc:  # checked before any write of this step
                         lost.append((step, exc))
-                    count += 1
+                    left.pop(0)
                     if time.monotonic() - started > RECORD_SECONDS:
                         break
             finally:
                 del conn.info[events.EVENT_BUFFER]
             events.insert_tolerant(conn, pending)
         refused.extend(lost)  # only once committed: a retried transaction starts afresh
-        return count
+        return left
+
+    def _complete_together(
+        self,
+        conn: Connection,
+        batch: list[tuple[queue_sql.ClaimedStep, Outcome]],
+        logs: dict[str, list[dict[str, Any]]],
+        now: datetime,
+        pending: list[dict[str, Any]],
+        lost: list[tuple[queue_sql.ClaimedStep, LeaseLost]],
+    ) -> list[tuple[queue_sql.ClaimedStep, Outcome]]:
+        """Complete the batch's successes in a few statements (a savepoint: if the database
+        refuses any of it, all of them are recorded one by one instead); what is left to
+        record one by one."""
+        by_id = {step.id: (step, outcome) for step, outcome in batch}
+        successes = [
+            completion.Success(s.id, s.run_id, s.lease_token, s.attempt, o.output)
+            for s, o in batch
+            if o.failure is None
+        ]
+        if not successes:
+            return batch
+        mark, counted = len(pending), metrics.mark(conn)
+        for success in successes:  # a step's logs go in before its final state
+            pending.extend(logs[by_id[success.step_id][0].lease_token])
+        try:
+            with conn.begin_nested():
+                recorded = completion.complete_many(conn, successes, now=now)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            del pending[mark:]
+            metrics.drop_since(conn, counted)
+            log.warning("recording results together failed; recording them one by one",
+                        steps=len(successes), error=str(exc).splitlines()[0][:200])  # fmt: skip
+            return batch
+        for success in recorded.done:
+            self._count(conn, by_id[success.step_id][0], states.SUCCEEDED)
+        for success in recorded.refused:
+            step = by_id[success.step_id][0]
+            lost.append((step, results.lost(step.id, step.attempt)))
+        # The logs of what is left go in with their results, one by one.
+        kept = {s.step_id for s in recorded.done} | {s.step_id for s in recorded.refused}
+        later = {
+            id(entry)
+            for success in recorded.left
+            for entry in logs[by_id[success.step_id][0].lease_token]
+        }
+        if later:
+            pending[mark:] = [entry for entry in pending[mark:] if id(entry) not in later]
+        return [(step, outcome) for step, outcome in batch if step.id not in kept]
 
     def _apply_alone(
         self,

@@ -79,11 +79,14 @@ class Step(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "step_key"),
         Index("ix_steps_lease", "status", "lease_expires_at"),
+        # A run's open steps without reading the others: whether it can finish, and which of
+        # its pending steps a batch of completions may ready (engine/completion.py).
+        Index("ix_steps_run_status", "run_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     run_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE"), index=True
+        String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
     )
     step_key: Mapped[str] = mapped_column(String(100))
     #: The run's workflow, copied at insert (a run's workflow never changes): the dead-letter

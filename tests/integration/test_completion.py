@@ -1,0 +1,159 @@
+"""Recording a batch of successes together (engine/completion.py), on both databases.
+
+The set-based path must record exactly what the one-by-one path did: each step once, only by
+the claim that holds its lease, its run ended once when nothing is left open, a join readied
+once, events in order; and a value the database refuses costs only its own step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from awe.core.clock import SystemClock
+from awe.engine import completion, events
+from awe.engine.client import Engine
+from awe.engine.executor import Outcome
+from awe.engine.worker import Worker, WorkerOptions
+from awe.storage import queue as queue_sql
+from awe.storage.database import Database
+from awe.storage.engine_models import Step
+from tests.support.wait import wait_until
+
+
+def _fan(width: int) -> dict[str, object]:
+    return {
+        "name": f"fan{width}",
+        "steps": [
+            {"id": "root", "kind": "noop"},
+            *(
+                {"id": f"b{n}", "kind": "noop", "needs": ["root"], "with": {"n": n}}
+                for n in range(width)
+            ),
+            {"id": "join", "kind": "noop", "needs": [f"b{n}" for n in range(width)]},
+        ],
+    }
+
+
+def _run_workers(database: Database, count: int, until: Callable[[], object]) -> None:
+    workers = [
+        Worker(database, WorkerOptions(concurrency=3, poll_seconds=0.005, lease_seconds=5.0))
+        for _ in range(count)
+    ]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(until, timeout=120, what="every run to end")
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+def test_runs_whose_last_steps_finish_in_two_workers_at_once_end_once(
+    engine: Engine, database: Database
+) -> None:
+    """Two workers finish the parallel steps of the same runs at the same moment, each in its
+    own transaction: every run still ends (the run lock orders them, so the second sees the
+    first's step closed), its join ran once, and its events are numbered 1..n with every step's
+    'succeeded' before the run's."""
+    ids = [engine.submit(_fan(4)) for _ in range(30)]
+    _run_workers(database, 2, lambda: all(engine.get_run(i).status == "succeeded" for i in ids))
+    for run_id in ids:
+        run = engine.get_run(run_id)
+        expected = dict.fromkeys(["root", "b0", "b1", "b2", "b3", "join"], ("succeeded", 1))
+        assert {s.step_key: (s.status, s.attempt) for s in run.steps} == expected
+        seen = engine.events(run_id, limit=1000)
+        assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
+        states = [e.message for e in seen if e.type == "state"]
+        assert states[-1] == "run succeeded"
+        assert states.count("run succeeded") == 1
+        assert states.count("step join succeeded") == 1
+        assert states.index("step join queued") > max(
+            states.index(f"step b{n} succeeded") for n in range(4)
+        )
+
+
+def test_a_wide_fan_out_readies_its_join_once_and_keeps_every_output(
+    engine: Engine, database: Database
+) -> None:
+    """A 300-wide fan-out drained by two workers: each branch's output is stored, the join
+    is queued exactly once, after the last branch, and the run's outputs are the join's."""
+    run_id = engine.submit(_fan(300))
+    _run_workers(database, 2, lambda: engine.get_run(run_id).status == "succeeded")
+    run = engine.get_run(run_id)
+    assert run.step("b123").output == {"n": 123}
+    assert run.outputs == {"join": None}  # a noop without parameters outputs nothing
+    queued = [e for e in engine.events(run_id, limit=5000) if e.message == "step join queued"]
+    assert len(queued) == 1
+
+
+def test_a_batch_refuses_only_the_results_whose_lease_was_taken_over(
+    engine: Engine, database: Database
+) -> None:
+    """Three claimed steps, one of them reaped and claimed again meanwhile (a new token):
+    recording the three old claims together completes two (their runs end) and refuses the
+    third, whose row (the newer attempt) is left as it was."""
+    spec = {"name": "one", "steps": [{"id": "only", "kind": "noop"}]}
+    ids = [engine.submit(spec) for _ in range(3)]
+    clock = SystemClock()
+    with database.write() as conn:
+        old = queue_sql.claim(
+            conn, owner="w1", queues=["default"], limit=3, now=clock.now(), lease_seconds=30
+        )
+    assert len(old) == 3
+    taken = old[1]
+    with database.write() as conn:  # the lease ran out, and another worker took the step
+        conn.execute(
+            update(Step)
+            .where(Step.id == taken.id)
+            .values(status="queued", lease_token=None, run_after=clock.now() - timedelta(1))
+        )
+        again = queue_sql.claim(
+            conn, owner="w2", queues=["default"], limit=1, now=clock.now(), lease_seconds=30
+        )
+    assert [c.id for c in again] == [taken.id]
+    batch = [
+        completion.Success(c.id, c.run_id, c.lease_token, c.attempt, {"by": c.id}) for c in old
+    ]
+    with database.write() as conn, events.buffered_events(conn):
+        recorded = completion.complete_many(conn, batch, now=clock.now())
+    assert [s.step_id for s in recorded.refused] == [taken.id]
+    assert sorted(s.step_id for s in recorded.done) == sorted([old[0].id, old[2].id])
+    assert recorded.left == []
+    with database.read() as conn:
+        row = conn.execute(
+            select(Step.status, Step.lease_token, Step.output).where(Step.id == taken.id)
+        ).one()
+    assert (row.status, row.lease_token, row.output) == ("running", again[0].lease_token, None)
+    statuses = {i: engine.get_run(i).status for i in ids}
+    assert statuses[taken.run_id] not in ("succeeded", "failed")  # its newer attempt runs
+    assert sorted(s for i, s in statuses.items() if i != taken.run_id) == ["succeeded"] * 2
+
+
+def test_a_result_the_database_cannot_store_fails_only_its_step_in_a_batch(
+    engine: Engine, database: Database
+) -> None:
+    """Three successes recorded as one batch, one of them with an output JSON cannot hold (a
+    set): that step is dead with the reason, the other two succeed with their outputs, and
+    every run has ended."""
+    spec = {"name": "one", "steps": [{"id": "only", "kind": "noop"}]}
+    ids = [engine.submit(spec) for _ in range(3)]
+    worker = Worker(database, WorkerOptions(concurrency=3))
+    claimed = worker._claim(3)
+    outputs = {claimed[0].id: "fine", claimed[1].id: {1, 2}, claimed[2].id: ["also", "fine"]}
+    worker._record([(c, Outcome(output=outputs[c.id])) for c in claimed])
+    by_step = {}
+    for run_id in ids:
+        run = engine.get_run(run_id)
+        by_step[run.steps[0].id] = (run.status, run.steps[0].status, run.steps[0].output)
+    assert by_step[claimed[0].id] == ("succeeded", "succeeded", "fine")
+    assert by_step[claimed[2].id] == ("succeeded", "succeeded", ["also", "fine"])
+    assert by_step[claimed[1].id][:2] == ("failed", "dead")
+    bad = next(s for i in ids for s in engine.get_run(i).steps if s.id == claimed[1].id)
+    assert "JSON" in (bad.error_message or ""), bad.error_message
