@@ -148,6 +148,8 @@ Index(
     Step.priority.desc(),
     Step.run_after,
     Step.id,
+    # PostgreSQL: queued rows only (the claim's own condition), so finished rows never enter it.
+    postgresql_where=Step.status == "queued",
 )
 
 
