@@ -52,12 +52,12 @@ def _check_sqlite(database: Database) -> None:
 
 def _check_postgres(database: Database) -> None:
     with database.read() as conn:
-        indexes = dict(
+        indexes: dict[str, str] = dict(
             conn.execute(
                 text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'steps'")
             ).all()
         )
-        options = dict(
+        options: dict[str, str | None] = dict(
             conn.execute(
                 text(
                     "SELECT relname, array_to_string(reloptions, ',') FROM pg_class"

@@ -30,7 +30,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-_CLAIM_COLUMNS = ["status", "queue", sa.literal_column("priority DESC"), "run_after", "id"]
+_CLAIM_COLUMNS: list[str | sa.ColumnElement[object]] = [
+    "status",
+    "queue",
+    sa.literal_column("priority DESC"),
+    "run_after",
+    "id",
+]
 _HOT_TABLES = ("steps", "runs")
 
 
