@@ -134,6 +134,122 @@ def test_racing_batches_with_the_same_keys_make_each_run_once(database: Database
     assert _count(database, Run) == 30
 
 
+def _race(engine: Engine, batches: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Submit the keyed batches from one thread each, released at once; each one's run ids."""
+    results: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(batches))
+
+    def submit(name: str, given: list[str]) -> None:
+        try:
+            start.wait()
+            results[name] = engine.submit_many(
+                ECHO, [{"n": 1}] * len(given), idempotency_keys=given
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=item) for item in batches.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
+
+
+def test_batches_sharing_keys_in_opposite_orders_never_deadlock(database: Database) -> None:
+    """Two batches of the same 300 keys, one in reverse order, submitted at once (three times):
+    neither fails (on PostgreSQL the keys are taken in one order, so the second waits for the
+    first instead of deadlocking with it), both get the same run for each key, and each key
+    has one run."""
+    engine = Engine(database)
+    for round_ in range(3):
+        keys = [f"order-{round_}-{i:03d}" for i in range(300)]
+        results = _race(engine, {"forward": keys, "backward": keys[::-1]})
+        assert results["forward"] == results["backward"][::-1]
+    assert _count(database, Run) == 900
+
+
+def test_a_batch_that_loses_its_keys_to_another_reads_their_runs(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that looked its keys up before another submit took them (its insert then breaks
+    the unique key) looks them up again and returns the other's runs, creating none."""
+    engine = Engine(database)
+    keys = ["lost-a", "lost-b", "lost-c"]
+    first = engine.submit_many(ECHO, [{"n": 1}] * 3, idempotency_keys=keys)
+    real = engine._by_keys
+    calls: list[int] = []
+
+    def stale_then_real(wanted: list[str | None]) -> dict[str, str] | None:
+        calls.append(1)
+        return {} if len(calls) == 1 else real(wanted)  # the first look misses the others' runs
+
+    monkeypatch.setattr(engine, "_by_keys", stale_then_real)
+    again = engine.submit_many(ECHO, [{"n": 2}] * 3, idempotency_keys=keys)
+    assert again == first
+    assert len(calls) == 2  # the insert failed on the keys, and the second look found them
+    assert _count(database, Run) == 3
+
+
+def test_a_plain_root_is_inserted_as_advance_would_have_queued_it(database: Database) -> None:
+    """A root step with nothing to render goes in queued at creation; its row matches a root
+    that advance readied (the same step with a condition): its parameters as input, ready now,
+    its own queue, priority and attempts; a pending step's input stays SQL NULL."""
+    step = {
+        "kind": "noop",
+        "with": {"x": 1},
+        "queue": "special",
+        "priority": 7,
+        "retry": {"max_attempts": 9},
+    }
+    spec = {
+        "name": "roots",
+        "steps": [
+            {"id": "plain", **step},
+            {"id": "readied", **step, "when": "true"},
+            {"id": "later", "kind": "noop", "needs": ["plain"]},
+        ],
+    }
+    engine = Engine(database)
+    [run_id] = engine.submit_many(spec, [None])
+    with database.read() as conn:
+        rows = {
+            row.step_key: row
+            for row in conn.execute(
+                select(
+                    Step.step_key,
+                    Step.status,
+                    Step.input,
+                    Step.queue,
+                    Step.priority,
+                    Step.max_attempts,
+                    Step.run_after,
+                    Step.ref_nonce,
+                ).where(Step.run_id == run_id)
+            )
+        }
+        null_input = conn.execute(
+            select(func.count())
+            .select_from(Step)
+            .where(Step.run_id == run_id, Step.input.is_(None))
+        ).scalar_one()
+    plain, readied = rows["plain"], rows["readied"]
+    assert plain.status == readied.status == "queued"
+    fields = ("input", "queue", "priority", "max_attempts", "run_after", "ref_nonce")
+    assert [getattr(plain, f) for f in fields] == [getattr(readied, f) for f in fields]
+    assert (plain.input, plain.queue, plain.priority, plain.max_attempts) == (
+        {"x": 1},
+        "special",
+        7,
+        9,
+    )
+    assert null_input == 1  # 'later' (pending): SQL NULL, not JSON null
+    states = [e.message for e in engine.events(run_id) if e.type == "state"]
+    assert sorted(states) == sorted(["run queued", "step plain queued", "step readied queued"])
+
+
 @pytest.fixture
 def api(database: Database, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """A client and a member's header with a project 'mine' holding the workflow 'echo'."""
@@ -156,7 +272,7 @@ def api(database: Database, tmp_path: Path) -> Iterator[tuple[TestClient, dict[s
 def test_the_api_starts_a_batch_and_audits_each_run(api: Any, database: Database) -> None:
     """A member starts 25 runs in their project: 201 with the ids in order, each run in the
     project with its inputs, one run.start audit entry per run; the same keys again give the
-    same ids and create nothing."""
+    same ids and create (and audit) nothing."""
     client, headers = api
     body = {
         "workflow": "echo",
@@ -173,9 +289,11 @@ def test_the_api_starts_a_batch_and_audits_each_run(api: Any, database: Database
             select(AuditEntry.target_id).where(AuditEntry.action == "run.start")
         ).scalars()
         assert sorted(str(target) for target in audited) == sorted(ids)
+    audit_entries = _count(database, AuditEntry)
     replay = client.post("/api/v1/projects/mine/runs:batch", headers=headers, json=body)
     assert replay.json()["run_ids"] == ids
     assert _count(database, Run) == 25
+    assert _count(database, AuditEntry) == audit_entries  # a replay starts and audits nothing
 
 
 def test_the_api_refuses_bad_batches_and_other_projects(api: Any, database: Database) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from awe.core.clock import Clock, SystemClock
@@ -44,6 +44,8 @@ from awe.storage.engine_models import Worker as WorkerRow
 
 #: The most runs one :meth:`Engine.submit_many` creates.
 MAX_BATCH = 1000
+#: How many times a submit whose keys other submits took meanwhile looks again for their runs.
+_KEY_RACE_ROUNDS = 5
 _wakeups: dict[int, threading.Event] = {}
 # Whole-table selects as plain columns (a Connection hands back rows, not ORM objects).
 _RUNS = Run.__table__
@@ -120,13 +122,16 @@ class Engine:
         workflow_version: int | None = None,
         dry_run: bool = False,
         trusted: bool = True,
+        on_created: Callable[[Connection, list[str]], None] | None = None,
     ) -> list[str]:
         """Create a run of ``spec`` for each of ``inputs`` in one transaction; their ids, in order.
 
         As :meth:`submit`, each with its own idempotency key (None for none): a key used
         before, or twice in the batch, gives that one run. Every run's inputs are checked
         before any is written, and a bad one refuses the whole batch (ValidationFailed naming
-        ``runs[i]``). At most :data:`MAX_BATCH` runs.
+        ``runs[i]``). At most :data:`MAX_BATCH` runs. ``on_created`` is called with the ids of
+        the runs this call created (not those its keys found), inside the transaction that
+        creates them: what it writes (an audit entry per run) commits with them, or neither.
         """
         keys: list[str | None] = (
             list(idempotency_keys) if idempotency_keys is not None else [None] * len(inputs)
@@ -139,6 +144,8 @@ class Engine:
             raise ValidationFailed(
                 f"a batch may start {MAX_BATCH:,} runs at most, not {len(inputs):,}: split it"
             )
+        if not inputs:
+            return []
         return self._submit(
             spec,
             list(inputs),
@@ -151,6 +158,7 @@ class Engine:
             workflow_version=workflow_version,
             dry_run=dry_run,
             trusted=trusted,
+            on_created=on_created,
         )
 
     def _submit(
@@ -167,6 +175,7 @@ class Engine:
         workflow_version: int | None,
         dry_run: bool,
         trusted: bool,
+        on_created: Callable[[Connection, list[str]], None] | None = None,
     ) -> list[str]:
         settings = self.db.settings
         normalised = normalise_spec(spec, known_kind=self.registry.knows)
@@ -199,7 +208,7 @@ class Engine:
                     project_key=project_key,
                     max_depth=settings.max_workflow_depth,
                 )
-        for attempt in (1, 2):
+        for attempt in range(1, _KEY_RACE_ROUNDS + 1):
             known = found or {}
             # One run per key: a key used before, or earlier in this batch, gives that run.
             wanted: dict[str | None, int] = {}
@@ -231,10 +240,13 @@ class Engine:
             try:
                 with self.db.write() as conn:
                     created = creation.create_runs(conn, new, now=self.clock.now())
+                    if on_created is not None:
+                        on_created(conn, created)
             except IntegrityError:
                 # A concurrent submit with one of these keys won the race: theirs is the run.
+                # Look again while each round finds more of them (other batches may win some).
                 found = self._by_keys(keys)
-                if attempt == 2 or not found:
+                if attempt == _KEY_RACE_ROUNDS or len(found or {}) <= len(known):
                     raise
                 continue
             break

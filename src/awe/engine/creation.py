@@ -9,6 +9,7 @@ one, so it needs neither a lock nor a read back).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from awe.core.ids import new_id
-from awe.engine import states, transitions
+from awe.engine import child_runs, states, templating, transitions
 from awe.engine.events import add_events, buffered_events, notify, state_event
 from awe.engine.retry import RetryPolicy
 from awe.engine.spec import CHILD_KIND
@@ -63,12 +64,28 @@ def create_runs(conn: Connection, new: list[NewRun], *, now: datetime) -> list[s
         step_rows.extend(_step_rows(item, run_rows[-1], now))
     if not run_rows:
         return []
-    conn.execute(insert(Run), run_rows)
-    conn.execute(insert(Step), step_rows)
+    # In key order: two batches sharing keys take the keys' index entries in the same order,
+    # so on PostgreSQL the second waits for the first (and then fails on the key it took),
+    # never a deadlock.
+    conn.execute(insert(Run), sorted(run_rows, key=_key_order))
+    # Columns left NULL (not JSON null) are left out: rows go in one insert per shape.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in step_rows:
+        slim = {k: v for k, v in row.items() if v is not None or k not in _NULL_UNLESS_SET}
+        shapes.setdefault(tuple(slim), []).append(slim)
+    for rows in shapes.values():
+        conn.execute(insert(Step), rows)
     steps_of: dict[str, dict[str, dict[str, Any]]] = {row["id"]: {} for row in run_rows}
     for step in step_rows:
         steps_of[step["run_id"]][step["step_key"]] = {k: step[k] for k in _ADVANCE_KEYS}
-    with buffered_events(conn):  # every run's events in one numbering update and one insert
+    # One budget for the whole batch, as for one pass over a run: its templates share one time
+    # allowance and its child runs one count (plus one child per run after the first), so a batch
+    # cannot hold the write lock for each of its runs' allowances in turn.
+    with (
+        buffered_events(conn),  # every run's events in one numbering update and one insert
+        templating.shared_budget(transitions.ADVANCE_TEMPLATE_SECONDS),
+        child_runs.one_pass(extra=len(new) - 1),
+    ):
         events = [
             state_event(row["id"], None, states.RUN_QUEUED, now, workflow=row["workflow_name"])
             for row in run_rows
@@ -88,6 +105,14 @@ def create_runs(conn: Connection, new: list[NewRun], *, now: datetime) -> list[s
             locked = SimpleNamespace(**{k: row[k] for k in _LOCKED_KEYS})
             transitions.advance(conn, row["id"], now=now, locked=locked, steps=steps)
     return [row["id"] for row in run_rows]
+
+
+def _key_order(row: Mapping[str, Any]) -> tuple[bool, str]:
+    return row["idempotency_key"] is None, row["idempotency_key"] or ""
+
+
+#: Step columns that stay SQL NULL until set (a JSON column given None would store JSON null).
+_NULL_UNLESS_SET = ("input", "output", "run_after", "finished_at")
 
 
 def _plain_root(step: dict[str, Any], reused: dict[str, Any]) -> bool:

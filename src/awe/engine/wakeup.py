@@ -8,6 +8,7 @@ PostgreSQL too, as the fallback when a notification is missed or the listener is
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy.engine import make_url
 
@@ -15,6 +16,10 @@ from awe.core.logging import get_logger
 from awe.storage.database import Database
 
 CHANNEL = "awe_steps"
+#: How often an idle listening connection is checked with a query.
+PING_SECONDS = 5.0
+# libpq's TCP keepalive settings, as parameters of the connection URI.
+_KEEPALIVES_QUERY = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3"
 log = get_logger("wakeup")
 
 
@@ -55,14 +60,26 @@ class Listener:
         delay = 0.5
         while not self._stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                # Keepalives and a periodic ping: a connection that died without a word (a
+                # half-open socket) is noticed within seconds, and idle workers stop relying
+                # on it (they poll at the short interval until it is back).
+                with psycopg.connect(
+                    conninfo + ("&" if "?" in conninfo else "?") + _KEEPALIVES_QUERY,
+                    autocommit=True,
+                    connect_timeout=5,
+                ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.5
                     self.listening.set()
                     self.event.set()  # what was notified while not listening: look once
+                    pinged = time.monotonic()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.event.set()
+                        if time.monotonic() - pinged > PING_SECONDS:
+                            conn.execute("SELECT 1")
+                            pinged = time.monotonic()
+                self.listening.clear()
             except psycopg.Error as exc:
                 self.listening.clear()
                 log.warning(

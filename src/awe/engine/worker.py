@@ -169,8 +169,9 @@ class Worker:
             free = self.options.concurrency - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
             # When idle, a read-only probe decides whether a (write) claim is worth it.
+            ready = False  # the probe found work ready (claimed or not)
             try:
-                if free > 0 and (not idle or self._retrying(self._probe, "poll")):
+                if free > 0 and (not idle or (ready := bool(self._retrying(self._probe, "poll")))):
                     claimed = self._retrying(functools.partial(self._claim, free), "claim") or []
             except Exception:  # the loop must not die: log it, wait a moment, try again
                 log.exception("claiming failed; trying again shortly")
@@ -186,7 +187,9 @@ class Worker:
             if self._wake.wait(wait):
                 idle = False  # told that work is ready: claim without probing
             self._wake.clear()
-            wait = self._next_wait(wait, idle)
+            # Ready work this worker could not claim (a queue's limit held it back) becomes
+            # claimable without a notification (a token refills, a slot frees): keep looking.
+            wait = self._next_wait(wait, idle and not ready)
 
     def _next_wait(self, wait: float, idle: bool) -> float:
         """How long to wait for work next: the poll interval, doubled on every idle round up
@@ -196,7 +199,7 @@ class Worker:
         listener = self._listener
         if not idle or listener is None or not listener.listening.is_set():
             return self.options.poll_seconds
-        return min(max(wait, self.options.poll_seconds) * 2, MAX_IDLE_WAIT)
+        return max(self.options.poll_seconds, min(wait * 2, MAX_IDLE_WAIT))
 
     def _probe(self) -> bool:
         with self.db.read() as conn:
@@ -591,7 +594,11 @@ class Worker:
         now = self.clock.now()
         with self.db.read() as conn:
             expired = queue_sql.expired_leases(conn, now=now)
-        for step_id in expired:
+        with self._lock:
+            # This worker's own steps are alive (running, or their result waiting to be
+            # recorded behind a long transaction): their heartbeat renews them, never reap them.
+            mine = {entry.claimed.id for entry in self._inflight.values()}
+        for step_id in (s for s in expired if s not in mine):
             try:
                 with self.db.write() as conn:
                     status = results.reap_one(conn, step_id=step_id, now=now)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from awe.core.errors import AweError, NotFound, ValidationFailed
 from awe.engine import listing, states
@@ -93,10 +93,25 @@ def start_many(
 ) -> list[str]:
     """Start a run of a stored workflow for each (inputs, idempotency key), in one transaction;
     their ids in order. As :func:`start`, with every run's inputs checked before any starts;
-    each run gets its own ``run.start`` audit entry, as from :func:`start`."""
+    each run it creates gets its own ``run.start`` audit entry, written in the transaction
+    that creates the runs (a key that names an earlier run starts nothing, and audits nothing).
+    """
     stored = workflows.get(db, workflow, version=version, project=project.name)
     keys = [f"{project.id}:{key}" if key else None for _, key in runs]
-    run_ids = Engine(db).submit_many(
+    details = {"workflow": workflow, "version": stored.version, "batch": len(runs)}
+
+    def audited(conn: Connection, created: list[str]) -> None:
+        audit.record_many(
+            conn,
+            actor,
+            "run.start",
+            [
+                {"target_type": "run", "target_id": r, "project_id": project.id, "details": details}
+                for r in created
+            ],
+        )
+
+    return Engine(db).submit_many(
         stored.spec,
         [inputs for inputs, _ in runs],
         idempotency_keys=keys,
@@ -105,19 +120,8 @@ def start_many(
         trace_id=actor.trace_id,
         dry_run=dry_run,
         trusted=stored.trusted,
+        on_created=audited,
     )
-    details = {"workflow": workflow, "version": stored.version, "batch": len(runs)}
-    with db.write() as conn:
-        audit.record_many(
-            conn,
-            actor,
-            "run.start",
-            [
-                {"target_type": "run", "target_id": r, "project_id": project.id, "details": details}
-                for r in dict.fromkeys(run_ids)  # a key given twice names one run
-            ],
-        )
-    return run_ids
 
 
 def run_filter(
