@@ -62,6 +62,9 @@ RATIOS = (
     ("drain 50k / drain 5k", ("drain", 50000), ("drain", 5000), 0.9),
     ("drain 500k / drain 5k", ("drain", 500000), ("drain", 5000), 0.9),
     ("batch submit / single", ("submit_batch", 5000), ("submit_single", 500), 10.0),
+    # Steps per second of one 5,000-wide fan-out against 250 20-wide ones: a per-step cost
+    # within 20 % is a rate at least 1 / 1.2 of the narrow one's.
+    ("fan-out 5000 / 20 (steps/s)", ("fanout", 5000), ("fanout", 20), 0.83),
 )
 BATCH = 1000
 
@@ -266,6 +269,43 @@ def chain(db: Database, home: Path, runs: int = 20) -> dict[str, Any]:
     }
 
 
+def _fan(width: int) -> dict[str, Any]:
+    return {
+        "name": f"bench-fan-{width}",
+        "steps": [
+            {"id": "root", "kind": "noop"},
+            *({"id": f"b{n}", "kind": "noop", "needs": ["root"]} for n in range(width)),
+            {"id": "join", "kind": "noop", "needs": [f"b{n}" for n in range(width)]},
+        ],
+    }
+
+
+def fanout(db: Database, home: Path, width: int, steps: int = 5000) -> dict[str, Any]:
+    """Runs of a root, ``width`` parallel steps and a join, ``steps`` parallel steps in all,
+    drained by 2 workers: steps per second (first start to last end), so a 5,000-wide run and
+    250 20-wide ones compare per step."""
+    engine = Engine(db)
+    count = max(1, steps // width)
+    engine.submit_many(_fan(width), [None] * count)
+    workers = Workers(db, home)
+    workers.start("--burst", "--concurrency", "16")
+    workers.wait()
+    with db.read() as conn:
+        rows = conn.execute(select(Step.started_at, Step.finished_at, Step.status)).all()
+    if any(r.status != "succeeded" for r in rows):
+        raise RuntimeError("a fan-out step did not succeed")
+    seconds = (max(r.finished_at for r in rows) - min(r.started_at for r in rows)).total_seconds()
+    total = len(rows)
+    return {
+        "scenario": "fanout",
+        "runs": width,
+        "runs_per_s": total / seconds,  # steps per second here
+        "seconds": seconds,
+        "p50_ms": float("nan"),
+        "p95_ms": float("nan"),
+    }
+
+
 def failover(db: Database, home: Path) -> dict[str, Any]:
     """Kill -9 the worker holding a step; time until another worker is running it."""
     engine = Engine(db)
@@ -346,10 +386,12 @@ def main() -> None:
         "idle": lambda db, home, size: idle_latency(db, home),
         "chain": lambda db, home, size: chain(db, home),
         "failover": lambda db, home, size: failover(db, home),
+        "fanout": fanout,
     }
     for backend in backends:
         sizes = [5000] if args.quick else [int(v) for v in args.sizes.split(",")]
         plan = [("ceiling", 5000)] + [("drain", size) for size in sizes]
+        plan += [("fanout", 20), ("fanout", 5000)]
         plan += [("submit_single", 0), ("submit_batch", 0), ("idle", 0), ("chain", 0)]
         if not args.quick:
             plan.append(("failover", 0))

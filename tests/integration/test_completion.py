@@ -7,6 +7,7 @@ once, events in order; and a value the database refuses costs only its own step.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -82,15 +83,19 @@ def test_runs_whose_last_steps_finish_in_two_workers_at_once_end_once(
 def test_a_wide_fan_out_readies_its_join_once_and_keeps_every_output(
     engine: Engine, database: Database
 ) -> None:
-    """A 300-wide fan-out drained by two workers: each branch's output is stored, the join
-    is queued exactly once, after the last branch, and the run's outputs are the join's."""
+    """A 300-wide fan-out drained by two workers (the join's needs are long enough to be
+    checked against the run's open steps, not one by one): each branch's output is stored, the
+    join is queued exactly once, after the last branch, and the run's outputs are the join's."""
+    assert len(json.dumps([f"b{n}" for n in range(300)])) > completion.LONG_NEEDS
     run_id = engine.submit(_fan(300))
     _run_workers(database, 2, lambda: engine.get_run(run_id).status == "succeeded")
     run = engine.get_run(run_id)
     assert run.step("b123").output == {"n": 123}
     assert run.outputs == {"join": None}  # a noop without parameters outputs nothing
-    queued = [e for e in engine.events(run_id, limit=5000) if e.message == "step join queued"]
-    assert len(queued) == 1
+    seen = [e.message for e in engine.events(run_id, limit=5000) if e.type == "state"]
+    assert seen.count("step join queued") == 1
+    last_branch = max(seen.index(f"step b{n} succeeded") for n in range(300))
+    assert seen.index("step join queued") > last_branch  # never readied while one was open
 
 
 def test_a_batch_refuses_only_the_results_whose_lease_was_taken_over(

@@ -113,21 +113,39 @@ def _held(conn: Connection, batch: list[Success]) -> dict[str, str]:
     }
 
 
-# The elements of a step's ``needs`` (a JSON list of step keys), as a subquery.
-_NEEDS = {
-    "postgresql": "SELECT json_array_elements_text(c.needs)",
-    "sqlite": "SELECT value FROM json_each(c.needs)",
+# Whether step ``d`` is among the needs of step ``c``. ``needs`` is stored as JSON text, a list
+# of step ids, and a step id is only letters, digits and underscores (engine/spec.py), so the
+# quoted id appears in that text exactly when it is in the list: a substring search, where
+# parsing the list (5,000 ids for a wide join) on every batch would cost more than the batch.
+_NEEDED = {
+    "postgresql": "strpos(c.needs::text, '\"' || d.step_key || '\"') > 0",
+    "sqlite": "instr(c.needs, '\"' || d.step_key || '\"') > 0",
 }
+# The needs of step ``c`` as rows (``n.value``), to look each one up by (run_id, step_key).
+_NEEDS = {
+    "postgresql": "json_array_elements_text(c.needs) AS n(value)",
+    "sqlite": "json_each(c.needs) AS n",
+}
+_LENGTH = {"postgresql": "length(c.needs::text)", "sqlite": "length(c.needs)"}
+#: Needs (as JSON text) longer than this are checked by scanning the run's open steps, shorter
+#: ones by looking each need up: either way the cost follows what is small (a wide join's
+#: open needs are found at once among the open steps; a branch has one need to look up).
+LONG_NEEDS = 2000
 
 _READYABLE = """
 SELECT DISTINCT c.run_id FROM steps c
  WHERE c.run_id IN :runs
    AND c.status = 'pending'
    AND EXISTS (SELECT 1 FROM steps d             -- it needs a step of this batch
-                WHERE d.id IN :batch AND d.run_id = c.run_id AND d.step_key IN ({needs}))
-   AND NOT EXISTS (SELECT 1 FROM steps d         -- and no need of it stays open after it
-                    WHERE d.run_id = c.run_id AND d.status IN :open
-                      AND d.id NOT IN :also_batch AND d.step_key IN ({needs}))
+                WHERE d.id IN :batch AND d.run_id = c.run_id AND {needed})
+   AND ({length} > :long OR NOT EXISTS (  -- and no need of it stays open after it
+          SELECT 1 FROM {needs} CROSS JOIN steps d  -- from each need (SQLite keeps this order)
+           WHERE d.run_id = c.run_id AND d.step_key = n.value
+             AND d.status IN :open AND d.id NOT IN :also_batch))
+   AND ({length} <= :long OR NOT EXISTS (  -- (the same, for a long list of needs)
+          SELECT 1 FROM steps d
+           WHERE d.run_id = c.run_id AND d.status IN :open_too
+             AND d.id NOT IN :batch_too AND {needed}))
 """
 
 _LEFT_EMPTY = """
@@ -142,12 +160,14 @@ SELECT r.id FROM runs r
 def _runs_with_readyable_steps(conn: Connection, runs: list[str], batch: list[str]) -> set[str]:
     """Runs with a pending step that this batch's completions leave with every need closed."""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-    statement = text(_READYABLE.format(needs=_NEEDS[dialect])).bindparams(
-        *(bindparam(name, expanding=True) for name in ("runs", "batch", "open", "also_batch"))
-    )
+    sql = _READYABLE.format(needed=_NEEDED[dialect], needs=_NEEDS[dialect], length=_LENGTH[dialect])
+    lists = ("runs", "batch", "open", "also_batch", "open_too", "batch_too")
+    statement = text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
     found = conn.execute(
-        statement, {"runs": runs, "batch": batch, "open": _OPEN, "also_batch": batch}
-    )
+        statement,
+        {"runs": runs, "batch": batch, "open": _OPEN, "also_batch": batch, "open_too": _OPEN,
+         "batch_too": batch, "long": LONG_NEEDS},
+    )  # fmt: skip
     return set(found.scalars())
 
 

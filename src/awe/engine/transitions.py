@@ -164,8 +164,11 @@ def advance(
         steps = {row.step_key: dict(row._mapping) for row in rows}
     events: list[dict[str, Any]] = []
     woken: set[str] = set()
+    readied: list[dict[str, Any]] = []  # written at the end of the pass, in one executemany
     with templating.shared_budget(ADVANCE_TEMPLATE_SECONDS), child_runs.one_pass():
-        _ready_what_can_run(conn, run, steps, now, events, woken)
+        _ready_what_can_run(conn, run, steps, now, events, woken, readied)
+    if readied:
+        conn.execute(_QUEUE_STEP, readied)
     open_steps = [s for s in steps.values() if s["status"] in states.STEP_OPEN]
     if not open_steps:
         _finish_run(conn, run, steps, now, events)
@@ -180,6 +183,7 @@ def _ready_what_can_run(
     now: datetime,
     events: list[dict[str, Any]],
     woken: set[str],
+    readied: list[dict[str, Any]],
 ) -> None:
     run_id = run.id
     context: dict[str, Any] | None = None
@@ -208,7 +212,7 @@ def _ready_what_can_run(
                 continue
             if context is None:
                 context = template_context(run.inputs, steps)
-            _ready(conn, run, step, context, now, events, woken)
+            _ready(conn, run, step, context, now, events, woken, readied)
             if step["status"] not in states.STEP_OPEN:
                 context = None  # it finished at once: what templates read has changed
 
@@ -240,7 +244,11 @@ def _ready(
     now: datetime,
     events: list[dict[str, Any]],
     woken: set[str],
+    readied: list[dict[str, Any]],
 ) -> None:
+    """Ready one pending step whose needs are met: skip it (``when`` false), start its child
+    run, or queue it (its row's update added to ``readied``: nothing reads it before the pass
+    ends, and one executemany writes them all)."""
     definition = step["definition"]
     key = step["step_key"]
     run_id = run.id
@@ -258,7 +266,7 @@ def _ready(
             conn, step, states.DEAD, now, events, run_id, category=exc.category, message=exc.message
         )
         return
-    conn.execute(_QUEUE_STEP, {"step_id": step["id"], "params": params, "at": now, "nonce": nonce})
+    readied.append({"step_id": step["id"], "params": params, "at": now, "nonce": nonce})
     step["status"] = states.QUEUED
     events.append(state_event(run_id, key, states.QUEUED, now))
     woken.add(step["queue"])
