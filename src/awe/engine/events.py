@@ -43,13 +43,23 @@ def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
         insert_events(conn, events)
 
 
-def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Number the events in their runs and insert them (one update and one insert)."""
+def insert_events(
+    conn: Connection,
+    events: list[dict[str, Any]],
+    *,
+    locked: bool = False,
+    run_values: dict[str, Any] | None = None,
+) -> None:
+    """Number the events in their runs and insert them (one update and one insert).
+
+    ``locked``: this transaction already holds the runs' rows (taken in id order).
+    ``run_values``: more columns the numbering update sets on the runs (one statement for both).
+    """
     counts: dict[str, int] = {}
     for event in events:
         counts[event["run_id"]] = counts.get(event["run_id"], 0) + 1
     runs = sorted(counts)
-    if len(runs) > 1 and conn.dialect.name == "postgresql":
+    if len(runs) > 1 and conn.dialect.name == "postgresql" and not locked:
         # Lock order: runs by id, as everywhere (an UPDATE … IN locks them in scan order).
         conn.execute(
             select(Run.id).where(Run.id.in_(runs)).order_by(Run.id).with_for_update(key_share=True)
@@ -57,7 +67,7 @@ def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     bumped = conn.execute(
         update(Run)
         .where(Run.id.in_(runs))
-        .values(event_seq=Run.event_seq + case(counts, value=Run.id, else_=0))
+        .values(event_seq=Run.event_seq + case(counts, value=Run.id, else_=0), **(run_values or {}))
         .returning(Run.id, Run.event_seq)
     ).all()
     # Each run's new events take the numbers just below its new last number, in order.

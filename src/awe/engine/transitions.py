@@ -15,13 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, case, literal, select, update
 
 from awe.core import metrics, tracing
 from awe.core.crypto import instance_key
 from awe.engine import child_runs, states, templating
 from awe.engine.errors import StepError
-from awe.engine.events import add_events, notify, state_event
+from awe.engine.events import add_events, insert_events, notify, state_event
 from awe.engine.secret_refs import SecretRefs, nonce_of
 from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template, render, truthy
@@ -275,6 +275,7 @@ def _ready(
 # One statement object for every step readied: SQLAlchemy builds and keys it once, not per step
 # (that cost more than the UPDATE itself when a thousand runs are created at once).
 _STEPS: Table = Step.__table__  # type: ignore[assignment]
+_RUNS: Table = Run.__table__  # type: ignore[assignment]
 _QUEUE_STEP = (
     update(_STEPS)
     .where(_STEPS.c.id == bindparam("step_id"))
@@ -449,6 +450,41 @@ def _outputs(
         for k, s in steps.items()
         if k not in needed and s["status"] == states.SUCCEEDED
     }
+
+
+def start_claimed(
+    conn: Connection, claimed: list[tuple[str, str, int]], *, now: datetime, worker: str
+) -> None:
+    """Record the start of just-claimed steps ((run id, step key, attempt) each): their runs
+    turn 'running' if they were queued, and every 'running' event is numbered and written, in
+    three statements whatever the count (the runs locked in id order, one update that sets
+    their state and numbers their events, one insert)."""
+    if not claimed:
+        return
+    run_ids = sorted({run_id for run_id, _, _ in claimed})
+    statement = select(Run.id, Run.status).where(Run.id.in_(run_ids)).order_by(Run.id)
+    if conn.dialect.name == "postgresql":
+        statement = statement.with_for_update(key_share=True)
+    queued = [row.id for row in conn.execute(statement) if row.status == states.RUN_QUEUED]
+    events = [state_event(run_id, None, states.RUN_RUNNING, now) for run_id in queued]
+    events += [
+        state_event(run_id, key, states.RUNNING, now, attempt=attempt, worker=worker)
+        for run_id, key, attempt in claimed
+    ]
+    starting = Run.id.in_(queued)
+    insert_events(
+        conn,
+        events,
+        locked=True,
+        run_values={
+            "status": case((starting, states.RUN_RUNNING), else_=Run.status),
+            "started_at": case(
+                (starting, literal(now, _RUNS.c.started_at.type)), else_=Run.started_at
+            ),
+        }
+        if queued
+        else None,
+    )
 
 
 def mark_run_running(conn: Connection, run_ids: set[str], now: datetime) -> None:

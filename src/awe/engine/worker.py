@@ -102,6 +102,8 @@ class Worker:
         self._stopping = threading.Event()
         self._wake = local_wakeup(db)
         self._listener: Listener | None = None
+        #: The queues with limits as of the last heartbeat (None: not read yet, read per claim).
+        self._limited: frozenset[str] | None = None
         self._inflight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._logs = StepLogs(db, self.clock)
@@ -215,13 +217,13 @@ class Worker:
                 limit=limit,
                 now=now,
                 lease_seconds=self.options.lease_seconds,
+                limited=self._limited,
             )
-            transitions.mark_run_running(conn, {c.run_id for c in claimed}, now)
-            # The 'running' events ride in the claim's transaction: no extra write per step.
-            events.add_events(conn, [
-                events.state_event(c.run_id, c.step_key, "running", now,
-                                         attempt=c.attempt, worker=self.id)
-                for c in claimed])  # fmt: skip
+            # Their runs turn 'running' and the 'running' events are written in the claim's
+            # transaction: a few statements for the batch, none per step.
+            transitions.start_claimed(
+                conn, [(c.run_id, c.step_key, c.attempt) for c in claimed], now=now, worker=self.id
+            )
             metrics.after_commit(conn, functools.partial(count_waits, claimed, now))
         return claimed
 
@@ -585,6 +587,9 @@ class Worker:
                 conn, tokens=list(entries), now=now, lease_seconds=self.options.lease_seconds
             )
             conn.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now))
+            # Which of its queues have limits, for the claims until the next beat: a limit set
+            # meanwhile holds from then on (a claim reads a limited queue's row every time).
+            self._limited = queue_sql.limited_queues(conn, self.options.queues)
         for token, entry in entries.items():
             # Cancel requested for its run, or lease lost (its result would be refused): stop.
             if held.get(token, True) and entry.ctx is not None:

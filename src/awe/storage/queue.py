@@ -148,11 +148,18 @@ def claim(
     limit: int,
     now: datetime,
     lease_seconds: float,
+    limited: frozenset[str] | None = None,
 ) -> list[ClaimedStep]:
-    """Lease up to ``limit`` ready steps of ``queues``, honouring each queue's limits."""
+    """Lease up to ``limit`` ready steps of ``queues``, honouring each queue's limits.
+
+    ``limited``: the queues known to have limits (:func:`limited_queues`, which a worker reads
+    on every heartbeat); when none of ``queues`` is among them the queues' rows are not read
+    at all. None: read them now.
+    """
     if limit <= 0 or not queues:
         return []
-    limits = _queue_limits(conn, queues)
+    skip = limited is not None and limited.isdisjoint(queues)
+    limits = {} if skip else _queue_limits(conn, queues)
     claimed: list[ClaimedStep] = []
     free_queues = [q for q in queues if q not in limits]
     for queue_name, row in limits.items():
@@ -237,6 +244,15 @@ def _queue_limits(conn: Connection, queues: list[str]) -> dict[str, Any]:
     ).bindparams(bindparam("queues", expanding=True))
     rows = conn.execute(statement.columns(tokens_at=_TS), {"queues": queues})
     return {row.name: row for row in rows}
+
+
+def limited_queues(conn: Connection, queues: list[str]) -> frozenset[str]:
+    """Which of ``queues`` have a concurrency or rate limit (read, not locked)."""
+    statement = text(
+        "SELECT name FROM queues WHERE name IN :queues"
+        " AND (concurrency_limit IS NOT NULL OR rate_per_second IS NOT NULL)"
+    ).bindparams(bindparam("queues", expanding=True))
+    return frozenset(conn.execute(statement, {"queues": queues}).scalars())
 
 
 def _allowance(conn: Connection, row: Any, *, now: datetime, want: int) -> tuple[int, str | None]:
