@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from awe.api.app import create_app
 from awe.core.errors import ValidationFailed
+from awe.engine import creation, templating, transitions
 from awe.engine.client import MAX_BATCH, Engine
 from awe.storage.auth_models import AuditEntry
 from awe.storage.database import Database
@@ -248,6 +249,44 @@ def test_a_plain_root_is_inserted_as_advance_would_have_queued_it(database: Data
     assert null_input == 1  # 'later' (pending): SQL NULL, not JSON null
     states = [e.message for e in engine.events(run_id) if e.type == "state"]
     assert sorted(states) == sorted(["run queued", "step plain queued", "step readied queued"])
+
+
+COSTLY = {
+    "name": "costly",
+    "steps": [{"id": "a", "kind": "noop",
+               "with": {"v": "{% for i in range(3000) %}{{ i }}{% endfor %}"}}],
+}  # fmt: skip
+
+
+def test_runs_of_a_batch_keep_their_own_template_allowance(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 runs whose templates take a few milliseconds each, in one batch, with a run's
+    allowance cut to 0.1 s (far less than the batch's renders together): every run's step is
+    queued (no run's step dies because its neighbours used the time)."""
+    monkeypatch.setattr(transitions, "ADVANCE_TEMPLATE_SECONDS", 0.1)
+    monkeypatch.setattr(templating, "PER_TEMPLATE_SECONDS", 0.0)
+    engine = Engine(database)
+    ids = engine.submit_many(COSTLY, [None] * 200)
+    with database.read() as conn:
+        statuses = conn.execute(
+            select(Step.status, func.count()).where(Step.run_id.in_(ids)).group_by(Step.status)
+        ).all()
+    assert dict(statuses) == {"queued": 200}
+
+
+def test_a_batch_that_takes_too_long_is_refused_whole(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose runs' first passes together pass BATCH_SECONDS is refused with what to do
+    (start fewer runs per batch), and none of its runs, steps or events is written."""
+    monkeypatch.setattr(creation, "BATCH_SECONDS", 0.01)
+    engine = Engine(database)
+    with pytest.raises(ValidationFailed, match="start fewer runs per batch"):
+        engine.submit_many(COSTLY, [None] * 50)
+    assert _count(database, Run) == 0
+    assert _count(database, Step) == 0
+    assert _count(database, RunEvent) == 0
 
 
 @pytest.fixture

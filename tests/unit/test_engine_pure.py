@@ -93,3 +93,24 @@ def test_classify_exceptions() -> None:
     assert classify(StepTimeout(3)).retryable
     assert classify(ValidationFailed("bad")).category == "validation"
     assert not classify(ValidationFailed("bad")).retryable
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("step id", "x\n"), ("workflow name", "flow\n"), ("queue", "q\n")],
+)
+def test_names_with_a_trailing_newline_are_refused(where: str, value: str) -> None:
+    """A step id, workflow name or queue ending in a newline is refused (``$`` in a pattern
+    accepts one; the engine's set-based completion relies on ids being only letters, digits
+    and underscores)."""
+    from awe.engine.spec import normalise_spec
+
+    spec = {"name": "flow", "steps": [{"id": "x", "kind": "noop"}]}
+    if where == "step id":
+        spec["steps"] = [{"id": value, "kind": "noop"}]
+    elif where == "workflow name":
+        spec["name"] = value
+    else:
+        spec["queue"] = value
+    with pytest.raises(ValidationFailed):
+        normalise_spec(spec, known_kind=lambda kind: True)

@@ -60,6 +60,23 @@ def _on_signals(stop: threading.Event, also: Worker | None = None) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _bounds(given: str | None) -> tuple[int, int] | None:
+    """``--autoscale MIN,MAX`` as (MIN, MAX); a clear error for anything else."""
+    if given is None:
+        return None
+    parts = given.split(",")
+    try:
+        low, high = (int(part) for part in parts) if len(parts) == 2 else (0, -1)
+    except ValueError:
+        low, high = 0, -1
+    if not 1 <= low <= high:
+        raise typer.BadParameter(
+            f"{given!r}: give the fewest and most slots as MIN,MAX, 1 <= MIN <= MAX (e.g. 2,16)",
+            param_hint="--autoscale",
+        )
+    return low, high
+
+
 def register(app: typer.Typer) -> None:
     """Add ``worker`` and ``scheduler`` to the root app, and the ``workers`` group."""
 
@@ -80,6 +97,15 @@ def register(app: typer.Typer) -> None:
                 help="Lease length; a dead worker's steps return after it.",
             ),
         ] = 6.0,
+        autoscale: Annotated[
+            str | None,
+            typer.Option(
+                "--autoscale",
+                metavar="MIN,MAX",
+                help="Grow from MIN to MAX slots while work waits, shrink back when idle"
+                " (instead of --concurrency).",
+            ),
+        ] = None,
         burst: Annotated[bool, typer.Option("--burst", help="Exit when nothing is ready.")] = False,
         scheduler: Annotated[
             bool,
@@ -97,6 +123,7 @@ def register(app: typer.Typer) -> None:
         metrics_host: MetricsHost = "127.0.0.1",
     ) -> None:
         """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
+        bounds = _bounds(autoscale)
         cli = state(ctx)
         tracing.configure("worker")
         stop_metrics = _serve_metrics(metrics_port, metrics_host, cli.db)
@@ -104,6 +131,7 @@ def register(app: typer.Typer) -> None:
         options = WorkerOptions(
             queues=[q.strip() for q in queues.split(",") if q.strip()],
             concurrency=concurrency,
+            autoscale=bounds,
             lease_seconds=lease_seconds,
             shutdown_grace=shutdown_grace,
             dry_run=cli.settings.dry_run,

@@ -37,15 +37,13 @@ _pass = threading.local()
 
 
 @contextmanager
-def one_pass(*, extra: int = 0) -> Iterator[None]:
+def one_pass() -> Iterator[None]:
     """The child runs started inside, in this thread, count towards one MAX_CHILDREN_PER_PASS
-    (plus ``extra``: a batch of runs allows one child each more); nested inside another pass,
-    as a child's own pass is, they count towards the outer one."""
+    (nested inside another pass, as a child's own pass is, they count towards the outer one)."""
     if getattr(_pass, "started", None) is not None:
         yield
         return
     _pass.started = 0
-    _pass.limit = MAX_CHILDREN_PER_PASS + extra
     try:
         yield
     finally:
@@ -115,10 +113,9 @@ def _new_child(conn: Connection, run: Any, step: dict[str, Any], params: Any, no
     key = step["step_key"]
     settings = settings_of(conn)
     _pass.started = (getattr(_pass, "started", None) or 0) + 1
-    limit = getattr(_pass, "limit", MAX_CHILDREN_PER_PASS)
-    if _pass.started > limit:
+    if _pass.started > MAX_CHILDREN_PER_PASS:
         raise StepError(
-            f"step {key}: more than {limit} child runs would start at once"
+            f"step {key}: more than {MAX_CHILDREN_PER_PASS} child runs would start at once"
             " (workflows that call others many times over); call fewer, or split the work",
             category=TOO_DEEP,
             retryable=False,

@@ -65,9 +65,9 @@ def complete_many(conn: Connection, batch: list[Success], *, now: datetime) -> R
     recorded = Recorded()
     if not batch:
         return recorded
-    keys = _held(conn, batch)
-    held = [s for s in batch if s.step_id in keys]
-    recorded.refused = [s for s in batch if s.step_id not in keys]
+    keys = _held(conn, batch)  # by lease token: a step may be in the batch twice (two claims)
+    held = [s for s in batch if s.token in keys]
+    recorded.refused = [s for s in batch if s.token not in keys]
     if not held:
         return recorded
     run_ids = sorted({s.run_id for s in held})
@@ -88,7 +88,7 @@ def complete_many(conn: Connection, batch: list[Success], *, now: datetime) -> R
         ],
     )
     events = [
-        state_event(s.run_id, keys[s.step_id], states.SUCCEEDED, now, attempt=s.attempt)
+        state_event(s.run_id, keys[s.token], states.SUCCEEDED, now, attempt=s.attempt)
         for s in recorded.done
     ]
     _end(conn, [r for r in ending if r.id not in leave], now, events)
@@ -97,20 +97,18 @@ def complete_many(conn: Connection, batch: list[Success], *, now: datetime) -> R
 
 
 def _held(conn: Connection, batch: list[Success]) -> dict[str, str]:
-    """{step id: step key} of the steps whose lease is still held by the reporting claim,
-    locked for this transaction on PostgreSQL (SQLite's writers are serialised already)."""
-    statement = select(_STEPS.c.id, _STEPS.c.step_key, _STEPS.c.lease_token).where(
-        _STEPS.c.id.in_([s.step_id for s in batch]),
+    """{lease token: step key} of the claims in ``batch`` that still hold their step's lease.
+
+    Not locked: every writer that changes a running step's state or token (completion,
+    failure, release, reaping, cancelling) holds its run's lock, which the caller holds, and
+    the completing update checks token and state again.
+    """
+    statement = select(_STEPS.c.step_key, _STEPS.c.lease_token).where(
+        _STEPS.c.id.in_(sorted({s.step_id for s in batch})),
         _STEPS.c.status == states.RUNNING,  # not cancelled, reaped or finished meanwhile
+        _STEPS.c.lease_token.in_(sorted({s.token for s in batch})),  # the current claim only
     )
-    if conn.dialect.name == "postgresql":
-        statement = statement.order_by(_STEPS.c.id).with_for_update()
-    tokens = {s.step_id: s.token for s in batch}
-    return {
-        row.id: row.step_key
-        for row in conn.execute(statement)
-        if row.lease_token == tokens[row.id]  # still the claim we made: no newer one
-    }
+    return {row.lease_token: row.step_key for row in conn.execute(statement)}
 
 
 # Whether step ``d`` is among the needs of step ``c``. ``needs`` is stored as JSON text, a list

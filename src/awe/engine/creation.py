@@ -9,6 +9,7 @@ one, so it needs neither a lock nor a read back).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,14 +18,18 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from awe.core.errors import ValidationFailed
 from awe.core.ids import new_id
-from awe.engine import child_runs, states, templating, transitions
+from awe.engine import states, transitions
 from awe.engine.events import add_events, buffered_events, notify, state_event
 from awe.engine.retry import RetryPolicy
 from awe.engine.spec import CHILD_KIND
 from awe.engine.templating import has_template
 from awe.storage.engine_models import Run, Step
 
+#: The longest the first passes of a batch's runs may take together (one run's has its own
+#: template allowance, engine/transitions.py): past it the batch is refused, not half-made.
+BATCH_SECONDS = 10.0
 #: The columns of a step row that advance reads (what its own select would give it).
 _ADVANCE_KEYS = ("id", "step_key", "status", "needs", "definition", "on_failure", "output", "queue")
 
@@ -78,14 +83,8 @@ def create_runs(conn: Connection, new: list[NewRun], *, now: datetime) -> list[s
     steps_of: dict[str, dict[str, dict[str, Any]]] = {row["id"]: {} for row in run_rows}
     for step in step_rows:
         steps_of[step["run_id"]][step["step_key"]] = {k: step[k] for k in _ADVANCE_KEYS}
-    # One budget for the whole batch, as for one pass over a run: its templates share one time
-    # allowance and its child runs one count (plus one child per run after the first), so a batch
-    # cannot hold the write lock for each of its runs' allowances in turn.
-    with (
-        buffered_events(conn),  # every run's events in one numbering update and one insert
-        templating.shared_budget(transitions.ADVANCE_TEMPLATE_SECONDS),
-        child_runs.one_pass(extra=len(new) - 1),
-    ):
+    started = time.monotonic()
+    with buffered_events(conn):  # every run's events in one numbering update and one insert
         events = [
             state_event(row["id"], None, states.RUN_QUEUED, now, workflow=row["workflow_name"])
             for row in run_rows
@@ -97,7 +96,14 @@ def create_runs(conn: Connection, new: list[NewRun], *, now: datetime) -> list[s
                 woken.add(step["queue"])
         add_events(conn, events)
         notify(conn, woken)
-        for row in run_rows:
+        for i, row in enumerate(run_rows):
+            if i and time.monotonic() - started > BATCH_SECONDS:
+                # Each run's first pass has its own template allowance; a batch whose passes
+                # together hold the write lock this long is refused whole (nothing is written).
+                raise ValidationFailed(
+                    f"starting these runs took over {BATCH_SECONDS:g} s (their templates or"
+                    f" child runs) after {i} of {len(run_rows)}: start fewer runs per batch"
+                )
             steps = steps_of[row["id"]]
             if _nothing_to_advance(steps):
                 continue

@@ -129,7 +129,9 @@ class Recorder:
         """Complete the batch's successes in a few statements (a savepoint: if the database
         refuses any of it, all of them are recorded one by one instead); what is left to
         record one by one."""
-        by_id = {step.id: (step, outcome) for step, outcome in batch}
+        # By lease token, not step id: a step may be in the batch twice (a stale claim's result
+        # and the newer claim's), and only the newer one may be recorded.
+        by_token = {step.lease_token: step for step, _ in batch}
         successes = [
             completion.Success(s.id, s.run_id, s.lease_token, s.attempt, o.output)
             for s, o in batch
@@ -139,7 +141,7 @@ class Recorder:
             return batch
         mark, counted = len(pending), metrics.mark(conn)
         for success in successes:  # a step's logs go in before its final state
-            pending.extend(logs[by_id[success.step_id][0].lease_token])
+            pending.extend(logs[success.token])
         try:
             with conn.begin_nested():
                 recorded = completion.complete_many(conn, successes, now=now)
@@ -152,20 +154,16 @@ class Recorder:
                         steps=len(successes), error=str(exc).splitlines()[0][:200])  # fmt: skip
             return batch
         for success in recorded.done:
-            self._count(conn, by_id[success.step_id][0], states.SUCCEEDED)
+            self._count(conn, by_token[success.token], states.SUCCEEDED)
         for success in recorded.refused:
-            step = by_id[success.step_id][0]
+            step = by_token[success.token]
             lost.append((step, results.lost(step.id, step.attempt)))
         # The logs of what is left go in with their results, one by one.
-        kept = {s.step_id for s in recorded.done} | {s.step_id for s in recorded.refused}
-        later = {
-            id(entry)
-            for success in recorded.left
-            for entry in logs[by_id[success.step_id][0].lease_token]
-        }
+        kept = {s.token for s in recorded.done} | {s.token for s in recorded.refused}
+        later = {id(entry) for success in recorded.left for entry in logs[success.token]}
         if later:
             pending[mark:] = [entry for entry in pending[mark:] if id(entry) not in later]
-        return [(step, outcome) for step, outcome in batch if step.id not in kept]
+        return [(step, outcome) for step, outcome in batch if step.lease_token not in kept]
 
     def _apply_alone(
         self,

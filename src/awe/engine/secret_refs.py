@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 
 from awe.engine.errors import StepError
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}\Z")  # \Z: no trailing newline
 REFERENCE = re.compile(r"\[\[secret:([A-Za-z_][A-Za-z0-9_]{0,99}):([0-9a-f]{16})\]\]")
 MASK = "***"
 Tagger = Callable[[str], str]

@@ -17,9 +17,10 @@ from awe.engine.templating import has_template
 
 #: The kind of a step that runs a stored workflow as a child run (see engine/children.py).
 CHILD_KIND = "workflow"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# \Z, not $: $ also matches before a trailing newline, and "x\n" is no step id.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")
+STEP_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")
+QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 #: The most items of one for_each step that may run at once.
 MAX_PARALLEL = 64
 STEP_KEYS = frozenset(

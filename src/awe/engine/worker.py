@@ -58,8 +58,16 @@ class WorkerOptions:
     poll_seconds: float = 0.01
     shutdown_grace: float = 30.0
     dry_run: bool = False
+    #: (MIN, MAX) slots: start with MIN, grow towards MAX while claims fill every free slot,
+    #: give one back after each ``scale_down_seconds`` in which the slots were never all busy.
+    #: ``concurrency`` is then not used.
+    autoscale: tuple[int, int] | None = None
+    scale_down_seconds: float = 5.0
 
 
+#: The longest an idle worker waits between claims while a queue's limit holds back work it
+#: sees ready (a rate's next token, a concurrency slot another worker frees).
+HELD_BACK_WAIT = 0.1
 #: The longest an idle worker with a LISTEN connection waits between looks at its queues: what
 #: no notification announces (a retry's delay running out, a lease expiring) is late by at most
 #: this much.
@@ -108,6 +116,10 @@ class Worker:
         self._results: SimpleQueue[tuple[queue_sql.ClaimedStep, Outcome]] = SimpleQueue()
         self._reporter_stop = threading.Event()
         self._prepare = Preparation(db, self.settings, self.registry)
+        scale = self.options.autoscale
+        #: The step slots in use now: fixed, or moved between the autoscale bounds.
+        self._slots = scale[0] if scale else self.options.concurrency
+        self._saturated_at = time.monotonic()
         self._recorder = Recorder(
             db,
             self.clock,
@@ -133,20 +145,21 @@ class Worker:
         heartbeat = self.options.heartbeat_seconds or self.options.lease_seconds / 4
         with bind_context(worker_id=self.id):
             self._retrying(self._register, "register")
-            pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="awe-step")
+            most = self.options.autoscale[1] if self.options.autoscale else self._slots
+            pool = ThreadPoolExecutor(most, thread_name_prefix="awe-step")
             beat = threading.Thread(target=self._beat_loop, args=(heartbeat,), daemon=True)
             beat.start()
             reporter = threading.Thread(target=self._report_loop, name="awe-report", daemon=True)
             reporter.start()
             listener = None if burst else Listener.start_for(self.db, self._wake)
             self._listener = listener
-            slots = self.options.concurrency
             metrics.WORKER_UP.inc()
-            metrics.WORKER_SLOTS.labels("free").inc(slots)
+            metrics.WORKER_SLOTS.labels("free").inc(self._slots)
             log.info(
                 "worker started",
                 queues=",".join(self.options.queues),
-                concurrency=self.options.concurrency,
+                concurrency=self._slots,
+                autoscale=self.options.autoscale,
             )
             try:
                 try:
@@ -163,7 +176,7 @@ class Worker:
                     self._retrying(self._unregister, "unregister", attempts=5)
             finally:  # even when stopping itself failed: this process no longer works
                 metrics.WORKER_UP.dec()
-                metrics.WORKER_SLOTS.labels("free").dec(slots)
+                metrics.WORKER_SLOTS.labels("free").dec(self._slots)
             log.info("worker stopped", executed=self.executed)
 
     def _loop(self, pool: ThreadPoolExecutor, *, burst: bool) -> None:
@@ -172,7 +185,7 @@ class Worker:
         while not self._stopping.is_set():
             # Read before claiming: a step finishing during the claim may have readied others.
             busy_before = bool(self._inflight)
-            free = self.options.concurrency - len(self._inflight)
+            free = self._slots - len(self._inflight)
             claimed: list[queue_sql.ClaimedStep] = []
             # When idle, a read-only probe decides whether a (write) claim is worth it.
             ready = False  # the probe found work ready (claimed or not)
@@ -185,6 +198,7 @@ class Worker:
                 continue
             for step in claimed:
                 self._start(pool, step)
+            self._scale(filled=bool(claimed) and len(claimed) == free)
             idle = not claimed and not busy_before
             if claimed and len(claimed) == free:
                 continue  # there may be more: claim again at once when a slot frees
@@ -194,8 +208,34 @@ class Worker:
                 idle = False  # told that work is ready: claim without probing
             self._wake.clear()
             # Ready work this worker could not claim (a queue's limit held it back) becomes
-            # claimable without a notification (a token refills, a slot frees): keep looking.
-            wait = self._next_wait(wait, idle and not ready)
+            # claimable without a notification (a token refills, a slot frees): keep looking,
+            # but at most every HELD_BACK_WAIT, not at the poll interval.
+            if idle and ready:
+                wait = min(max(wait, self.options.poll_seconds) * 2, HELD_BACK_WAIT)
+            else:
+                wait = self._next_wait(wait, idle)
+
+    def _scale(self, *, filled: bool) -> None:
+        """Autoscaling: grow by half (one at least) when a claim filled every free slot (more
+        may be ready), up to MAX; give one slot back after each ``scale_down_seconds`` in which
+        the slots were never all busy, down to MIN. Shrinking only claims less: a running step
+        keeps its slot, its thread and its lease until it ends."""
+        bounds = self.options.autoscale
+        if bounds is None:
+            return
+        low, high = bounds
+        now = time.monotonic()
+        before = self._slots
+        if filled or len(self._inflight) >= self._slots:
+            self._saturated_at = now
+            if filled and self._slots < high:
+                self._slots = min(high, self._slots + max(1, self._slots // 2))
+        elif self._slots > low and now - self._saturated_at > self.options.scale_down_seconds:
+            self._slots -= 1
+            self._saturated_at = now
+        if self._slots != before:
+            metrics.WORKER_SLOTS.labels("free").inc(self._slots - before)
+            log.info("worker slots changed", slots=self._slots, was=before)
 
     def _next_wait(self, wait: float, idle: bool) -> float:
         """How long to wait for work next: the poll interval, doubled on every idle round up
@@ -406,7 +446,11 @@ class Worker:
             held = queue_sql.heartbeat(
                 conn, tokens=list(entries), now=now, lease_seconds=self.options.lease_seconds
             )
-            conn.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now))
+            conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == self.id)
+                .values(heartbeat_at=now, concurrency=self._slots)  # autoscaling moves it
+            )
             # Which of its queues have limits, for the claims until the next beat: a limit set
             # meanwhile holds from then on (a claim reads a limited queue's row every time).
             self._limited = queue_sql.limited_queues(conn, self.options.queues)
@@ -418,12 +462,12 @@ class Worker:
     def _reap(self) -> None:
         now = self.clock.now()
         with self.db.read() as conn:
-            expired = queue_sql.expired_leases(conn, now=now)
+            expired = queue_sql.expired_lease_claims(conn, now=now)
         with self._lock:
-            # This worker's own steps are alive (running, or their result waiting to be
+            # This worker's own claims are alive (running, or their result waiting to be
             # recorded behind a long transaction): their heartbeat renews them, never reap them.
-            mine = {entry.claimed.id for entry in self._inflight.values()}
-        for step_id in (s for s in expired if s not in mine):
+            mine = set(self._inflight)
+        for step_id in (step for step, token in expired if token not in mine):
             try:
                 with self.db.write() as conn:
                     status = results.reap_one(conn, step_id=step_id, now=now)
@@ -450,7 +494,7 @@ class Worker:
                     host=socket.gethostname(),
                     pid=os.getpid(),
                     queues=self.options.queues,
-                    concurrency=self.options.concurrency,
+                    concurrency=self._slots,
                     status="running",
                     started_at=now,
                     heartbeat_at=now,

@@ -36,7 +36,7 @@ from awe.storage.models import User
 
 ROLES = ("admin", "member")
 MIN_PASSWORD = 10
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")  # \Z: no trailing newline
 PASSWORDS = PasswordHash((Argon2Hasher(),))  # Argon2id
 # Verified against when the account does not exist, so both cases take as long.
 _DUMMY_HASH = PASSWORDS.hash("not a real password, only for timing")

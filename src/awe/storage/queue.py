@@ -394,12 +394,19 @@ def expired_leases(conn: Connection, *, now: datetime, limit: int = 100) -> list
     Not locked here: the reaper re-checks each under the run's lock (:func:`lease_expired`),
     the same lock order as completion, so reaping and completing never deadlock.
     """
+    return [step_id for step_id, _ in expired_lease_claims(conn, now=now, limit=limit)]
+
+
+def expired_lease_claims(
+    conn: Connection, *, now: datetime, limit: int = 100
+) -> list[tuple[str, str]]:
+    """(step id, lease token) of the expired leases, as :func:`expired_leases`."""
     sql = (
-        f"SELECT id FROM steps WHERE status = 'running' AND lease_expires_at < {_clock(conn, _NOW)}"
-        " ORDER BY lease_expires_at LIMIT :limit"
+        "SELECT id, lease_token FROM steps WHERE status = 'running'"
+        f" AND lease_expires_at < {_clock(conn, _NOW)} ORDER BY lease_expires_at LIMIT :limit"
     )
     rows = conn.execute(text(sql).bindparams(*_time_params(sql)), {"now": now, "limit": limit})
-    return [row.id for row in rows]
+    return [(row.id, row.lease_token) for row in rows]
 
 
 def lease_expired(conn: Connection, *, step_id: str, now: datetime) -> bool:

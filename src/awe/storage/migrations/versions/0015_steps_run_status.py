@@ -12,6 +12,9 @@ PostgreSQL it now holds only the queued rows (finished rows never enter it, and 
 entries no longer slow the claim between vacuums), and the hot tables are vacuumed after 2 %
 of their rows changed rather than the default 20 %.
 
+On PostgreSQL the indexes are built inside the migration's transaction, not CONCURRENTLY: writes
+to steps wait while they build (seconds per million steps); upgrade while the queue is quiet.
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-04 18:30:00.000000
