@@ -87,8 +87,8 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--queues", "-q", help="Comma-separated queues.")
         ] = "default",
         concurrency: Annotated[
-            int, typer.Option("--concurrency", "-c", min=1, help="Steps at once.")
-        ] = 4,
+            int | None, typer.Option("--concurrency", "-c", min=1, help="Steps at once (4).")
+        ] = None,
         lease_seconds: Annotated[
             float,
             typer.Option(
@@ -124,13 +124,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run steps from the database until SIGTERM (then finish or release them and exit 0)."""
         bounds = _bounds(autoscale)
+        if bounds is not None and concurrency is not None:
+            raise typer.BadParameter(
+                "give either --concurrency (fixed slots) or --autoscale MIN,MAX, not both",
+                param_hint="--autoscale",
+            )
         cli = state(ctx)
         tracing.configure("worker")
         stop_metrics = _serve_metrics(metrics_port, metrics_host, cli.db)
         signing.check_instance_key(cli.db, instance_key(cli.settings))
         options = WorkerOptions(
             queues=[q.strip() for q in queues.split(",") if q.strip()],
-            concurrency=concurrency,
+            concurrency=concurrency or 4,
             autoscale=bounds,
             lease_seconds=lease_seconds,
             shutdown_grace=shutdown_grace,

@@ -64,6 +64,12 @@ class WorkerOptions:
     autoscale: tuple[int, int] | None = None
     scale_down_seconds: float = 5.0
 
+    def __post_init__(self) -> None:
+        if self.autoscale is not None and not 1 <= self.autoscale[0] <= self.autoscale[1]:
+            raise ValueError(f"autoscale needs 1 <= MIN <= MAX, not {self.autoscale}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency needs to be 1 or more, not {self.concurrency}")
+
 
 #: The longest an idle worker waits between claims while a queue's limit holds back work it
 #: sees ready (a rate's next token, a concurrency slot another worker frees).
@@ -83,6 +89,9 @@ class _InFlight:
     future: Future[None] | None = None
     #: How long the step ran (seconds), once it has.
     seconds: float = 0.0
+    #: Being handed back by a stopping worker: what the step reports now (its cancellation)
+    #: is not recorded; the lease goes back to the queue instead.
+    releasing: bool = False
 
 
 class Worker:
@@ -120,6 +129,7 @@ class Worker:
         #: The step slots in use now: fixed, or moved between the autoscale bounds.
         self._slots = scale[0] if scale else self.options.concurrency
         self._saturated_at = time.monotonic()
+        self._looked_at = 0.0  # when autoscaling last looked for work no slot could take
         self._recorder = Recorder(
             db,
             self.clock,
@@ -198,7 +208,7 @@ class Worker:
                 continue
             for step in claimed:
                 self._start(pool, step)
-            self._scale(filled=bool(claimed) and len(claimed) == free)
+            self._scale(full=free <= 0 or len(claimed) == free)
             idle = not claimed and not busy_before
             if claimed and len(claimed) == free:
                 continue  # there may be more: claim again at once when a slot frees
@@ -211,25 +221,37 @@ class Worker:
             # claimable without a notification (a token refills, a slot frees): keep looking,
             # but at most every HELD_BACK_WAIT, not at the poll interval.
             if idle and ready:
-                wait = min(max(wait, self.options.poll_seconds) * 2, HELD_BACK_WAIT)
+                held_back = min(max(wait, self.options.poll_seconds) * 2, HELD_BACK_WAIT)
+                wait = max(self.options.poll_seconds, held_back)
             else:
                 wait = self._next_wait(wait, idle)
 
-    def _scale(self, *, filled: bool) -> None:
-        """Autoscaling: grow by half (one at least) when a claim filled every free slot (more
-        may be ready), up to MAX; give one slot back after each ``scale_down_seconds`` in which
-        the slots were never all busy, down to MIN. Shrinking only claims less: a running step
-        keeps its slot, its thread and its lease until it ends."""
+    def _waiting(self) -> bool:
+        """A read-only look for ready work; False when the look itself fails (logged)."""
+        try:
+            return bool(self._retrying(self._probe, "poll"))
+        except Exception:  # the loop must not die of it: grow at a later look
+            log.exception("looking for waiting work failed")
+            return False
+
+    def _scale(self, *, full: bool) -> None:
+        """Autoscaling: while every slot is taken (``full``) and a read-only look finds more
+        work ready, grow by half (one at least), up to MAX, looking at most every
+        HELD_BACK_WAIT; give one slot back after each ``scale_down_seconds`` in which the slots
+        were never all busy, down to MIN. Shrinking only claims less: a running step keeps its
+        slot, its thread and its lease until it ends."""
         bounds = self.options.autoscale
         if bounds is None:
             return
         low, high = bounds
         now = time.monotonic()
         before = self._slots
-        if filled or len(self._inflight) >= self._slots:
+        if full or len(self._inflight) >= self._slots:
             self._saturated_at = now
-            if filled and self._slots < high:
-                self._slots = min(high, self._slots + max(1, self._slots // 2))
+            if self._slots < high and now - self._looked_at >= HELD_BACK_WAIT:
+                self._looked_at = now
+                if self._waiting():  # work is ready that no slot can take
+                    self._slots = min(high, self._slots + max(1, self._slots // 2))
         elif self._slots > low and now - self._saturated_at > self.options.scale_down_seconds:
             self._slots -= 1
             self._saturated_at = now
@@ -326,10 +348,11 @@ class Worker:
                     span.set({"awe.error.category": outcome.failure.category})
                     span.fail(outcome.failure.category)  # never the message: it may quote a secret
             entry.seconds = time.monotonic() - started
-            self._results.put((step, outcome))
-            recorded = True
+            if not entry.releasing:
+                self._results.put((step, outcome))
+                recorded = True
         finally:
-            if not recorded:  # the thread itself is dying; the lease will expire
+            if not recorded:  # released, or the thread itself is dying (the lease will expire)
                 self._forget(step)
 
     def _outcome(self, entry: _InFlight) -> Outcome:
@@ -516,6 +539,7 @@ class Worker:
         with self._lock:
             leftover = list(self._inflight.values())
         for entry in leftover:
+            entry.releasing = True  # before stopping it: its cancellation is no failure
             if entry.ctx is not None:
                 entry.ctx.cancel_event.set()
             step = entry.claimed
