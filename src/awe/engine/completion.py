@@ -3,7 +3,8 @@
 The worker's reporter hands over every success of its batch at once (their runs, with the
 ancestors, already locked in id order by :func:`awe.engine.transitions.lock_family`):
 
-1. one read checks the leases (token and state) and locks the steps;
+1. one read checks the leases (token and state); it takes no row lock, since every writer that
+   changes a running step's state or token holds its run's lock first;
 2. two reads, over the runs' *open* steps only (index ``ix_steps_run_status``), find the runs
    this batch may change beyond its own steps: a pending step all of whose needs are now closed
    (it must be readied, which may render templates), and runs with nothing left open (they end);

@@ -217,14 +217,7 @@ class Worker:
             if self._wake.wait(wait):
                 idle = False  # told that work is ready: claim without probing
             self._wake.clear()
-            # Ready work this worker could not claim (a queue's limit held it back) becomes
-            # claimable without a notification (a token refills, a slot frees): keep looking,
-            # but at most every HELD_BACK_WAIT, not at the poll interval.
-            if idle and ready:
-                held_back = min(max(wait, self.options.poll_seconds) * 2, HELD_BACK_WAIT)
-                wait = max(self.options.poll_seconds, held_back)
-            else:
-                wait = self._next_wait(wait, idle)
+            wait = self._next_wait(wait, idle, held_back=idle and ready)
 
     def _waiting(self) -> bool:
         """A read-only look for ready work; False when the look itself fails (logged)."""
@@ -259,15 +252,21 @@ class Worker:
             metrics.WORKER_SLOTS.labels("free").inc(self._slots - before)
             log.info("worker slots changed", slots=self._slots, was=before)
 
-    def _next_wait(self, wait: float, idle: bool) -> float:
+    def _next_wait(self, wait: float, idle: bool, *, held_back: bool = False) -> float:
         """How long to wait for work next: the poll interval, doubled on every idle round up
         to MAX_IDLE_WAIT while a LISTEN connection is in place to wake this worker the moment
         work is queued (PostgreSQL). Without one (SQLite, or the listener reconnecting) other
-        processes' work is found only by polling, so the interval stays short."""
+        processes' work is found only by polling, so the interval stays short. ``held_back``:
+        the probe saw ready work a queue's limit kept this worker from claiming; it becomes
+        claimable without a notification (a token refills, a slot frees), so the wait grows
+        to HELD_BACK_WAIT only."""
+        poll = self.options.poll_seconds
+        if held_back:
+            return max(poll, min(wait * 2, HELD_BACK_WAIT))
         listener = self._listener
         if not idle or listener is None or not listener.listening.is_set():
-            return self.options.poll_seconds
-        return max(self.options.poll_seconds, min(wait * 2, MAX_IDLE_WAIT))
+            return poll
+        return max(poll, min(wait * 2, MAX_IDLE_WAIT))
 
     def _probe(self) -> bool:
         with self.db.read() as conn:
